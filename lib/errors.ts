@@ -1,0 +1,115 @@
+/**
+ * Every error slabpool throws carries a stable `code`. Messages that reject an argument are built
+ * by one function so they all read the same way:
+ * `Expected positive integer for numBlocks but received -1 of type number`.
+ */
+
+export type SlabpoolErrorCode =
+  | 'ERR_SLABPOOL_INVALID_ARG'
+  | 'ERR_SLABPOOL_OUT_OF_MEMORY'
+  | 'ERR_SLABPOOL_DOUBLE_RETURN'
+  | 'ERR_SLABPOOL_FOREIGN_BLOCK'
+  | 'ERR_SLABPOOL_DESTROYED'
+  | 'ERR_SLABPOOL_NATIVE_UNAVAILABLE'
+  | 'ERR_SLABPOOL_CHECK_FAILED';
+
+export interface SlabpoolError extends Error {
+  readonly code: SlabpoolErrorCode;
+}
+
+type ErrorClass = TypeErrorConstructor | RangeErrorConstructor | ErrorConstructor;
+
+function withCode<E extends ErrorClass>(Kind: E, code: SlabpoolErrorCode, message: string): SlabpoolError {
+  const err = new Kind(message) as Error & { code: SlabpoolErrorCode };
+  Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: false, configurable: true });
+  return err;
+}
+
+/** A short, readable rendering of any value for an error message. Never throws. */
+export function describe(value: unknown): string {
+  switch (typeof value) {
+    case 'undefined':
+      return 'undefined';
+    case 'number':
+      return `${Object.is(value, -0) ? '-0' : String(value)} of type number`;
+    case 'bigint':
+      return `${value}n of type bigint`;
+    case 'boolean':
+      return `${value} of type boolean`;
+    case 'string': {
+      const text = value.length > 40 ? `${value.slice(0, 37)}...` : value;
+      return `'${text}' of type string`;
+    }
+    case 'symbol':
+      return `${value.toString()} of type symbol`;
+    case 'function':
+      return `function ${value.name || '(anonymous)'}`;
+    default:
+      break;
+  }
+  if (value === null) return 'null';
+  try {
+    if (Array.isArray(value)) return `an array of length ${value.length}`;
+    if (ArrayBuffer.isView(value)) {
+      const name = Object.getPrototypeOf(value)?.constructor?.name ?? 'typed array';
+      const length = (value as unknown as { length?: number }).length;
+      return typeof length === 'number' ? `an instance of ${name} of length ${length}` : `an instance of ${name}`;
+    }
+    const name = Object.getPrototypeOf(value)?.constructor?.name;
+    return name ? `an instance of ${name}` : 'an object with a null prototype';
+  } catch {
+    return 'an object';
+  }
+}
+
+/** Wrong type of argument: TypeError. */
+export function invalidType(name: string, expected: string, actual: unknown): SlabpoolError {
+  return withCode(TypeError, 'ERR_SLABPOOL_INVALID_ARG', `Expected ${expected} for ${name} but received ${describe(actual)}`);
+}
+
+/** Right type, value out of range: RangeError. `detail` explains a value that looks fine on its own. */
+export function invalidRange(name: string, expected: string, actual: unknown, detail?: string): SlabpoolError {
+  const tail = detail ? ` (${detail})` : '';
+  return withCode(RangeError, 'ERR_SLABPOOL_INVALID_ARG', `Expected ${expected} for ${name} but received ${describe(actual)}${tail}`);
+}
+
+export function outOfMemory(what: string, bytes: number): SlabpoolError {
+  return withCode(
+    RangeError,
+    'ERR_SLABPOOL_OUT_OF_MEMORY',
+    `Could not allocate ${bytes} bytes for ${what}: the machine cannot back this request`,
+  );
+}
+
+export function doubleReturn(name: string, index: number): SlabpoolError {
+  return withCode(
+    RangeError,
+    'ERR_SLABPOOL_DOUBLE_RETURN',
+    `Expected a block in use for ${name} but received block ${index}, which is free (returned twice?)`,
+  );
+}
+
+export function foreignBlock(name: string, actual: unknown, detail: string): SlabpoolError {
+  return withCode(
+    TypeError,
+    'ERR_SLABPOOL_FOREIGN_BLOCK',
+    `Expected a block handed out by this pool for ${name} but received ${describe(actual)} (${detail})`,
+  );
+}
+
+export function destroyed(method: string): SlabpoolError {
+  return withCode(TypeError, 'ERR_SLABPOOL_DESTROYED', `Cannot call ${method}(): the pool has been destroyed`);
+}
+
+export function nativeUnavailable(reasons: readonly string[]): SlabpoolError {
+  const list = reasons.map((r) => `\n  - ${r}`).join('');
+  return withCode(
+    Error,
+    'ERR_SLABPOOL_NATIVE_UNAVAILABLE',
+    `Expected a loadable native addon for backend 'native' but none loaded; attempts:${list}`,
+  );
+}
+
+export function checkFailed(invariant: string): SlabpoolError {
+  return withCode(Error, 'ERR_SLABPOOL_CHECK_FAILED', `Pool invariant broken: ${invariant}`);
+}

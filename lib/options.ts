@@ -1,0 +1,88 @@
+/** Which implementation of the allocator core runs a pool. */
+export type Backend = 'native' | 'js';
+
+/**
+ * Options of `new MemoryPool(options)`. This type is the one place where each option is explained;
+ * every option is validated before anything is allocated, and an invalid one throws a `TypeError`
+ * or `RangeError` with code `ERR_SLABPOOL_INVALID_ARG`. Unknown keys are rejected too, so a typo
+ * never silently falls back to a default.
+ */
+export interface PoolOptions {
+  /**
+   * Elements per block: a positive integer, or a shape such as `[10, 10]` whose product is the
+   * block length. Every block is a `Float64Array` of exactly that many elements.
+   */
+  readonly blockSize: number | readonly number[];
+
+  /**
+   * Blocks in the first slab (the initial capacity), and in every slab added by `grow`.
+   * An integer >= 1.
+   */
+  readonly numBlocks: number;
+
+  /**
+   * Byte alignment of every block: a power of two from 8 to 4096. Blocks are laid out with a
+   * stride of the block's bytes rounded up to this alignment, so padding costs
+   * `stride - blockLength * 8` bytes per block. The native backend aligns absolute addresses; the
+   * JavaScript fallback can only align offsets within its ArrayBuffers (see `stats().alignmentScope`).
+   * @default 64
+   */
+  readonly alignment?: number;
+
+  /**
+   * When the pool is exhausted, add a slab of `numBlocks` blocks instead of returning `null`.
+   * Growth costs one slab allocation; `trim()` gives empty slabs back.
+   * @default false
+   */
+  readonly grow?: boolean;
+
+  /**
+   * Hard cap on the total capacity in blocks when `grow` is on. Past it, `getBlock` and `getRun`
+   * return `null` and count a failure. The last slab is made smaller if needed so that capacity
+   * reaches exactly `maxBlocks`. An integer from `numBlocks` to 2^30.
+   * @default numBlocks when grow is false, 2^30 when grow is true
+   */
+  readonly maxBlocks?: number;
+
+  /**
+   * Coalesce automatically when a `returnBlock` leaves fragmentation above this percentage
+   * (0 to 100; 100 turns it off). Coalescing never moves a live block, so while the pool stays
+   * fragmented every return pays for one coalesce (one crossing into C++ on the native backend).
+   * @default 20
+   */
+  readonly autoCoalesceThreshold?: number;
+
+  /**
+   * `'nan'` fills every returned block with NaN, so code that keeps using a block after returning
+   * it reads NaN instead of plausible numbers. Costs one fill per return.
+   * @default 'none'
+   */
+  readonly poison?: 'none' | 'nan';
+
+  /**
+   * `'auto'` uses the native addon when it loads and the JavaScript fallback otherwise
+   * (`backendInfo()` says which and why). `'native'` throws `ERR_SLABPOOL_NATIVE_UNAVAILABLE`,
+   * listing every load attempt, when the addon does not load. The `SLABPOOL_BACKEND` environment
+   * variable (`js` or `native`) overrides `'auto'`.
+   * @default 'auto'
+   */
+  readonly backend?: 'auto' | Backend;
+}
+
+/** Options after validation, with every default filled in and every size derived. */
+export interface PoolConfig {
+  readonly blockShape: readonly number[];
+  readonly blockLength: number;
+  /** blockLength * 8 */
+  readonly blockBytes: number;
+  /** blockBytes rounded up to alignment */
+  readonly stride: number;
+  readonly alignment: number;
+  /** blocks per slab (the numBlocks option) */
+  readonly slabBlocks: number;
+  readonly grow: boolean;
+  readonly maxBlocks: number;
+  readonly autoCoalesceThreshold: number;
+  readonly poison: 'none' | 'nan';
+  readonly backend: 'auto' | Backend;
+}

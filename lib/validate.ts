@@ -1,0 +1,132 @@
+import { invalidRange, invalidType } from './errors.js';
+import type { PoolConfig, PoolOptions } from './options.js';
+
+/** One slab is one ArrayBuffer; Node 20 caps Buffers at 4 GiB and we use the same cap everywhere. */
+export const MAX_SLAB_BYTES = 2 ** 32;
+/** Block indices are int32 in the magazine and in C++, with room for one slab past the cap. */
+export const MAX_BLOCKS = 2 ** 30;
+export const MIN_ALIGNMENT = 8;
+export const MAX_ALIGNMENT = 4096;
+export const DEFAULT_ALIGNMENT = 64;
+export const DEFAULT_AUTO_COALESCE_THRESHOLD = 20;
+
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
+  'blockSize',
+  'numBlocks',
+  'alignment',
+  'grow',
+  'maxBlocks',
+  'autoCoalesceThreshold',
+  'poison',
+  'backend',
+]);
+
+/** An integer in [min, max]; TypeError for a non-number, RangeError for a number outside. */
+export function requireInteger(name: string, value: unknown, min: number, max: number, detail?: string): number {
+  if (typeof value !== 'number') throw invalidType(name, `integer from ${min} to ${max}`, value);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidRange(name, `integer from ${min} to ${max}`, value, detail);
+  }
+  return value;
+}
+
+function requireBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalidType(name, 'boolean', value);
+  return value;
+}
+
+function requireChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  const expected = `one of ${choices.map((c) => `'${c}'`).join(', ')}`;
+  if (typeof value !== 'string') throw invalidType(name, expected, value);
+  if (!(choices as readonly string[]).includes(value)) throw invalidRange(name, expected, value);
+  return value as T;
+}
+
+function blockShapeOf(value: unknown): number[] {
+  const maxLength = MAX_SLAB_BYTES / Float64Array.BYTES_PER_ELEMENT;
+  if (typeof value === 'number') return [requireInteger('blockSize', value, 1, maxLength)];
+  if (!Array.isArray(value)) throw invalidType('blockSize', 'positive integer or array of positive integers', value);
+  if (value.length === 0) throw invalidRange('blockSize', 'non-empty array of positive integers', value);
+  const shape: number[] = [];
+  let length = 1;
+  for (let i = 0; i < value.length; i++) {
+    const dim = requireInteger(`blockSize[${i}]`, value[i] as unknown, 1, maxLength);
+    length *= dim;
+    // Checked at every step, so a product past 2^53 can never round back into range.
+    if (length > maxLength) {
+      throw invalidRange('blockSize', `shape whose product is at most ${maxLength} elements`, value, `product exceeds ${maxLength}`);
+    }
+    shape.push(dim);
+  }
+  return shape;
+}
+
+export function validateOptions(options: unknown): PoolConfig {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidType('options', 'object with blockSize and numBlocks', options);
+  }
+  const opts = options as Record<string, unknown>;
+  for (const key of Object.keys(opts)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw invalidType(`options.${key}`, `no such option (known: ${[...KNOWN_OPTIONS].join(', ')})`, opts[key]);
+    }
+  }
+  const o = opts as Partial<Record<keyof PoolOptions, unknown>>;
+
+  const blockShape = blockShapeOf(o.blockSize);
+  const blockLength = blockShape.reduce((a, b) => a * b, 1);
+  const blockBytes = blockLength * Float64Array.BYTES_PER_ELEMENT;
+
+  let alignment = DEFAULT_ALIGNMENT;
+  if (o.alignment !== undefined) {
+    alignment = requireInteger('alignment', o.alignment, MIN_ALIGNMENT, MAX_ALIGNMENT);
+    if ((alignment & (alignment - 1)) !== 0) {
+      throw invalidRange('alignment', `power of two from ${MIN_ALIGNMENT} to ${MAX_ALIGNMENT}`, alignment);
+    }
+  }
+  const stride = Math.ceil(blockBytes / alignment) * alignment;
+
+  const slabBlocks = requireInteger('numBlocks', o.numBlocks, 1, MAX_BLOCKS);
+  if (slabBlocks * stride > MAX_SLAB_BYTES) {
+    throw invalidRange(
+      'numBlocks',
+      `integer from 1 to ${Math.floor(MAX_SLAB_BYTES / stride)}`,
+      slabBlocks,
+      `a slab of ${slabBlocks} blocks of ${stride} bytes would exceed the ${MAX_SLAB_BYTES}-byte limit of one slab`,
+    );
+  }
+
+  const grow = o.grow === undefined ? false : requireBoolean('grow', o.grow);
+  let maxBlocks = grow ? MAX_BLOCKS : slabBlocks;
+  if (o.maxBlocks !== undefined) {
+    maxBlocks = requireInteger('maxBlocks', o.maxBlocks, slabBlocks, MAX_BLOCKS);
+    if (!grow && maxBlocks !== slabBlocks) {
+      throw invalidRange('maxBlocks', `numBlocks (${slabBlocks}) when grow is false`, maxBlocks, 'set grow: true to let the pool grow');
+    }
+  }
+
+  let autoCoalesceThreshold = DEFAULT_AUTO_COALESCE_THRESHOLD;
+  if (o.autoCoalesceThreshold !== undefined) {
+    const t = o.autoCoalesceThreshold;
+    if (typeof t !== 'number') throw invalidType('autoCoalesceThreshold', 'number from 0 to 100', t);
+    if (!(t >= 0 && t <= 100)) throw invalidRange('autoCoalesceThreshold', 'number from 0 to 100', t);
+    autoCoalesceThreshold = t;
+  }
+
+  const poison = o.poison === undefined ? 'none' : requireChoice('poison', o.poison, ['none', 'nan'] as const);
+  const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const);
+
+  return {
+    blockShape,
+    blockLength,
+    blockBytes,
+    stride,
+    alignment,
+    slabBlocks,
+    grow,
+    maxBlocks,
+    autoCoalesceThreshold,
+    poison,
+    backend,
+  };
+}

@@ -1,0 +1,77 @@
+import { expect } from 'vitest';
+import { MemoryPool, backendInfo, type Backend, type PoolOptions, type PoolStats } from '../lib/index.js';
+
+/**
+ * The backends every suite runs on. The JavaScript fallback always; the native addon whenever it
+ * loads — and npm test sets SLABPOOL_REQUIRE_NATIVE=1 so that a native build that fails to load
+ * fails the run instead of silently shrinking it.
+ */
+export const BACKENDS: readonly Backend[] = (() => {
+  const list: Backend[] = ['js'];
+  const info = backendInfo();
+  if (info.backend === 'native') list.push('native');
+  else if (process.env.SLABPOOL_REQUIRE_NATIVE === '1') throw new Error(`native backend required but unavailable: ${info.reason}`);
+  return list;
+})();
+
+export function makePool(backend: Backend, options: Omit<PoolOptions, 'backend'>): MemoryPool {
+  return new MemoryPool({ ...options, backend });
+}
+
+export interface ExpectedError {
+  name: 'TypeError' | 'RangeError' | 'Error';
+  code: string;
+  message: RegExp;
+}
+
+/** Asserts fn throws the expected error and that the pool is exactly as before. */
+export function expectRejected(pool: MemoryPool | undefined, fn: () => unknown, expected: ExpectedError): void {
+  const before = pool?.stats();
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown, 'expected the call to throw').toBeInstanceOf(Error);
+  const err = thrown as Error & { code?: string };
+  expect({ name: err.name, code: err.code }).toEqual({ name: expected.name, code: expected.code });
+  expect(err.message).toMatch(expected.message);
+  if (pool) {
+    pool.check();
+    expect(pool.stats()).toEqual(before);
+  }
+}
+
+/** Deterministic PRNG (mulberry32) so every random test prints a seed that reproduces it. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Largest run of consecutive indices in `free` that stays inside one slab of slabBlocks. */
+export function largestRun(free: Iterable<number>, slabBlocks: number): number {
+  const sorted = [...free].sort((a, b) => a - b);
+  let best = 0;
+  let run = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    const cur = sorted[i]!;
+    const prev = sorted[i - 1];
+    const contiguous = prev !== undefined && cur === prev + 1 && Math.floor(cur / slabBlocks) === Math.floor(prev / slabBlocks);
+    run = contiguous ? run + 1 : 1;
+    best = Math.max(best, run);
+  }
+  return best;
+}
+
+export function fragmentationOf(largest: number, free: number): number {
+  return free === 0 ? 0 : 100 * (1 - largest / free);
+}
+
+export type { PoolStats };
