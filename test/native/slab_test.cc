@@ -1,0 +1,281 @@
+// Unit test of native/slab.cc alone, without Node: scenarios, then a random walk checked against
+// a brute-force model after every operation. Built and run by test/native-core.test.ts (npm test);
+// the hardening work runs the same program under sanitizers and valgrind.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../../native/slab.h"
+
+using slabpool::Allocator;
+
+static int checks = 0;
+static int failures = 0;
+
+#define EXPECT(cond)                                                      \
+  do {                                                                    \
+    checks++;                                                             \
+    if (!(cond)) {                                                        \
+      failures++;                                                         \
+      std::fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                     \
+  } while (0)
+
+#define EXPECT_EQ(a, b)                                                                        \
+  do {                                                                                         \
+    checks++;                                                                                  \
+    auto va = (a);                                                                             \
+    auto vb = (b);                                                                             \
+    if (!(va == vb)) {                                                                         \
+      failures++;                                                                              \
+      std::fprintf(stderr, "%s:%d: %s == %s: %lld vs %lld\n", __FILE__, __LINE__, #a, #b,      \
+                   static_cast<long long>(va), static_cast<long long>(vb));                    \
+    }                                                                                          \
+  } while (0)
+
+static std::string check_all(const Allocator& a, const std::vector<uint8_t>& state, const std::vector<int32_t>& cached) {
+  return a.check(state.data(), state.size(), cached.data(), static_cast<uint32_t>(cached.size()));
+}
+
+static void test_construction() {
+  EXPECT(!Allocator(64, 48, 8).valid());      // alignment not a power of two
+  EXPECT(!Allocator(64, 4, 8).valid());       // alignment below 8
+  EXPECT(!Allocator(64, 8192, 8).valid());    // alignment past 4096
+  EXPECT(!Allocator(100, 64, 8).valid());     // stride not a multiple of alignment
+  EXPECT(!Allocator(64, 64, 0).valid());      // no blocks
+  EXPECT(!Allocator(64, 64, (1u << 30) + 1).valid());
+  Allocator huge(SIZE_MAX - 63, 64, 2);       // stride * blocks overflows
+  EXPECT(!huge.valid());
+  Allocator ok(64, 64, 8);
+  EXPECT(ok.valid());
+  EXPECT(ok.add_slab(1, 8) == Allocator::Result::kInvalid);  // slots are filled in order
+  EXPECT(ok.add_slab(0, 9) == Allocator::Result::kInvalid);  // larger than a slab
+  EXPECT(ok.add_slab(0, 0) == Allocator::Result::kInvalid);
+  EXPECT(ok.add_slab(0, 8) == Allocator::Result::kOk);
+  EXPECT(ok.add_slab(0, 8) == Allocator::Result::kInvalid);  // taken
+}
+
+static void test_alignment() {
+  for (size_t alignment : {8, 16, 64, 256, 4096}) {
+    for (uint32_t blocks : {1u, 3u, 1000u, 20000u}) {  // small slabs from posix_memalign, large from mmap
+      size_t stride = (24 + alignment - 1) / alignment * alignment;
+      Allocator a(stride, alignment, blocks);
+      EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(a.slab_base(0)) % alignment, 0u);
+      bool zero = true;
+      for (size_t i = 0; i < stride * blocks; i++) zero = zero && a.slab_base(0)[i] == 0;
+      EXPECT(zero);
+    }
+  }
+}
+
+static void test_blocks_and_runs() {
+  Allocator a(64, 64, 12);
+  EXPECT(a.add_slab(0, 12) == Allocator::Result::kOk);
+  std::vector<uint8_t> state(24, 0);
+  std::vector<int32_t> none;
+  int32_t out[16];
+  EXPECT_EQ(a.acquire(out, 12), 12u);
+  EXPECT_EQ(out[0], 11);  // highest first, so a stack pops the lowest
+  EXPECT_EQ(out[11], 0);
+  std::fill(state.begin(), state.begin() + 12, 1);
+  EXPECT_EQ(a.counters()[slabpool::kFree], 0.0);
+  EXPECT_EQ(a.counters()[slabpool::kLargest], 0.0);
+  for (int32_t i : {2, 3, 5, 6, 7}) {
+    EXPECT(a.release(&i, 1));
+    state[i] = 0;
+  }
+  EXPECT_EQ(a.counters()[slabpool::kLargest], 3.0);
+  EXPECT_EQ(a.acquire_run(4), -1);
+  int32_t four = 4;
+  EXPECT(a.release(&four, 1));  // joins [2,3] and [5,7]
+  state[4] = 0;
+  EXPECT_EQ(a.counters()[slabpool::kLargest], 6.0);
+  EXPECT(check_all(a, state, none).empty());
+  EXPECT(!a.release(&four, 1));  // already free: refused
+  int32_t bad = 99;
+  EXPECT(!a.release(&bad, 1));
+  EXPECT(!a.release_run(-1, 1));
+  EXPECT(!a.release_run(10, 5));  // past the slab
+  EXPECT_EQ(a.acquire_run(6), 2);
+  for (int i = 2; i < 8; i++) state[i] = 1;
+  EXPECT_EQ(a.counters()[slabpool::kLargest], 0.0);
+  EXPECT(check_all(a, state, none).empty());
+  // A cached block fills the gap between two free runs.
+  int32_t r[] = {8, 10, 11};
+  EXPECT(a.release(r, 3));
+  state[8] = state[10] = state[11] = 0;
+  EXPECT_EQ(a.counters()[slabpool::kLargest], 2.0);
+  std::vector<int32_t> cached = {9};
+  state[9] = 0;
+  EXPECT_EQ(a.largest_run_with(cached.data(), 1), 4u);
+  EXPECT(check_all(a, state, cached).empty());
+  EXPECT(!check_all(a, state, none).empty());  // block 9 allocated but neither used nor cached
+}
+
+static void test_slabs() {
+  Allocator a(8, 8, 4);
+  EXPECT(a.add_slab(0, 4) == Allocator::Result::kOk);
+  EXPECT(a.add_slab(1, 4) == Allocator::Result::kOk);
+  EXPECT(a.add_slab(2, 2) == Allocator::Result::kOk);
+  EXPECT_EQ(a.counters()[slabpool::kCapacity], 10.0);
+  EXPECT_EQ(a.counters()[slabpool::kReservedBytes], 80.0);
+  int32_t out[4];
+  EXPECT_EQ(a.acquire(out, 1), 1u);  // block 0
+  EXPECT_EQ(a.acquire_run(4), 4);    // slab 1 whole: runs never cross slabs
+  EXPECT_EQ(a.free_slab(1), 0u);     // not empty
+  EXPECT(a.release_run(4, 4));
+  EXPECT_EQ(a.free_slab(1), 32u);
+  EXPECT_EQ(a.counters()[slabpool::kCapacity], 6.0);
+  EXPECT(!a.has_slab(1));
+  std::vector<uint8_t> state(12, 0);
+  state[0] = 1;
+  std::vector<int32_t> none;
+  EXPECT(check_all(a, state, none).empty());
+  EXPECT(a.add_slab(1, 3) == Allocator::Result::kOk);  // the slot is reused
+  EXPECT(check_all(a, state, none).empty());
+  uint8_t adopted[64] __attribute__((aligned(8)));
+  Allocator b(8, 8, 4);
+  EXPECT(b.add_slab(0, 4, adopted) == Allocator::Result::kOk);
+  EXPECT(b.slab_base(0) == adopted);
+  EXPECT(b.slab_memory(0) == nullptr);
+}
+
+// Random walk against a model: the set of free blocks, blocks held by the "user", and cached ones.
+static void test_random(uint32_t seed) {
+  std::mt19937 gen(seed);
+  auto below = [&](uint32_t n) { return static_cast<uint32_t>(gen() % n); };
+  const uint32_t slab_blocks = 1 + below(70);
+  const size_t alignment = size_t{8} << below(4);
+  Allocator a(alignment * (1 + below(3)), alignment, slab_blocks);
+  const uint32_t max_slots = 4;
+  std::vector<uint32_t> slots(max_slots, 0);
+  std::set<int32_t> free_set;
+  std::vector<std::pair<int32_t, uint32_t>> held;  // start, length
+  std::vector<int32_t> cached;
+  std::vector<uint8_t> state(slab_blocks * max_slots, 0);
+  auto add = [&](uint32_t slot) {
+    uint32_t blocks = 1 + below(slab_blocks);
+    if (a.add_slab(slot, blocks) != Allocator::Result::kOk) return;
+    slots[slot] = blocks;
+    for (uint32_t i = 0; i < blocks; i++) free_set.insert(static_cast<int32_t>(slot * slab_blocks + i));
+  };
+  auto largest = [&](const std::set<int32_t>& s) {
+    uint32_t best = 0, run = 0;
+    int32_t prev = -2;
+    for (int32_t i : s) {
+      const int32_t sb = static_cast<int32_t>(slab_blocks);
+      run = (i == prev + 1 && i / sb == prev / sb) ? run + 1 : 1;
+      best = std::max(best, run);
+      prev = i;
+    }
+    return best;
+  };
+  add(0);
+  for (int step = 0; step < 4000; step++) {
+    switch (below(8)) {
+      case 0:
+      case 1: {  // acquire a batch; some go to the user, the rest to the cache
+        int32_t out[16];
+        uint32_t want = 1 + below(16);
+        uint32_t n = a.acquire(out, want);
+        EXPECT_EQ(n, std::min<uint32_t>(want, static_cast<uint32_t>(free_set.size())));
+        for (uint32_t j = 0; j < n; j++) {
+          EXPECT(j == 0 || out[j] < out[j - 1]);  // strictly descending
+          EXPECT_EQ(static_cast<int32_t>(*free_set.begin()), out[n - 1 - j]);  // lowest first
+          free_set.erase(out[n - 1 - j]);
+          if (below(2)) {
+            held.push_back({out[j], 1});
+            state[out[j]] = 1;
+          } else {
+            cached.push_back(out[j]);
+          }
+        }
+        break;
+      }
+      case 2: {  // release some held or cached blocks
+        if (!held.empty() && below(2)) {
+          size_t i = below(static_cast<uint32_t>(held.size()));
+          auto [start, len] = held[i];
+          EXPECT(len == 1 ? a.release(&start, 1) : a.release_run(start, len));
+          for (uint32_t j = 0; j < len; j++) {
+            state[start + j] = 0;
+            free_set.insert(start + static_cast<int32_t>(j));
+          }
+          held.erase(held.begin() + static_cast<long>(i));
+        } else if (!cached.empty()) {
+          uint32_t n = 1 + below(static_cast<uint32_t>(cached.size()));
+          EXPECT(a.release(cached.data(), n));
+          for (uint32_t j = 0; j < n; j++) free_set.insert(cached[j]);
+          cached.erase(cached.begin(), cached.begin() + n);
+        }
+        break;
+      }
+      case 3: {  // a run
+        uint32_t k = 1 + below(std::min<uint32_t>(slab_blocks, 12));
+        int64_t start = a.acquire_run(k);
+        uint32_t l = largest(free_set);
+        EXPECT_EQ(start >= 0, l >= k);
+        if (start >= 0) {
+          for (uint32_t j = 0; j < k; j++) {
+            EXPECT(free_set.erase(static_cast<int32_t>(start + j)) == 1);
+            state[start + j] = 1;
+          }
+          EXPECT_EQ(start / slab_blocks, (start + k - 1) / slab_blocks);
+          held.push_back({static_cast<int32_t>(start), k});
+        }
+        break;
+      }
+      case 4:
+        a.coalesce();
+        break;
+      case 5: {  // grow or trim
+        uint32_t slot = 1 + below(max_slots - 1);
+        if (slots[slot] == 0) {
+          add(slot);
+        } else {
+          bool empty = true;
+          for (uint32_t i = 0; i < slots[slot]; i++) empty = empty && free_set.count(static_cast<int32_t>(slot * slab_blocks + i));
+          size_t bytes = a.free_slab(slot);
+          EXPECT_EQ(bytes != 0, empty);
+          if (empty) {
+            for (uint32_t i = 0; i < slots[slot]; i++) free_set.erase(static_cast<int32_t>(slot * slab_blocks + i));
+            slots[slot] = 0;
+          }
+        }
+        break;
+      }
+      default: {  // the exact largest run, counting the cache as free
+        std::set<int32_t> with(free_set);
+        with.insert(cached.begin(), cached.end());
+        EXPECT_EQ(a.largest_run_with(cached.data(), static_cast<uint32_t>(cached.size())), largest(with));
+        break;
+      }
+    }
+    std::string problem = check_all(a, state, cached);
+    if (!problem.empty()) {
+      failures++;
+      std::fprintf(stderr, "seed %u step %d: %s\n", seed, step, problem.c_str());
+      return;
+    }
+    checks++;
+    EXPECT_EQ(a.counters()[slabpool::kFree], static_cast<double>(free_set.size()));
+    EXPECT_EQ(a.counters()[slabpool::kLargest], static_cast<double>(largest(free_set)));
+  }
+}
+
+int main(int argc, char** argv) {
+  uint32_t seeds = argc > 1 ? static_cast<uint32_t>(std::strtoul(argv[1], nullptr, 10)) : 40;
+  test_construction();
+  test_alignment();
+  test_blocks_and_runs();
+  test_slabs();
+  for (uint32_t seed = 1; seed <= seeds; seed++) test_random(seed);
+  std::printf("%d passed, %d failed\n", checks - failures, failures);
+  return failures == 0 ? 0 : 1;
+}
