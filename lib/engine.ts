@@ -13,6 +13,8 @@ export interface Engine {
   readonly kind: Backend;
   /** 'address': every block's absolute address is aligned; 'buffer': only offsets within its ArrayBuffer. */
   readonly alignmentScope: 'address' | 'buffer';
+  /** 'external': slabs from the engine's own aligned allocation; 'v8': ArrayBuffers V8 allocated. */
+  readonly memory: 'external' | 'v8';
   /** Live figures, readable without a call; indexed by the ES_* constants below. */
   readonly state: Float64Array;
 
@@ -25,6 +27,8 @@ export interface Engine {
   slabBuffer(slot: number): ArrayBuffer;
   /** Byte offset of the slot's block 0 within slabBuffer(slot). */
   slabBase(slot: number): number;
+  /** Absolute address of the slot's block 0, or null where it cannot be known (JavaScript). */
+  slabAddress(slot: number): bigint | null;
 
   /** Takes up to `max` free blocks, lowest index first; writes them to out[0..n) highest first. */
   acquire(out: Int32Array, max: number): number;

@@ -50,6 +50,7 @@ function detach(buffer: ArrayBuffer): void {
 export class JsEngine implements Engine {
   readonly kind = 'js' as const;
   readonly alignmentScope = 'buffer' as const;
+  readonly memory = 'v8' as const;
   readonly state = new Float64Array(ES_LENGTH);
 
   readonly #stride: number;
@@ -119,6 +120,11 @@ export class JsEngine implements Engine {
   slabBase(slot: number): number {
     this.#requireSlot(slot, true);
     return 0;
+  }
+
+  slabAddress(slot: number): null {
+    this.#requireSlot(slot, true);
+    return null;
   }
 
   destroy(): void {

@@ -1,13 +1,16 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { invalidRange, nativeUnavailable } from './errors.js';
 import type { EngineFactory } from './engine.js';
 import { createJsEngine } from './fallback.js';
+import { isNativeAddon, nativeEngineFactory } from './native.js';
 import type { Backend } from './options.js';
 
 /** One place the loader looked for the native addon, and why it did not load from there. */
 export interface LoadAttempt {
   readonly path: string;
-  readonly error: string;
+  /** null for the attempt that loaded. */
+  readonly error: string | null;
 }
 
 /** Which backend `backend: 'auto'` uses in this process, and why. */
@@ -34,22 +37,41 @@ function candidatePaths(): string[] {
   ];
 }
 
+/** The hash of native/ when the sources are present (they ship in the package), else null. */
+function currentSourceHash(): string | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { sourceHash } = require(path.join(packageRoot, 'scripts', 'source-hash.js')) as { sourceHash(): string };
+    return fs.existsSync(path.join(packageRoot, 'native')) ? sourceHash() : null;
+  } catch {
+    return null;
+  }
+}
+
 let nativeLoad: NativeLoad | undefined;
 
 function loadNative(): NativeLoad {
   if (nativeLoad) return nativeLoad;
   const attempts: LoadAttempt[] = [];
+  const expectedHash = currentSourceHash();
+  let factory: EngineFactory | undefined;
   for (const file of candidatePaths()) {
+    let error: string | null = null;
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      require(file);
-      attempts.push({ path: file, error: 'loaded, but this version of slabpool has no native engine for it' });
+      const addon: unknown = require(file);
+      if (!isNativeAddon(addon)) error = 'not a slabpool addon';
+      else if (expectedHash !== null && addon.sourceHash !== expectedHash) {
+        error = `stale: built from native sources ${addon.sourceHash}, but native/ is ${expectedHash}`;
+      } else factory = nativeEngineFactory(addon);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      attempts.push({ path: file, error: e.code === 'MODULE_NOT_FOUND' ? 'not found' : String(e.message).split('\n')[0]! });
+      error = e.code === 'MODULE_NOT_FOUND' ? 'not found' : String(e.message).split('\n')[0]!;
     }
+    attempts.push({ path: file, error });
+    if (factory) break;
   }
-  nativeLoad = { factory: undefined, attempts };
+  nativeLoad = { factory, attempts };
   return nativeLoad;
 }
 
@@ -60,13 +82,16 @@ function environmentChoice(): 'auto' | Backend {
   throw invalidRange('the SLABPOOL_BACKEND environment variable', "'js', 'native' or 'auto'", value);
 }
 
+function describeAttempts(attempts: readonly LoadAttempt[]): string[] {
+  return attempts.map((a) => `${a.path}: ${a.error ?? 'loaded'}`);
+}
+
 export function backendInfo(): BackendInfo {
   const choice = environmentChoice();
   const { factory, attempts } = loadNative();
   if (choice === 'js') return { backend: 'js', reason: 'SLABPOOL_BACKEND=js selects the JavaScript fallback', attempts };
   if (factory) return { backend: 'native', reason: `the native addon loaded from ${attempts.at(-1)!.path}`, attempts };
-  const why = attempts.map((a) => `${a.path}: ${a.error}`).join('; ');
-  return { backend: 'js', reason: `no native addon loaded (${why})`, attempts };
+  return { backend: 'js', reason: `no native addon loaded (${describeAttempts(attempts).join('; ')})`, attempts };
 }
 
 /** The engine factory for a pool's `backend` option. */
@@ -75,6 +100,6 @@ export function engineFactory(requested: 'auto' | Backend): EngineFactory {
   if (choice === 'js') return createJsEngine;
   const { factory, attempts } = loadNative();
   if (factory) return factory;
-  if (choice === 'native') throw nativeUnavailable(attempts.map((a) => `${a.path}: ${a.error}`));
+  if (choice === 'native') throw nativeUnavailable(describeAttempts(attempts));
   return createJsEngine;
 }

@@ -250,6 +250,19 @@ export class MemoryPool implements Disposable {
     return -1;
   }
 
+  /**
+   * The absolute address of a block or run this pool created, for handing to native code; null on
+   * the JavaScript fallback, which cannot know it. Valid while the block is held.
+   */
+  addressOf(block: Float64Array): bigint | null {
+    this.#live('addressOf');
+    const idx = this.indexOf(block);
+    if (idx < 0) throw foreignBlock('block', block, 'it was not created by this pool');
+    const slot = Math.floor(idx / this.#cfg.slabBlocks);
+    const base = this.#engine.slabAddress(slot);
+    return base === null ? null : base + BigInt(block.byteOffset - this.#slotBases[slot]!);
+  }
+
   // ---- maintenance ---------------------------------------------------------------------------
 
   /**
@@ -338,6 +351,7 @@ export class MemoryPool implements Disposable {
       backend: this.#engine.kind,
       alignmentScope: this.#engine.alignmentScope,
       alignment: cfg.alignment,
+      memory: this.#engine.memory,
       blockLength: cfg.blockLength,
       blockBytes: cfg.blockBytes,
       stride: cfg.stride,

@@ -9,6 +9,8 @@ export interface PoolStats {
   /** 'address': absolute addresses are aligned (native). 'buffer': only offsets within each slab's ArrayBuffer (fallback). */
   readonly alignmentScope: 'address' | 'buffer';
   readonly alignment: number;
+  /** 'external': slabs allocated by the native engine at the alignment; 'v8': ArrayBuffers allocated by V8 (the fallback, or a runtime that refuses external buffers). */
+  readonly memory: 'external' | 'v8';
   /** Elements per block. */
   readonly blockLength: number;
   /** blockLength * 8 */

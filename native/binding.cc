@@ -1,0 +1,354 @@
+// The N-API surface of slabpool, and nothing else: an Engine object implementing the contract of
+// lib/engine.ts over slabpool::Allocator (slab.cc). Arguments are checked here again even though
+// lib/ validated them: a native method must never trust its caller.
+//
+// Memory reaches JavaScript as one ArrayBuffer per slab, created when the slab is added and kept
+// by a strong reference until the slab is trimmed or the pool destroyed; views are made in JS.
+// Lifetimes:
+//   - external ArrayBuffer (the normal case): it holds a reference to the slab memory, released
+//     by its finalizer (a later setImmediate, after GC or detach). The allocator holds another.
+//     Memory is freed with the last one, so blocks survive a garbage-collected pool.
+//   - trim()/destroy() detach the slab's ArrayBuffer before dropping it: every view on it has
+//     length 0 from then on, so no JS code can reach the memory once it is freed.
+//   - where external ArrayBuffers are refused (V8 sandbox), slabs live in V8-owned ArrayBuffers
+//     over-allocated by the alignment and offset to it; V8 frees them.
+#include <napi.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "slab.h"
+
+#ifndef SLABPOOL_SOURCE_HASH
+#define SLABPOOL_SOURCE_HASH "unknown"
+#endif
+
+namespace {
+
+using slabpool::Allocator;
+
+void FinalizeSlab(napi_env /*env*/, void* /*data*/, void* hint) {
+  slabpool::slab_memory_release(static_cast<slabpool::SlabMemory*>(hint));
+}
+
+Napi::Error InternalError(Napi::Env env, const std::string& what) {
+  Napi::Error err = Napi::Error::New(env, "slabpool native: " + what);
+  err.Set("code", Napi::String::New(env, "ERR_SLABPOOL_INTERNAL"));
+  return err;
+}
+
+class Engine : public Napi::ObjectWrap<Engine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "NativeEngine",
+        {
+            InstanceValue("kind", Napi::String::New(env, "native"), napi_enumerable),
+            InstanceValue("alignmentScope", Napi::String::New(env, "address"), napi_enumerable),
+            InstanceAccessor<&Engine::Memory>("memory", napi_enumerable),
+            InstanceMethod<&Engine::AddSlab>("addSlab"),
+            InstanceMethod<&Engine::FreeSlab>("freeSlab"),
+            InstanceMethod<&Engine::SlabFree>("slabFree"),
+            InstanceMethod<&Engine::SlabBuffer>("slabBuffer"),
+            InstanceMethod<&Engine::SlabBase>("slabBase"),
+            InstanceMethod<&Engine::SlabAddress>("slabAddress"),
+            InstanceMethod<&Engine::Acquire>("acquire"),
+            InstanceMethod<&Engine::Release>("release"),
+            InstanceMethod<&Engine::AcquireRun>("acquireRun"),
+            InstanceMethod<&Engine::ReleaseRun>("releaseRun"),
+            InstanceMethod<&Engine::LargestRunWith>("largestRunWith"),
+            InstanceMethod<&Engine::Coalesce>("coalesce"),
+            InstanceMethod<&Engine::Check>("check"),
+            InstanceMethod<&Engine::Destroy>("destroy"),
+        });
+  }
+
+  // new NativeEngine(blockBytes, stride, alignment, slabBlocks, v8Memory)
+  explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
+    Napi::Env env = info.Env();
+    uint32_t block_bytes, stride, alignment, slab_blocks;
+    if (!Uint32Arg(info, 0, &block_bytes) || !Uint32Arg(info, 1, &stride) || !Uint32Arg(info, 2, &alignment) ||
+        !Uint32Arg(info, 3, &slab_blocks)) {
+      return;
+    }
+    if (block_bytes == 0 || block_bytes > stride) {
+      InternalError(env, "block bytes must be between 1 and the stride").ThrowAsJavaScriptException();
+      return;
+    }
+    v8_memory_ = info.Length() > 4 && info[4].ToBoolean().Value();
+    alignment_ = alignment;
+    stride_ = stride;
+    allocator_ = std::make_unique<Allocator>(stride, alignment, slab_blocks);
+    if (!allocator_->valid()) {
+      InternalError(env, "invalid pool geometry").ThrowAsJavaScriptException();
+      return;
+    }
+    // The figures live in a V8-owned buffer that JS reads without a call; synced after every change.
+    Napi::Float64Array state = Napi::Float64Array::New(env, slabpool::kCounterCount);
+    state_data_ = state.Data();
+    state_ = Napi::Persistent(state);
+    info.This().As<Napi::Object>().DefineProperty(Napi::PropertyDescriptor::Value("state", state, napi_enumerable));
+  }
+
+ private:
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), v8_memory_ ? "v8" : "external");
+  }
+
+  Napi::Value AddSlab(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t slot, blocks;
+    if (!Live(env) || !Uint32Arg(info, 0, &slot) || !Uint32Arg(info, 1, &blocks)) return Napi::Value();
+    if (slot > allocator_->slot_count() || allocator_->has_slab(slot)) return Fail(env, "slot taken or out of order");
+    Napi::Value buffer;
+    uint32_t base = 0;
+    Allocator::Result result = v8_memory_ ? Allocator::Result::kNoMemory : allocator_->add_slab(slot, blocks);
+    if (result == Allocator::Result::kInvalid) return Fail(env, "invalid slab");
+    if (!v8_memory_ && result == Allocator::Result::kOk) {
+      slabpool::SlabMemory* memory = slabpool::slab_memory_retain(allocator_->slab_memory(slot));
+      napi_value ab;
+      napi_status status = napi_create_external_arraybuffer(env, allocator_->slab_base(slot), SlabBytes(blocks),
+                                                            FinalizeSlab, memory, &ab);
+      if (status == napi_ok) {
+        buffer = Napi::Value(env, ab);
+      } else {
+        slabpool::slab_memory_release(memory);
+        allocator_->free_slab(slot);
+        if (status != napi_no_external_buffers_allowed) return Fail(env, "could not create an external ArrayBuffer");
+        v8_memory_ = true;  // this runtime refuses them: from now on, V8-owned slabs
+        if (env.IsExceptionPending()) env.GetAndClearPendingException();
+      }
+    }
+    if (v8_memory_) {
+      void* data = nullptr;
+      napi_value ab;
+      if (napi_create_arraybuffer(env, SlabBytes(blocks) + alignment_, &data, &ab) != napi_ok) {
+        if (env.IsExceptionPending()) env.GetAndClearPendingException();
+        return Napi::Boolean::New(env, false);
+      }
+      base = static_cast<uint32_t>((alignment_ - reinterpret_cast<uintptr_t>(data) % alignment_) % alignment_);
+      result = allocator_->add_slab(slot, blocks, static_cast<uint8_t*>(data) + base);
+      if (result != Allocator::Result::kOk) return Fail(env, "could not adopt a V8 slab");
+      buffer = Napi::Value(env, ab);
+    }
+    if (result == Allocator::Result::kNoMemory) return Napi::Boolean::New(env, false);
+    if (buffers_.size() <= slot) {
+      buffers_.resize(slot + 1);
+      bases_.resize(slot + 1, 0);
+    }
+    buffers_[slot] = Napi::Persistent(buffer.As<Napi::ArrayBuffer>());
+    bases_[slot] = base;
+    Sync();
+    return Napi::Boolean::New(env, true);
+  }
+
+  Napi::Value FreeSlab(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t slot;
+    if (!Live(env) || !SlotArg(info, 0, &slot)) return Napi::Value();
+    if (allocator_->slab_free(slot) != allocator_->slab_blocks(slot)) return Fail(env, "slab is not empty");
+    DropBuffer(slot);
+    size_t bytes = allocator_->free_slab(slot);
+    Sync();
+    return Napi::Number::New(env, static_cast<double>(bytes));
+  }
+
+  Napi::Value SlabFree(const Napi::CallbackInfo& info) {
+    uint32_t slot;
+    if (!Live(info.Env()) || !SlotArg(info, 0, &slot)) return Napi::Value();
+    return Napi::Number::New(info.Env(), allocator_->slab_free(slot));
+  }
+
+  Napi::Value SlabBuffer(const Napi::CallbackInfo& info) {
+    uint32_t slot;
+    if (!Live(info.Env()) || !SlotArg(info, 0, &slot)) return Napi::Value();
+    return buffers_[slot].Value();
+  }
+
+  Napi::Value SlabBase(const Napi::CallbackInfo& info) {
+    uint32_t slot;
+    if (!Live(info.Env()) || !SlotArg(info, 0, &slot)) return Napi::Value();
+    return Napi::Number::New(info.Env(), bases_[slot]);
+  }
+
+  Napi::Value SlabAddress(const Napi::CallbackInfo& info) {
+    uint32_t slot;
+    if (!Live(info.Env()) || !SlotArg(info, 0, &slot)) return Napi::Value();
+    return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(allocator_->slab_base(slot))));
+  }
+
+  Napi::Value Acquire(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int32_t* out;
+    size_t length;
+    uint32_t max;
+    if (!Live(env) || !Int32ArrayArg(info, 0, &out, &length) || !Uint32Arg(info, 1, &max)) return Napi::Value();
+    if (max > length) return Fail(env, "acquire past the end of its output");
+    uint32_t n = allocator_->acquire(out, max);
+    Sync();
+    return Napi::Number::New(env, n);
+  }
+
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int32_t* list;
+    size_t length;
+    uint32_t count;
+    if (!Live(env) || !Int32ArrayArg(info, 0, &list, &length) || !Uint32Arg(info, 1, &count)) return Napi::Value();
+    if (count > length) return Fail(env, "release past the end of its list");
+    bool ok = allocator_->release(list, count);
+    Sync();
+    if (!ok) return Fail(env, "release of a block that is not allocated");
+    return env.Undefined();
+  }
+
+  Napi::Value AcquireRun(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t k;
+    if (!Live(env) || !Uint32Arg(info, 0, &k)) return Napi::Value();
+    int64_t start = allocator_->acquire_run(k);
+    Sync();
+    return Napi::Number::New(env, static_cast<double>(start));
+  }
+
+  Napi::Value ReleaseRun(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t start, k;
+    if (!Live(env) || !Uint32Arg(info, 0, &start) || !Uint32Arg(info, 1, &k)) return Napi::Value();
+    if (!allocator_->release_run(start, k)) return Fail(env, "release of a run that is not allocated");
+    Sync();
+    return env.Undefined();
+  }
+
+  Napi::Value LargestRunWith(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int32_t* cached;
+    size_t length;
+    uint32_t count;
+    if (!Live(env) || !Int32ArrayArg(info, 0, &cached, &length) || !Uint32Arg(info, 1, &count)) return Napi::Value();
+    if (count > length) return Fail(env, "count past the end of the list");
+    return Napi::Number::New(env, allocator_->largest_run_with(cached, count));
+  }
+
+  Napi::Value Coalesce(const Napi::CallbackInfo& info) {
+    if (!Live(info.Env())) return Napi::Value();
+    allocator_->coalesce();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Check(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int32_t* cached;
+    size_t length;
+    uint32_t count;
+    if (!Live(env)) return Napi::Value();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      return Fail(env, "check needs the pool's Uint8Array of block states");
+    }
+    Napi::Uint8Array state = info[0].As<Napi::Uint8Array>();
+    if (!Int32ArrayArg(info, 1, &cached, &length) || !Uint32Arg(info, 2, &count)) return Napi::Value();
+    if (count > length) return Fail(env, "count past the end of the list");
+    std::string problem = allocator_->check(state.Data(), state.ElementLength(), cached, count);
+    if (problem.empty()) {
+      for (size_t slot = 0; slot < allocator_->slot_count() && problem.empty(); slot++) {
+        bool has = allocator_->has_slab(static_cast<uint32_t>(slot));
+        if (has != (slot < buffers_.size() && !buffers_[slot].IsEmpty())) problem = "slab " + std::to_string(slot) + " and its ArrayBuffer disagree";
+      }
+    }
+    if (problem.empty()) return env.Null();
+    return Napi::String::New(env, problem);
+  }
+
+  Napi::Value Destroy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (allocator_ == nullptr) return env.Undefined();
+    for (size_t slot = 0; slot < buffers_.size(); slot++) DropBuffer(static_cast<uint32_t>(slot));
+    allocator_.reset();
+    for (int i = 0; i < slabpool::kCounterCount; i++) state_data_[i] = 0;
+    return env.Undefined();
+  }
+
+  // ---- helpers ----
+
+  size_t SlabBytes(uint32_t blocks) const { return static_cast<size_t>(blocks) * stride_; }
+
+  void DropBuffer(uint32_t slot) {
+    if (slot >= buffers_.size() || buffers_[slot].IsEmpty()) return;
+    Napi::ArrayBuffer ab = buffers_[slot].Value();
+    // Every view on it now has length 0: no JavaScript can reach the memory we are about to free.
+    napi_detach_arraybuffer(Env(), ab);
+    buffers_[slot].Reset();
+  }
+
+  void Sync() {
+    const double* c = allocator_->counters();
+    for (int i = 0; i < slabpool::kCounterCount; i++) state_data_[i] = c[i];
+  }
+
+  bool Live(Napi::Env env) {
+    if (allocator_ != nullptr) return true;
+    InternalError(env, "engine used after destroy").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  Napi::Value Fail(Napi::Env env, const char* what) {
+    InternalError(env, what).ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+
+  static bool Uint32Arg(const Napi::CallbackInfo& info, size_t i, uint32_t* out) {
+    if (i < info.Length() && info[i].IsNumber()) {
+      double d = info[i].As<Napi::Number>().DoubleValue();
+      if (d >= 0 && d <= 4294967295.0 && d == static_cast<double>(static_cast<uint32_t>(d))) {
+        *out = static_cast<uint32_t>(d);
+        return true;
+      }
+    }
+    InternalError(info.Env(), "argument " + std::to_string(i) + " must be an unsigned 32-bit integer").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  bool SlotArg(const Napi::CallbackInfo& info, size_t i, uint32_t* slot) {
+    if (!Uint32Arg(info, i, slot)) return false;
+    if (allocator_->has_slab(*slot) && *slot < buffers_.size() && !buffers_[*slot].IsEmpty()) return true;
+    InternalError(info.Env(), "no slab in slot " + std::to_string(*slot)).ThrowAsJavaScriptException();
+    return false;
+  }
+
+  static bool Int32ArrayArg(const Napi::CallbackInfo& info, size_t i, int32_t** data, size_t* length) {
+    if (i < info.Length() && info[i].IsTypedArray()) {
+      Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
+      if (ta.TypedArrayType() == napi_int32_array) {
+        Napi::Int32Array a = info[i].As<Napi::Int32Array>();
+        *data = a.Data();
+        *length = a.ElementLength();
+        return true;
+      }
+    }
+    InternalError(info.Env(), "argument " + std::to_string(i) + " must be an Int32Array").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  std::unique_ptr<Allocator> allocator_;
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers_;
+  std::vector<uint32_t> bases_;
+  Napi::Reference<Napi::Float64Array> state_;
+  double* state_data_ = nullptr;
+  size_t alignment_ = 8;
+  size_t stride_ = 8;
+  bool v8_memory_ = false;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeEngine", Engine::Define(env));
+  exports.Set("sourceHash", Napi::String::New(env, SLABPOOL_SOURCE_HASH));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(slabpool, Init)

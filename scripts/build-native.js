@@ -1,0 +1,64 @@
+'use strict';
+// Builds the native addon with node-gyp when build/Release has none built from the current
+// native/ sources.
+//   node scripts/build-native.js            for npm test: a failed build fails
+//   node scripts/build-native.js --install  for npm install: first use an addon that loads
+//       (a fresh build or a matching prebuild), else try to build; if that fails too, warn and
+//       succeed, and slabpool runs on its JavaScript fallback. npm_config_build_from_source=true
+//       forces the build.
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { sourceHash } = require('./source-hash.js');
+
+const root = path.resolve(__dirname, '..');
+const install = process.argv.includes('--install');
+const expected = sourceHash();
+
+function loads(file) {
+  try {
+    return require(file).sourceHash === expected;
+  } catch {
+    return false;
+  }
+}
+
+function nodeGyp() {
+  try {
+    return [process.execPath, require.resolve('node-gyp/bin/node-gyp.js')];
+  } catch {
+    // A consumer's install: npm hands its own node-gyp to lifecycle scripts.
+    const bundled = process.env.npm_config_node_gyp;
+    return bundled ? [process.execPath, bundled] : ['node-gyp'];
+  }
+}
+
+function build() {
+  const args = [...nodeGyp(), 'rebuild'];
+  // Use the headers installed beside this node when there are any, so nothing is downloaded.
+  const prefix = path.resolve(process.execPath, '..', '..');
+  if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
+    args.push(`--nodedir=${prefix}`);
+  }
+  const result = spawnSync(args[0], args.slice(1), { cwd: root, stdio: install ? 'pipe' : 'inherit', encoding: 'utf8' });
+  if (result.status === 0 && loads(path.join(root, 'build', 'Release', 'slabpool.node'))) return true;
+  if (install) process.stderr.write(`${result.stdout ?? ''}${result.stderr ?? ''}`.split('\n').slice(-15).join('\n') + '\n');
+  return false;
+}
+
+const forced = process.env.npm_config_build_from_source === 'true';
+const built = path.join(root, 'build', 'Release', 'slabpool.node');
+const prebuilt = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'slabpool.node');
+
+if (!forced && loads(built)) {
+  if (!install) console.log(`slabpool: native addon up to date (${expected})`);
+} else if (install && !forced && loads(prebuilt)) {
+  // The prebuild matches these sources: nothing to build.
+} else if (build()) {
+  console.log(`slabpool: built the native addon (${expected})`);
+} else if (install) {
+  console.warn('slabpool: could not build the native addon; the JavaScript fallback will be used (see backendInfo()).');
+} else {
+  console.error('slabpool: building the native addon failed');
+  process.exit(1);
+}
