@@ -1,13 +1,29 @@
 import { defineConfig } from 'vitest/config';
 
+// npm test builds the native addon first, so every suite must run on both backends: a native
+// build that does not load fails the run instead of quietly halving it. Set
+// SLABPOOL_REQUIRE_NATIVE=0 to test the fallback alone on a machine without a compiler.
+const requireNative = process.env.SLABPOOL_REQUIRE_NATIVE ?? '1';
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 60_000,
-    // npm test builds the native addon first, so every suite must run on both backends: a native
-    // build that does not load fails the run instead of quietly halving it. Set to 0 to test the
-    // fallback alone on a machine without a compiler.
-    env: { SLABPOOL_REQUIRE_NATIVE: process.env.SLABPOOL_REQUIRE_NATIVE ?? '1' },
+    projects: [
+      {
+        extends: true,
+        test: { name: 'slabpool', include: ['test/**/*.test.ts'], env: { SLABPOOL_REQUIRE_NATIVE: requireNative } },
+      },
+      {
+        // The same behaviour suites with the native engine putting slabs in V8-owned
+        // ArrayBuffers, as it does where a runtime refuses external ones (V8 sandbox).
+        extends: true,
+        test: {
+          name: 'native-v8-memory',
+          include: ['test/pool.test.ts', 'test/model.test.ts', 'test/differential.test.ts', 'test/errors.test.ts'],
+          env: { SLABPOOL_REQUIRE_NATIVE: requireNative, SLABPOOL_NATIVE_MEMORY: 'v8' },
+        },
+      },
+    ],
   },
 });

@@ -15,12 +15,12 @@ const root = path.resolve(__dirname, '..');
 const install = process.argv.includes('--install');
 const expected = sourceHash();
 
+/** True when `file` loads and was built from the current sources. In a child process: a process
+ * cannot load a .node file twice, so a check before a rebuild would hide the rebuilt addon. */
 function loads(file) {
-  try {
-    return require(file).sourceHash === expected;
-  } catch {
-    return false;
-  }
+  if (!fs.existsSync(file)) return false;
+  const probe = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(file)}).sourceHash`], { encoding: 'utf8' });
+  return probe.status === 0 && probe.stdout.trim() === expected;
 }
 
 function nodeGyp() {

@@ -70,6 +70,13 @@ export function largestRun(free: Iterable<number>, slabBlocks: number): number {
   return best;
 }
 
+/** Asserts the alignment a backend promises: the absolute address where it is known, else the offset in its buffer. */
+export function expectAligned(pool: MemoryPool, view: Float64Array): void {
+  const address = pool.addressOf(view);
+  if (address === null) expect(view.byteOffset % pool.alignment).toBe(0);
+  else expect(address % BigInt(pool.alignment)).toBe(0n);
+}
+
 export function fragmentationOf(largest: number, free: number): number {
   return free === 0 ? 0 : 100 * (1 - largest / free);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MemoryPool, PoolOptions } from '../lib/index.js';
-import { BACKENDS, fragmentationOf, largestRun, makePool, rng } from './helpers.js';
+import { BACKENDS, expectAligned, fragmentationOf, largestRun, makePool, rng } from './helpers.js';
 
 /*
  * Model-based random testing: a trivially correct model (a set of free indices per slab) predicts
@@ -102,7 +102,7 @@ function run(backend: 'js' | 'native', seed: number, options: Options, steps: nu
     for (let i = start; i < start + length; i++) expect(model.free.has(i), `${where()}: block ${i} handed out while not free`).toBe(true);
     expect(Math.floor(start / model.slabBlocks), `${where()}: run crosses a slab`).toBe(Math.floor((start + length - 1) / model.slabBlocks));
     expect(view.length).toBe(length * pool.blockLength);
-    expect(view.byteOffset % pool.alignment).toBe(0);
+    expectAligned(pool, view);
     view.fill(stamp);
     model.take(start, length);
     model.held.set(start, { start, length, view, stamp: stamp++, ...(lease ? { lease } : {}) });
