@@ -5,11 +5,13 @@
 // Memory reaches JavaScript as one ArrayBuffer per slab, created when the slab is added and kept
 // by a strong reference until the slab is trimmed or the pool destroyed; views are made in JS.
 // Lifetimes:
-//   - external ArrayBuffer (the normal case): it holds a reference to the slab memory, released
-//     by its finalizer (a later setImmediate, after GC or detach). The allocator holds another.
-//     Memory is freed with the last one, so blocks survive a garbage-collected pool.
-//   - trim()/destroy() detach the slab's ArrayBuffer before dropping it: every view on it has
-//     length 0 from then on, so no JS code can reach the memory once it is freed.
+//   - external ArrayBuffer (the normal case): it holds a reference to the slab memory through a
+//     BufferHold, released by its finalizer (a later setImmediate, after GC). The allocator holds
+//     another. Memory is freed with the last one, so blocks survive a garbage-collected pool.
+//   - trim()/destroy() detach the slab's ArrayBuffer: every view on it has length 0 from then on,
+//     so no JS code can reach the memory, and the buffer's reference is dropped at once instead
+//     of at its finalizer (which runs only after the current JS turn: a loop creating and
+//     destroying pools would otherwise keep every slab until it yields).
 //   - where external ArrayBuffers are refused (V8 sandbox), slabs live in V8-owned ArrayBuffers
 //     over-allocated by the alignment and offset to it; V8 frees them.
 #include <napi.h>
@@ -17,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -30,8 +33,15 @@ namespace {
 
 using slabpool::Allocator;
 
+// An external ArrayBuffer's reference to its slab memory; memory is null once dropped at detach.
+struct BufferHold {
+  slabpool::SlabMemory* memory;
+};
+
 void FinalizeSlab(napi_env /*env*/, void* /*data*/, void* hint) {
-  slabpool::slab_memory_release(static_cast<slabpool::SlabMemory*>(hint));
+  BufferHold* hold = static_cast<BufferHold*>(hint);
+  if (hold->memory != nullptr) slabpool::slab_memory_release(hold->memory);
+  delete hold;
 }
 
 Napi::Error InternalError(Napi::Env env, const std::string& what) {
@@ -107,15 +117,23 @@ class Engine : public Napi::ObjectWrap<Engine> {
     uint32_t base = 0;
     Allocator::Result result = v8_memory_ ? Allocator::Result::kNoMemory : allocator_->add_slab(slot, blocks);
     if (result == Allocator::Result::kInvalid) return Fail(env, "invalid slab");
+    BufferHold* hold = nullptr;
     if (!v8_memory_ && result == Allocator::Result::kOk) {
-      slabpool::SlabMemory* memory = slabpool::slab_memory_retain(allocator_->slab_memory(slot));
+      hold = new (std::nothrow) BufferHold{nullptr};
+      if (hold == nullptr) {
+        allocator_->free_slab(slot);
+        return Napi::Boolean::New(env, false);
+      }
+      hold->memory = slabpool::slab_memory_retain(allocator_->slab_memory(slot));
       napi_value ab;
       napi_status status = napi_create_external_arraybuffer(env, allocator_->slab_base(slot), SlabBytes(blocks),
-                                                            FinalizeSlab, memory, &ab);
+                                                            FinalizeSlab, hold, &ab);
       if (status == napi_ok) {
         buffer = Napi::Value(env, ab);
       } else {
-        slabpool::slab_memory_release(memory);
+        slabpool::slab_memory_release(hold->memory);
+        delete hold;
+        hold = nullptr;
         allocator_->free_slab(slot);
         if (status != napi_no_external_buffers_allowed) return Fail(env, "could not create an external ArrayBuffer");
         v8_memory_ = true;  // this runtime refuses them: from now on, V8-owned slabs
@@ -138,9 +156,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (buffers_.size() <= slot) {
       buffers_.resize(slot + 1);
       bases_.resize(slot + 1, 0);
+      holds_.resize(slot + 1, nullptr);
     }
     buffers_[slot] = Napi::Persistent(buffer.As<Napi::ArrayBuffer>());
     bases_[slot] = base;
+    holds_[slot] = hold;
     Sync();
     return Napi::Boolean::New(env, true);
   }
@@ -279,8 +299,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
   void DropBuffer(uint32_t slot) {
     if (slot >= buffers_.size() || buffers_[slot].IsEmpty()) return;
     Napi::ArrayBuffer ab = buffers_[slot].Value();
-    // Every view on it now has length 0: no JavaScript can reach the memory we are about to free.
-    napi_detach_arraybuffer(Env(), ab);
+    // Every view on it now has length 0: no JavaScript can reach the memory, so the buffer's
+    // reference goes now; its finalizer, later, only frees the hold.
+    if (napi_detach_arraybuffer(Env(), ab) == napi_ok && holds_[slot] != nullptr) {
+      slabpool::slab_memory_release(holds_[slot]->memory);
+      holds_[slot]->memory = nullptr;
+    }
+    holds_[slot] = nullptr;
     buffers_[slot].Reset();
   }
 
@@ -336,6 +361,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   std::unique_ptr<Allocator> allocator_;
   std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers_;
   std::vector<uint32_t> bases_;
+  std::vector<BufferHold*> holds_;  // owned by the buffers' finalizers; null for V8-owned slabs
   Napi::Reference<Napi::Float64Array> state_;
   double* state_data_ = nullptr;
   size_t alignment_ = 8;
@@ -346,6 +372,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeEngine", Engine::Define(env));
   exports.Set("sourceHash", Napi::String::New(env, SLABPOOL_SOURCE_HASH));
+  // Bytes of native slab memory not yet freed in this process: for tests and leak hunting.
+  exports.Set("liveSlabBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Number::New(info.Env(), static_cast<double>(slabpool::slab_memory_live_bytes()));
+              }));
   return exports;
 }
 

@@ -37,6 +37,8 @@ namespace {
 // by the kernel page by page as they are touched, so a large pool costs nothing until used.
 constexpr size_t kMapThreshold = size_t{1} << 20;
 
+std::atomic<size_t> live_bytes{0};
+
 SlabMemory* allocate_slab_memory(size_t bytes, size_t alignment) {
   void* p = nullptr;
   bool mapped = bytes >= kMapThreshold;
@@ -52,7 +54,9 @@ SlabMemory* allocate_slab_memory(size_t bytes, size_t alignment) {
   if (m == nullptr) {
     if (mapped) munmap(p, bytes);
     else std::free(p);
+    return nullptr;
   }
+  live_bytes.fetch_add(bytes, std::memory_order_relaxed);
   return m;
 }
 
@@ -65,11 +69,14 @@ SlabMemory* slab_memory_retain(SlabMemory* memory) {
 
 void slab_memory_release(SlabMemory* memory) {
   if (memory->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    live_bytes.fetch_sub(memory->bytes, std::memory_order_relaxed);
     if (memory->mapped) munmap(memory->base, memory->bytes);
     else std::free(memory->base);
     delete memory;
   }
 }
+
+size_t slab_memory_live_bytes() { return live_bytes.load(std::memory_order_relaxed); }
 
 struct Allocator::Slab {
   int64_t start;

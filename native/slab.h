@@ -17,6 +17,7 @@ namespace slabpool {
 struct SlabMemory;
 SlabMemory* slab_memory_retain(SlabMemory* memory);
 void slab_memory_release(SlabMemory* memory);  // frees the memory with the last reference
+size_t slab_memory_live_bytes();                 // bytes of slab memory not yet freed, process-wide
 
 // Figures kept exact at every call (indices into Allocator::counters()).
 enum Counter { kFree, kLargest, kCapacity, kSlabs, kReservedBytes, kCounterCount };

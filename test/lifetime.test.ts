@@ -1,0 +1,224 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS } from './helpers.js';
+
+/*
+ * Lifetimes of native memory, each in a child process so that a crash fails one test and not the
+ * runner. `liveSlabBytes()` (exported by the addon) counts native slab memory not yet freed, so
+ * these tests see when memory is really given back, not only what JavaScript observes.
+ */
+
+const root = path.resolve(__dirname, '..');
+
+const prelude = `
+  const { MemoryPool } = require('slabpool');
+  const addon = require(${JSON.stringify(path.join(root, 'build', 'Release', 'slabpool.node'))});
+  const live = () => addon.liveSlabBytes();
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  const settle = async () => { for (let i = 0; i < 4; i++) { globalThis.gc?.(); await tick(); } };
+`;
+
+interface Run {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function child(script: string, env: NodeJS.ProcessEnv = {}): Run {
+  const result = spawnSync(process.execPath, ['--expose-gc', '-e', prelude + script], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs the script and parses the JSON it prints last; a crash or non-zero exit fails with its output. */
+function childJson(script: string, env: NodeJS.ProcessEnv = {}): Record<string, unknown> {
+  const run = child(script, env);
+  expect(run, run.stderr).toMatchObject({ status: 0, signal: null });
+  return JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+}
+
+describe.skipIf(!BACKENDS.includes('native'))('native memory lifetimes', () => {
+  it('keeps blocks valid after their pool is garbage-collected, and frees the slab once they are unreachable', () => {
+    const out = childJson(`(async () => {
+      const before = live();
+      let ref, block, run;
+      (() => {
+        const pool = new MemoryPool({ blockSize: 1000, numBlocks: 64, backend: 'native' });
+        ref = new WeakRef(pool);
+        block = pool.getBlock();
+        run = pool.getRun(4);
+        block.fill(7);
+        run.fill(9);
+      })();
+      await settle();
+      const out = { collected: ref.deref() === undefined, held: live() - before };
+      block[999] = 8;
+      out.read = [block[0], block[999], run[0], run[3999], block.length, run.length];
+      block = run = null;
+      await settle();
+      out.after = live() - before;
+      console.log(JSON.stringify(out));
+    })()`);
+    expect(out).toEqual({ collected: true, held: 64 * 8000, read: [7, 8, 9, 9, 1000, 4000], after: 0 });
+  });
+
+  it('frees memory at destroy() even while blocks are held, and the blocks then see none', () => {
+    const out = childJson(`
+      const before = live();
+      const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend: 'native' });
+      const block = pool.getBlock();
+      block.fill(3);
+      const during = live() - before;
+      pool.destroy();
+      const after = live() - before;
+      block[0] = 5;
+      console.log(JSON.stringify({ during, after, length: block.length, read: String(block[0]), fill: (() => { try { block.fill(1); return 'no throw'; } catch (e) { return e.name; } })() }));
+    `);
+    // Detached: length 0, reads undefined, writes dropped, fill/set throw (never freed memory).
+    expect(out).toEqual({ during: 1000 * 832, after: 0, length: 0, read: 'undefined', fill: 'TypeError' });
+  });
+
+  it('frees a trimmed slab at once and detaches its views', () => {
+    const out = childJson(`
+      const before = live();
+      const pool = new MemoryPool({ blockSize: 8, numBlocks: 100, grow: true, backend: 'native' });
+      const blocks = Array.from({ length: 150 }, () => pool.getBlock());
+      const grown = live() - before;
+      for (const b of blocks.slice(100)) pool.returnBlock(b);
+      const released = pool.trim();
+      console.log(JSON.stringify({ grown, released, after: live() - before, stale: blocks[120].length, kept: blocks[10].length }));
+    `);
+    expect(out).toEqual({ grown: 200 * 64, released: 100 * 64, after: 100 * 64, stale: 0, kept: 8 });
+  });
+
+  it('keeps memory bounded while creating and destroying 2000 pools in a synchronous loop', () => {
+    const out = childJson(`
+      const before = live();
+      const rss0 = process.memoryUsage().rss;
+      let peak = 0;
+      for (let i = 0; i < 2000; i++) {
+        const pool = new MemoryPool({ blockSize: 1024, numBlocks: 128, backend: 'native' }); // 1 MiB
+        pool.getBlock().fill(i);
+        peak = Math.max(peak, live() - before);
+        pool.destroy();
+      }
+      console.log(JSON.stringify({ peak, after: live() - before, rssGrowthMB: Math.round((process.memoryUsage().rss - rss0) / 2 ** 20) }));
+    `);
+    expect(out).toMatchObject({ peak: 128 * 8192, after: 0 });
+    expect(out.rssGrowthMB as number).toBeLessThan(64);
+  });
+
+  it('exits cleanly with live blocks, by process.exit and by running out of work', () => {
+    for (const ending of ['process.exit(0)', '']) {
+      const run = child(`
+        const pool = new MemoryPool({ blockSize: 100, numBlocks: 100, backend: 'native' });
+        const held = [pool.getBlock(), pool.getRun(10)];
+        held[0].fill(1);
+        console.log('ending');
+        ${ending}
+      `);
+      expect(run, run.stderr).toMatchObject({ status: 0, signal: null, stdout: 'ending\n', stderr: '' });
+    }
+  });
+
+  it('loads in worker_threads, one pool per thread, and frees everything when workers end or are terminated', () => {
+    const out = childJson(`(async () => {
+      const { Worker } = require('node:worker_threads');
+      const before = live();
+      const body = \`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const { MemoryPool } = require('slabpool');
+        const pool = new MemoryPool({ blockSize: 64, numBlocks: 256, grow: true, backend: 'native' });
+        const held = [];
+        parentPort.postMessage('started');
+        for (let i = 0; i < (workerData.forever ? Infinity : 20000); i++) {
+          if (held.length < 300 && (i % 3 !== 0 || held.length === 0)) held.push(pool.getBlock());
+          else pool.returnBlock(held.splice((i * 7919) % held.length, 1)[0]);
+          if (i % 5000 === 0) pool.check();
+        }
+        parentPort.postMessage({ backend: pool.backend, inUse: pool.stats().inUseBlocks, held: held.length });
+      \`;
+      const start = (forever) => new Promise((resolve) => {
+        const w = new Worker(body, { eval: true, workerData: { forever } });
+        const result = { messages: [] };
+        w.on('message', (m) => {
+          result.messages.push(m);
+          if (forever && m === 'started') setTimeout(() => w.terminate(), 50);
+        });
+        w.on('error', (e) => { result.error = String(e); });
+        w.on('exit', (code) => { result.code = code; resolve(result); });
+      });
+      const results = await Promise.all([start(false), start(false), start(true), start(true)]);
+      await settle();
+      const main = new MemoryPool({ blockSize: 64, numBlocks: 8, backend: 'native' });
+      main.returnBlock(main.getBlock());
+      main.check();
+      console.log(JSON.stringify({ results, leftover: live() - before - 8 * 512 }));
+    })()`);
+    const results = out.results as { code: number; messages: unknown[]; error?: string }[];
+    for (const r of results.slice(0, 2)) {
+      expect(r.code).toBe(0);
+      expect(r.messages[1]).toMatchObject({ backend: 'native' });
+      expect((r.messages[1] as { inUse: number; held: number }).inUse).toBe((r.messages[1] as { held: number }).held);
+    }
+    for (const r of results.slice(2)) {
+      expect(r.error).toBeUndefined();
+      expect(r.code).toBe(1); // terminated
+    }
+    expect(out.leftover).toBe(0);
+  });
+
+  it('puts slabs in V8-owned ArrayBuffers, still aligned, when asked to (as where external buffers are refused)', () => {
+    const out = childJson(
+      `(async () => {
+        const before = live();
+        const pool = new MemoryPool({ blockSize: 3, numBlocks: 50, alignment: 4096, backend: 'native' });
+        let block = pool.getBlock();
+        block.fill(4);
+        const out = { memory: pool.stats().memory, native: live() - before, aligned: pool.addressOf(block) % 4096n === 0n };
+        const ref = new WeakRef(pool);
+        pool.returnBlock(block);
+        block = pool.getBlock();
+        block.fill(6);
+        await settle();
+        out.stillHeld = block[2];
+        console.log(JSON.stringify(out));
+      })()`,
+      { SLABPOOL_NATIVE_MEMORY: 'v8' },
+    );
+    expect(out).toEqual({ memory: 'v8', native: 0, aligned: true, stillHeld: 6 });
+  });
+
+  it('refuses an engine method called on a wrong receiver instead of crashing', () => {
+    const out = childJson(`
+      const results = [];
+      for (const name of ['acquire', 'release', 'addSlab', 'check', 'destroy', 'slabBuffer']) {
+        try { addon.NativeEngine.prototype[name].call({}, new Int32Array(4), 1); results.push('no throw'); }
+        catch (e) { results.push(e.name); }
+      }
+      try { new addon.NativeEngine(8, 4, 64, 10); results.push('no throw'); } catch (e) { results.push(e.code); }
+      console.log(JSON.stringify(results));
+    `);
+    expect(out).toEqual([...Array(6).fill('TypeError'), 'ERR_SLABPOOL_INTERNAL']);
+  });
+});
+
+describe.each(BACKENDS)('wrong receivers on the %s backend', (backend) => {
+  it('throws a TypeError for a pool method called on something that is not a pool', () => {
+    const run = child(`
+      const names = ['getBlock', 'returnBlock', 'getRun', 'lease', 'indexOf', 'addressOf', 'coalesce', 'trim', 'destroy', 'getFragmentation', 'getEfficiency', 'stats', 'check'];
+      const out = names.map((name) => { try { MemoryPool.prototype[name].call({}, 0); return 'no throw'; } catch (e) { return e.name; } });
+      const pool = new MemoryPool({ blockSize: 4, numBlocks: 4, backend: '${backend}' });
+      out.push(pool.getBlock().length);
+      console.log(JSON.stringify(out));
+    `);
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual([...Array(13).fill('TypeError'), 4]);
+  });
+});
