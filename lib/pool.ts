@@ -21,7 +21,7 @@ import { requireInteger, validateOptions } from './validate.js';
  *
  * Invariants (check() verifies them):
  *   inUse = #blocks in state LIVE or LEASED + blocks of live runs
- *   capacity - inUse = engine FREE + magTop
+ *   capacity - inUse = engine FREE + magazine length
  *   a view cached for block i is a Float64Array over its slab at base + (i mod slabBlocks) * stride
  */
 
@@ -30,15 +30,27 @@ const LEASED = 2;
 const RUN = 3; // first block of a live run
 const RUN_BODY = 4; // other blocks of a live run
 
-const TAG = Symbol('slabpool.block'); // on every view the pool creates: its (first) block index
+// Every view a pool creates carries its pool's serial number and an index: a block view its
+// block's index, a run view -1 - its first block's index (so a stale run view can never pass as
+// a live block). Views are only ever re-created after their slab was detached (length 0).
+const POOL = Symbol('slabpool.pool');
+const INDEX = Symbol('slabpool.index');
 const RUN_TAG = Symbol('slabpool.run'); // on run views: blocks in the run
+let poolSerial = 0;
 
 const CHUNK_SHIFT = 10;
 const CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
 const MAGAZINE_MAX = 64;
 const REFILL_MAX = 16;
 
-type TaggedView = Float64Array & { [TAG]?: number; [RUN_TAG]?: number };
+type TaggedView = Float64Array & { [POOL]?: number; [INDEX]?: number; [RUN_TAG]?: number };
+
+function tag(view: Float64Array, serial: number, index: number, runLength?: number): TaggedView {
+  Object.defineProperty(view, POOL, { value: serial });
+  Object.defineProperty(view, INDEX, { value: index });
+  if (runLength !== undefined) Object.defineProperty(view, RUN_TAG, { value: runLength });
+  return view;
+}
 
 interface LiveRun {
   readonly length: number;
@@ -85,7 +97,6 @@ export class MemoryPool implements Disposable {
   readonly #es: Float64Array;
   readonly #blockShape: readonly number[];
   readonly #threshold: number;
-  readonly #autoCoalesce: boolean;
   readonly #poisonNaN: boolean;
 
   #state: Uint8Array = new Uint8Array(0);
@@ -97,10 +108,15 @@ export class MemoryPool implements Disposable {
   readonly #runViews = new Map<number, TaggedView>();
   readonly #leases = new Map<number, Lease>();
 
-  readonly #mag = new Int32Array(MAGAZINE_MAX);
-  #magTop = 0;
+  readonly #serial = ++poolSerial;
+  /** The magazine: views of free blocks, popped by getBlock and pushed by returnBlock. */
+  #mag: TaggedView[] = [];
+  /** Block indices for the engine: the magazine's, or a batch in flight. */
+  readonly #scratch = new Int32Array(MAGAZINE_MAX);
   #magCap = 1;
   #refillSize = 1;
+  /** Up to this many free blocks, fragmentation is provably within the threshold; see #sync(). */
+  #gateFree = Infinity;
 
   #capacity = 0;
   #inUse = 0;
@@ -122,7 +138,6 @@ export class MemoryPool implements Disposable {
     this.#cfg = cfg;
     this.#blockShape = Object.freeze([...cfg.blockShape]);
     this.#threshold = cfg.autoCoalesceThreshold;
-    this.#autoCoalesce = cfg.autoCoalesceThreshold < 100;
     this.#poisonNaN = cfg.poison === 'nan';
     this.#engine = engineFactory(cfg.backend)({
       blockBytes: cfg.blockBytes,
@@ -167,17 +182,12 @@ export class MemoryPool implements Disposable {
 
   /** A free block, or null when the pool is exhausted and may not grow. */
   getBlock(): Float64Array | null {
-    let top = this.#magTop;
-    if (top === 0) {
-      top = this.#refill();
-      if (top === 0) return null;
-    }
-    const idx = this.#mag[--top]!;
-    this.#magTop = top;
-    this.#state[idx] = LIVE;
+    const view = this.#mag.pop() ?? this.#refill();
+    if (view === undefined) return null;
+    this.#state[view[INDEX]!] = LIVE;
     if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
     this.#acquires++;
-    return this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] ?? this.#makeView(idx);
+    return view;
   }
 
   /**
@@ -185,9 +195,9 @@ export class MemoryPool implements Disposable {
    * Throws, leaving the pool unchanged, for anything that is not a block in use.
    */
   returnBlock(block: Float64Array | number): void {
-    if (typeof block === 'object' && block !== null) {
-      const idx = (block as TaggedView)[TAG];
-      if (idx !== undefined && this.#state[idx] === LIVE && this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] === block) {
+    if (typeof block === 'object' && block !== null && (block as TaggedView)[POOL] === this.#serial) {
+      const idx = (block as TaggedView)[INDEX]!;
+      if (this.#state[idx] === LIVE && block.length !== 0) {
         this.#releaseBlock(idx, block);
         return;
       }
@@ -202,11 +212,12 @@ export class MemoryPool implements Disposable {
     const k = requireInteger('count', count, 1, slabBlocks, count > slabBlocks ? `a run must fit in one slab of ${slabBlocks} blocks` : undefined);
     const engine = this.#engine;
     let start = engine.acquireRun(k);
-    if (start < 0 && this.#magTop > 0) {
-      this.#flush(this.#magTop);
+    if (start < 0 && this.#mag.length > 0) {
+      this.#flush(this.#mag.length);
       start = engine.acquireRun(k);
     }
     if (start < 0 && this.#growFor(k)) start = engine.acquireRun(k);
+    this.#sync();
     if (start < 0) {
       this.#failures++;
       return null;
@@ -220,9 +231,7 @@ export class MemoryPool implements Disposable {
     if (view === undefined || view[RUN_TAG] !== k) {
       const slot = Math.floor(start / slabBlocks);
       const byteOffset = this.#slotBases[slot]! + (start - slot * slabBlocks) * this.#cfg.stride;
-      view = new Float64Array(this.#slotBuffers[slot]!, byteOffset, k * this.#cfg.blockLength);
-      Object.defineProperty(view, TAG, { value: start });
-      Object.defineProperty(view, RUN_TAG, { value: k });
+      view = tag(new Float64Array(this.#slotBuffers[slot]!, byteOffset, k * this.#cfg.blockLength), this.#serial, -1 - start, k);
       this.#runViews.set(start, view);
     }
     this.#runs.set(start, { length: k, view });
@@ -233,7 +242,7 @@ export class MemoryPool implements Disposable {
   lease(): Lease | null {
     const block = this.getBlock();
     if (block === null) return null;
-    const idx = (block as TaggedView)[TAG]!;
+    const idx = (block as TaggedView)[INDEX]!;
     const lease = new Lease(this, block);
     this.#state[idx] = LEASED;
     this.#leases.set(idx, lease);
@@ -244,10 +253,11 @@ export class MemoryPool implements Disposable {
   indexOf(block: Float64Array): number {
     this.#live('indexOf');
     if (!isFloat64Array(block)) throw invalidType('block', 'Float64Array', block);
-    const idx = (block as TaggedView)[TAG];
-    if (idx === undefined) return -1;
-    if (this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] === block || this.#runViews.get(idx) === block) return idx;
-    return -1;
+    const tagged = block as TaggedView;
+    const index = tagged[INDEX];
+    if (tagged[POOL] !== this.#serial || index === undefined) return -1;
+    if (index < 0) return this.#runViews.get(-1 - index) === block ? -1 - index : -1;
+    return this.#views[index >>> CHUNK_SHIFT]?.[index & CHUNK_MASK] === block ? index : -1;
   }
 
   /**
@@ -278,7 +288,7 @@ export class MemoryPool implements Disposable {
   /** Gives wholly empty slabs (never the first) back to the system; returns the bytes released. */
   trim(): number {
     this.#live('trim');
-    this.#flush(this.#magTop);
+    this.#flush(this.#mag.length);
     const slabBlocks = this.#cfg.slabBlocks;
     let released = 0;
     for (let slot = 1; slot < this.#slotBlocks.length; slot++) {
@@ -302,6 +312,7 @@ export class MemoryPool implements Disposable {
       this.#slotBases.pop();
     }
     this.#sizeMagazine();
+    this.#sync();
     return released;
   }
 
@@ -318,7 +329,7 @@ export class MemoryPool implements Disposable {
     this.#slotBlocks.length = 0;
     this.#slotBuffers.length = 0;
     this.#slotBases.length = 0;
-    this.#magTop = 0;
+    this.#mag = [];
     this.#capacity = 0;
     this.#inUse = 0;
   }
@@ -380,7 +391,7 @@ export class MemoryPool implements Disposable {
   /** Walks the whole structure, both the pool's and the engine's; throws ERR_SLABPOOL_CHECK_FAILED at the first broken invariant. */
   check(): void {
     this.#live('check');
-    const problem = this.#engine.check(this.#state, this.#mag, this.#magTop) ?? this.#checkPool();
+    const problem = this.#engine.check(this.#state, this.#scratch, this.#magazineIndices()) ?? this.#checkPool();
     if (problem !== null) throw checkFailed(problem);
   }
 
@@ -394,32 +405,39 @@ export class MemoryPool implements Disposable {
     const slabBlocks = this.#cfg.slabBlocks;
     const slot = Math.floor(idx / slabBlocks);
     const byteOffset = this.#slotBases[slot]! + (idx - slot * slabBlocks) * this.#cfg.stride;
-    const view: TaggedView = new Float64Array(this.#slotBuffers[slot]!, byteOffset, this.#cfg.blockLength);
-    Object.defineProperty(view, TAG, { value: idx });
+    const view = tag(new Float64Array(this.#slotBuffers[slot]!, byteOffset, this.#cfg.blockLength), this.#serial, idx);
     (this.#views[idx >>> CHUNK_SHIFT] ??= new Array<TaggedView | undefined>(CHUNK_MASK + 1))[idx & CHUNK_MASK] = view;
     return view;
   }
 
-  /** Refills the empty magazine from the engine, growing if allowed; returns the new magTop. */
-  #refill(): number {
+  /** Refills the empty magazine from the engine, growing if allowed, and pops it; undefined if exhausted. */
+  #refill(): TaggedView | undefined {
     this.#live('getBlock');
-    let n = this.#engine.acquire(this.#mag, this.#refillSize);
-    if (n === 0 && this.#growFor(1)) n = this.#engine.acquire(this.#mag, this.#refillSize);
-    if (n === 0) this.#failures++;
-    this.#magTop = n;
-    return n;
+    const batch = this.#scratch;
+    let n = this.#engine.acquire(batch, this.#refillSize);
+    if (n === 0 && this.#growFor(1)) n = this.#engine.acquire(batch, this.#refillSize);
+    this.#sync();
+    if (n === 0) {
+      this.#failures++;
+      return undefined;
+    }
+    // The batch is highest first, so the lowest block ends on top.
+    for (let j = 0; j < n; j++) {
+      const idx = batch[j]!;
+      this.#mag.push(this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] ?? this.#makeView(idx));
+    }
+    return this.#mag.pop();
   }
 
-  #releaseBlock(idx: number, block: Float64Array): void {
+  #releaseBlock(idx: number, block: TaggedView): void {
     this.#state[idx] = BLOCK_FREE;
     if (this.#poisonNaN) block.fill(NaN);
     this.#inUse--;
     this.#returns++;
-    let top = this.#magTop;
-    if (top === this.#magCap) top = this.#flush(top - (top >>> 1));
-    this.#mag[top] = idx;
-    this.#magTop = top + 1;
-    if (this.#autoCoalesce) this.#afterReturn();
+    const mag = this.#mag;
+    if (mag.length === this.#magCap) this.#flush(mag.length - (mag.length >>> 1));
+    mag.push(block);
+    if (this.#capacity - this.#inUse > this.#gateFree) this.#autoCoalesceCheck();
   }
 
   #releaseRun(start: number, run: LiveRun): void {
@@ -429,37 +447,61 @@ export class MemoryPool implements Disposable {
     this.#runs.delete(start);
     this.#inUse -= run.length;
     this.#returns++;
-    if (this.#autoCoalesce) this.#afterReturn();
+    this.#sync();
+    if (this.#capacity - this.#inUse > this.#gateFree) this.#autoCoalesceCheck();
   }
 
-  /** The seed's rule: coalesce when a return leaves fragmentation above the threshold. */
-  #afterReturn(): void {
-    // The engine's largest run ignores cached blocks, so it is a lower bound of the true one and
-    // this first figure can only overestimate fragmentation: the exact one (which counts the
-    // cache, a crossing into C++ on the native backend) is needed only when the bound is over.
-    const free = this.#capacity - this.#inUse;
-    if (fragmentationPercent(this.#es[ES_LARGEST]!, free) <= this.#threshold) return;
-    if (fragmentationPercent(this.#largestFreeRun(), free) > this.#threshold) this.#coalesce();
+  /**
+   * The seed's rule: coalesce when a return leaves fragmentation above the threshold. Called when
+   * the cheap gate cannot rule that out; the exact figure counts the magazine, which on the
+   * native backend is a crossing into C++.
+   */
+  #autoCoalesceCheck(): void {
+    if (fragmentationPercent(this.#largestFreeRun(), this.#capacity - this.#inUse) > this.#threshold) this.#coalesce();
+  }
+
+  /**
+   * Called after every change to the engine (the only time its largest free run changes).
+   * Cached blocks only lengthen free runs, so the engine's largest run L is a lower bound of the
+   * true one, and with F free blocks fragmentation is at most 100 * (1 - L / F), which grows with
+   * F: #gateFree is the largest F for which that bound is within the threshold, so a return that
+   * leaves no more free blocks needs no exact check.
+   */
+  #sync(): void {
+    const threshold = this.#threshold;
+    if (threshold >= 100) return; // fragmentation never exceeds 100: auto-coalescing is off
+    const largest = this.#es[ES_LARGEST]!;
+    let gate = Math.floor(largest / (1 - threshold / 100));
+    while (gate > 0 && fragmentationPercent(largest, gate) > threshold) gate--;
+    this.#gateFree = gate;
   }
 
   #coalesce(): void {
-    this.#flush(this.#magTop);
+    this.#flush(this.#mag.length);
     this.#engine.coalesce();
     this.#coalesces++;
   }
 
-  /** Hands the bottom `count` magazine entries back to the engine; returns the new magTop. */
-  #flush(count: number): number {
-    const top = this.#magTop;
-    if (count === 0) return top;
-    this.#engine.release(this.#mag, count);
-    this.#mag.copyWithin(0, count, top);
-    this.#magTop = top - count;
-    return this.#magTop;
+  /** Hands the bottom (least recently returned) `count` magazine entries back to the engine. */
+  #flush(count: number): void {
+    if (count === 0) return;
+    const mag = this.#mag;
+    for (let j = 0; j < count; j++) this.#scratch[j] = mag[j]![INDEX]!;
+    this.#engine.release(this.#scratch, count);
+    mag.copyWithin(0, count);
+    mag.length -= count;
+    this.#sync();
+  }
+
+  /** Writes the magazine's block indices to #scratch; returns how many. */
+  #magazineIndices(): number {
+    const mag = this.#mag;
+    for (let j = 0; j < mag.length; j++) this.#scratch[j] = mag[j]![INDEX]!;
+    return mag.length;
   }
 
   #largestFreeRun(): number {
-    return this.#capacity === this.#inUse ? 0 : this.#engine.largestRunWith(this.#mag, this.#magTop);
+    return this.#capacity === this.#inUse ? 0 : this.#engine.largestRunWith(this.#scratch, this.#magazineIndices());
   }
 
   /** Adds a slab if growth is allowed and the new slab can hold a run of k. */
@@ -490,13 +532,14 @@ export class MemoryPool implements Disposable {
     this.#slotBases[slot] = this.#engine.slabBase(slot);
     this.#capacity += blocks;
     this.#sizeMagazine();
+    this.#sync();
   }
 
   /** Small pools get a small magazine, so cached blocks never hide much of the free space. */
   #sizeMagazine(): void {
     this.#magCap = Math.max(1, Math.min(MAGAZINE_MAX, this.#capacity >>> 3));
     this.#refillSize = Math.max(1, Math.min(REFILL_MAX, this.#capacity >>> 4));
-    if (this.#magTop > this.#magCap) this.#flush(this.#magTop - this.#magCap);
+    if (this.#mag.length > this.#magCap) this.#flush(this.#mag.length - this.#magCap);
   }
 
   #returnSlow(block: unknown): void {
@@ -509,23 +552,22 @@ export class MemoryPool implements Disposable {
       throw invalidType('block', 'Float64Array from getBlock()/getRun() or a block index', block);
     }
     const tagged = block as TaggedView;
-    const idx = tagged[TAG];
-    if (idx === undefined) {
+    const index = tagged[INDEX];
+    if (index === undefined) {
       const ours = this.#slotBuffers.includes(block.buffer as ArrayBuffer);
       throw foreignBlock('block', block, ours ? 'it is a subarray of pool memory; return the block itself' : 'it was not created by this pool');
     }
-    const runLength = tagged[RUN_TAG];
-    if (runLength !== undefined) {
-      const run = this.#runs.get(idx);
-      if (run?.view === block) return this.#releaseRun(idx, run);
-      if (this.#runViews.get(idx) === block) throw doubleReturn('block', idx);
-    } else if (this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] === block) {
-      const state = this.#state[idx];
-      if (state === LEASED) return this.#releaseLeased(idx, block);
-      throw doubleReturn('block', idx);
-    }
+    if (tagged[POOL] !== this.#serial) throw foreignBlock('block', block, 'it belongs to another pool');
     if (block.length === 0) throw foreignBlock('block', block, 'its memory was released by trim() or destroy()');
-    throw foreignBlock('block', block, 'it belongs to another pool');
+    if (index < 0) {
+      const start = -1 - index;
+      const run = this.#runs.get(start);
+      if (run?.view === block) return this.#releaseRun(start, run);
+      throw doubleReturn('block', start);
+    }
+    // A view of this pool that is not detached is the one cached for its block.
+    if (this.#state[index] === LEASED) return this.#releaseLeased(index, tagged);
+    throw doubleReturn('block', index);
   }
 
   #returnIndex(index: number): void {
@@ -557,7 +599,7 @@ export class MemoryPool implements Disposable {
 
   #endLease(lease: Lease): void {
     if (this.#destroyed) return;
-    const idx = (lease.block as TaggedView)[TAG]!;
+    const idx = (lease.block as TaggedView)[INDEX]!;
     if (this.#leases.get(idx) !== lease) throw doubleReturn('lease', idx);
     this.#releaseLeased(idx, lease.block);
   }
@@ -566,10 +608,11 @@ export class MemoryPool implements Disposable {
     const cfg = this.#cfg;
     const es = this.#es;
     if (this.#capacity !== es[ES_CAPACITY]) return `pool counts capacity ${this.#capacity}, engine ${es[ES_CAPACITY]}`;
-    if (this.#capacity - this.#inUse !== es[ES_FREE]! + this.#magTop) {
-      return `pool counts ${this.#capacity - this.#inUse} free blocks, engine ${es[ES_FREE]} plus ${this.#magTop} cached`;
+    const cached = this.#mag.length;
+    if (this.#capacity - this.#inUse !== es[ES_FREE]! + cached) {
+      return `pool counts ${this.#capacity - this.#inUse} free blocks, engine ${es[ES_FREE]} plus ${cached} cached`;
     }
-    if (this.#magTop > this.#magCap) return `magazine holds ${this.#magTop} blocks, over its capacity ${this.#magCap}`;
+    if (cached > this.#magCap) return `magazine holds ${cached} blocks, over its capacity ${this.#magCap}`;
     if (this.#peak < this.#inUse) return `peak ${this.#peak} is below blocks in use ${this.#inUse}`;
     let capacity = 0;
     let inUse = 0;
@@ -597,14 +640,15 @@ export class MemoryPool implements Disposable {
         }
         if (view !== undefined) {
           const expected = this.#slotBases[slot]! + (idx - first) * cfg.stride;
-          if (view.buffer !== this.#slotBuffers[slot] || view.byteOffset !== expected || view.length !== cfg.blockLength || view[TAG] !== idx) {
+          if (view.buffer !== this.#slotBuffers[slot] || view.byteOffset !== expected || view.length !== cfg.blockLength || view[INDEX] !== idx || view[POOL] !== this.#serial) {
             return `cached view of block ${idx} does not map its memory`;
           }
         }
       }
     }
-    for (let j = 0; j < this.#magTop; j++) {
-      const idx = this.#mag[j]!;
+    for (const view of this.#mag) {
+      const idx = view[INDEX]!;
+      if (this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] !== view) return `magazine holds a view that is not block ${idx}'s`;
       if (this.#state[idx] !== BLOCK_FREE) return `cached free block ${idx} is in state ${this.#state[idx]}`;
     }
     if (capacity !== this.#capacity) return `slabs hold ${capacity} blocks, pool counts ${this.#capacity}`;
