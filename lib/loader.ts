@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import bindings = require('bindings');
 import { invalidRange, nativeUnavailable } from './errors.js';
 import type { EngineFactory } from './engine.js';
 import { createJsEngine } from './fallback.js';
@@ -27,22 +28,24 @@ interface NativeLoad {
   readonly attempts: readonly LoadAttempt[];
 }
 
-const ADDON = 'slabpool.node';
 const packageRoot = path.resolve(__dirname, '..');
 
-function candidatePaths(): string[] {
-  return [
-    path.join(packageRoot, 'build', 'Release', ADDON),
-    path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, ADDON),
-  ];
-}
+/**
+ * Where the addon is looked for, in order, as `bindings` path templates (each part is replaced by
+ * the option of that name when there is one): a local build from source first, since it was made
+ * on this machine, then the prebuild for this platform and architecture shipped in the package.
+ */
+const PLACES: readonly (readonly string[])[] = [
+  ['module_root', 'build', 'Release', 'bindings'],
+  ['module_root', 'prebuilds', 'platform_arch', 'bindings'],
+];
 
 /** The hash of native/ when the sources are present (they ship in the package), else null. */
 function currentSourceHash(): string | null {
   try {
+    if (!fs.existsSync(path.join(packageRoot, 'native'))) return null;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { sourceHash } = require(path.join(packageRoot, 'scripts', 'source-hash.js')) as { sourceHash(): string };
-    return fs.existsSync(path.join(packageRoot, 'native')) ? sourceHash() : null;
+    return (require(path.join(packageRoot, 'scripts', 'source-hash.js')) as { sourceHash(): string }).sourceHash();
   } catch {
     return null;
   }
@@ -52,21 +55,23 @@ let nativeLoad: NativeLoad | undefined;
 
 function loadNative(): NativeLoad {
   if (nativeLoad) return nativeLoad;
-  const attempts: LoadAttempt[] = [];
   const expectedHash = currentSourceHash();
+  const options = { bindings: 'slabpool.node', module_root: packageRoot, platform_arch: `${process.platform}-${process.arch}` };
+  const attempts: LoadAttempt[] = [];
   let factory: EngineFactory | undefined;
-  for (const file of candidatePaths()) {
+  for (const place of PLACES) {
+    const file = path.join(...place.map((part) => (options as Record<string, string>)[part] ?? part));
     let error: string | null = null;
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const addon: unknown = require(file);
+      // One place per call, so that every failure keeps its own reason.
+      const addon: unknown = bindings({ ...options, try: [place] } as bindings.Options);
       if (!isNativeAddon(addon)) error = 'not a slabpool addon';
       else if (expectedHash !== null && addon.sourceHash !== expectedHash) {
         error = `stale: built from native sources ${addon.sourceHash}, but native/ is ${expectedHash}`;
       } else factory = nativeEngineFactory(addon);
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      error = e.code === 'MODULE_NOT_FOUND' ? 'not found' : String(e.message).split('\n')[0]!;
+      const e = err as Error & { tries?: string[] };
+      error = e.tries ? 'not found' : String(e.message).split('\n')[0]!;
     }
     attempts.push({ path: file, error });
     if (factory) break;

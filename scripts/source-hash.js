@@ -7,17 +7,17 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 
-function nativeSources() {
-  const dir = path.join(root, 'native');
+function nativeSources(base = root) {
+  const dir = path.join(base, 'native');
   const files = fs.readdirSync(dir).filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => path.join('native', f));
   return [...files, 'binding.gyp'];
 }
 
-function sourceHash() {
+function sourceHash(base = root) {
   const hash = crypto.createHash('sha256');
-  for (const file of nativeSources()) {
+  for (const file of nativeSources(base)) {
     hash.update(file + '\0');
-    hash.update(fs.readFileSync(path.join(root, file), 'utf8').replace(/\r\n/g, '\n'));
+    hash.update(fs.readFileSync(path.join(base, file), 'utf8').replace(/\r\n/g, '\n'));
     hash.update('\0');
   }
   return hash.digest('hex').slice(0, 16);

@@ -1,0 +1,31 @@
+'use strict';
+// npm run prebuild: the N-API prebuild for this platform, stripped, into
+// prebuilds/<platform>-<arch>/slabpool.node (prebuildify 6), built against the headers installed
+// beside this node so that nothing is downloaded; then checks it was built from native/ as it is.
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { sourceHash } = require('./source-hash.js');
+
+const root = path.resolve(__dirname, '..');
+const env = { ...process.env };
+const prefix = path.resolve(process.execPath, '..', '..');
+if (!env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
+  env.npm_config_nodedir = prefix;
+}
+const prebuildify = require.resolve('prebuildify/bin.js');
+const build = spawnSync(process.execPath, [prebuildify, '--napi', '--strip', '--target', process.versions.node], {
+  cwd: root,
+  env,
+  stdio: 'inherit',
+});
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+const file = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'slabpool.node');
+const probe = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(file)}).sourceHash`], { encoding: 'utf8' });
+const expected = sourceHash();
+if (probe.status !== 0 || probe.stdout.trim() !== expected) {
+  console.error(`prebuild at ${file} does not load as the current sources (${expected}): ${probe.stdout}${probe.stderr}`);
+  process.exit(1);
+}
+console.log(`prebuilt ${path.relative(root, file)} (${fs.statSync(file).size} bytes, sources ${expected})`);

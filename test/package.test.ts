@@ -1,0 +1,223 @@
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/*
+ * The package as users get it: `npm pack`, then `npm install <tarball>` into a new project, on a
+ * machine with a compiler and on one without, with install scripts and without, with the
+ * prebuild and without it.
+ */
+
+const root = path.resolve(__dirname, '..');
+const platformArch = `${process.platform}-${process.arch}`;
+const hasPrebuild = fs.existsSync(path.join(root, 'prebuilds', platformArch, 'slabpool.node'));
+let work: string;
+let tarball: string;
+let tarballWithoutPrebuild: string;
+let noCompilerPath: string;
+
+function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
+  // Keep the parent's npm settings (cache, node headers) but none of the variables that would
+  // point node-gyp at a Python or a compiler.
+  const base = { ...process.env };
+  for (const key of Object.keys(base)) if (/^(npm_config_python|PYTHON|CXX|CC)$/i.test(key)) delete base[key];
+  return spawnSync(cmd, args, { cwd, env: { ...base, ...env }, encoding: 'utf8', timeout: 120_000 });
+}
+
+function project(name: string): string {
+  const dir = path.join(work, name);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true }));
+  return dir;
+}
+
+function install(dir: string, file: string, extra: string[], env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
+  return run('npm', ['install', file, '--prefer-offline', '--no-audit', '--no-fund', ...extra], dir, env);
+}
+
+function nodeIn(dir: string, script: string, env: NodeJS.ProcessEnv = {}): unknown {
+  const result = run(process.execPath, ['-e', script], dir, env);
+  expect(result.status, result.stderr).toBe(0);
+  return JSON.parse(result.stdout);
+}
+
+const infoScript = `console.log(JSON.stringify(require('slabpool').backendInfo()))`;
+
+const smokeScript = `
+  const { MemoryPool } = require('slabpool');
+  const pool = new MemoryPool({ blockSize: [10, 10], numBlocks: 8, grow: true, maxBlocks: 16 });
+  const blocks = Array.from({ length: 10 }, () => pool.getBlock());
+  blocks.forEach((b, i) => b.fill(i));
+  const run = pool.getRun(4);
+  for (const b of blocks.slice(0, 8)) pool.returnBlock(b);
+  pool.check();
+  const s = pool.stats();
+  pool.returnBlock(run);
+  for (const b of blocks.slice(8)) pool.returnBlock(b);
+  const trimmed = pool.trim();
+  pool.check();
+  pool.destroy();
+  console.log(JSON.stringify({ backend: s.backend, inUse: s.inUseBlocks, capacity: s.capacityBlocks, last: blocks[9].length, trimmed }));
+`;
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-pack-'));
+  // dist/ is built by npm test before the suites run; --ignore-scripts keeps pack from rebuilding it.
+  const packed = execFileSync('npm', ['pack', root, '--ignore-scripts', '--pack-destination', work], { cwd: work, encoding: 'utf8' });
+  tarball = path.join(work, packed.trim().split('\n').at(-1)!);
+
+  const unpacked = path.join(work, 'unpacked');
+  fs.mkdirSync(unpacked);
+  execFileSync('tar', ['-xzf', tarball, '-C', unpacked]);
+  fs.rmSync(path.join(unpacked, 'package', 'prebuilds'), { recursive: true, force: true });
+  tarballWithoutPrebuild = path.join(work, 'without-prebuild.tgz');
+  execFileSync('tar', ['-czf', tarballWithoutPrebuild, '-C', unpacked, 'package']);
+
+  // A PATH with a shell, node and npm only: no compiler, no make, no Python.
+  noCompilerPath = path.join(work, 'bin');
+  fs.mkdirSync(noCompilerPath);
+  fs.symlinkSync('/bin/sh', path.join(noCompilerPath, 'sh'));
+  fs.symlinkSync(process.execPath, path.join(noCompilerPath, 'node'));
+  fs.symlinkSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim(), path.join(noCompilerPath, 'npm'));
+}, 120_000);
+
+afterAll(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+describe('npm pack', () => {
+  it('ships dist, native sources, binding.gyp, prebuilds, README and LICENSE, and nothing else of weight', () => {
+    const list = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').map((f) => f.replace(/^package\//, ''));
+    const tops = new Set(list.map((f) => f.split('/')[0]));
+    expect([...tops].sort()).toEqual(['LICENSE', 'README.md', 'binding.gyp', 'dist', 'native', 'package.json', 'prebuilds', 'scripts']);
+    expect(list.filter((f) => f.startsWith('scripts/')).sort()).toEqual(['scripts/build-native.js', 'scripts/source-hash.js']);
+    expect(list.some((f) => /^(test|build|lib|bench|examples)\//.test(f))).toBe(false);
+    expect(list).toContain(`prebuilds/${platformArch}/slabpool.node`);
+    expect(fs.statSync(tarball).size).toBeLessThan(200_000);
+  });
+});
+
+describe.skipIf(!hasPrebuild)('installing the tarball', () => {
+  it('loads the native prebuild, with no build/ directory', () => {
+    const dir = project('with-scripts');
+    const result = install(dir, tarball, []);
+    expect(result.status, result.stderr).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'node_modules', 'slabpool', 'build'))).toBe(false);
+    const prebuild = path.join(dir, 'node_modules', 'slabpool', 'prebuilds', platformArch, 'slabpool.node');
+    expect(nodeIn(dir, infoScript)).toEqual({
+      backend: 'native',
+      reason: `the native addon loaded from ${prebuild}`,
+      attempts: [
+        { path: path.join(dir, 'node_modules', 'slabpool', 'build', 'Release', 'slabpool.node'), error: 'not found' },
+        { path: prebuild, error: null },
+      ],
+    });
+    // Slab 1 (8 blocks of 832 bytes) is empty at the end, so trim gives it back.
+    expect(nodeIn(dir, smokeScript)).toEqual({ backend: 'native', inUse: 6, capacity: 16, last: 0, trimmed: 8 * 832 });
+  });
+
+  it('loads the prebuild with no compiler on the PATH and install scripts disabled', () => {
+    const dir = project('no-compiler-no-scripts');
+    expect(run('sh', ['-c', 'command -v g++ || command -v c++ || command -v cc || command -v make || command -v python3'], dir, { PATH: noCompilerPath }).status).not.toBe(0);
+    const result = install(dir, tarball, ['--ignore-scripts'], { PATH: noCompilerPath });
+    expect(result.status, result.stderr).toBe(0);
+    expect(nodeIn(dir, infoScript)).toMatchObject({ backend: 'native', attempts: [{ error: 'not found' }, { error: null }] });
+    expect(nodeIn(dir, smokeScript)).toMatchObject({ backend: 'native', inUse: 6 });
+  });
+
+  it('works with require, import and TypeScript from the installed package', () => {
+    const dir = project('consumers');
+    expect(install(dir, tarball, ['--ignore-scripts']).status).toBe(0);
+    const cjs = run(process.execPath, ['-e', `const { MemoryPool } = require('slabpool'); const p = new MemoryPool({ blockSize: 3, numBlocks: 2 }); console.log(p.getBlock().length, p.backend)`], dir);
+    expect(cjs.stdout.trim(), cjs.stderr).toBe('3 native');
+    const esm = run(process.execPath, ['--input-type=module', '-e', `import { MemoryPool, backendInfo } from 'slabpool'; const p = new MemoryPool({ blockSize: [2, 2], numBlocks: 2 }); console.log(p.getBlock().length, backendInfo().backend)`], dir);
+    expect(esm.stdout.trim(), esm.stderr).toBe('4 native');
+
+    // Types resolve for both module systems; @ts-expect-error lines fail the compile if the
+    // types were missing (any) or wrong.
+    const consumer = `
+      import { MemoryPool, backendInfo, type PoolOptions, type PoolStats, type BackendInfo, type SlabpoolError } from 'slabpool';
+      const options: PoolOptions = { blockSize: [10, 10], numBlocks: 8, alignment: 64, poison: 'nan' };
+      const pool = new MemoryPool(options);
+      const block: Float64Array | null = pool.getBlock();
+      if (block) pool.returnBlock(block);
+      const stats: PoolStats = pool.stats();
+      const fragmentation: number = stats.fragmentation;
+      const info: BackendInfo = backendInfo();
+      const backend: 'native' | 'js' = info.backend;
+      const lease = pool.lease();
+      lease?.[Symbol.dispose]();
+      const address: bigint | null = block ? pool.addressOf(block) : null;
+      function code(e: SlabpoolError): string { return e.code; }
+      // @ts-expect-error getBlock takes no argument
+      pool.getBlock(1);
+      // @ts-expect-error poison is 'none' or 'nan'
+      new MemoryPool({ blockSize: 4, numBlocks: 1, poison: 'zero' });
+      // @ts-expect-error numBlocks is required
+      new MemoryPool({ blockSize: 4 });
+      export { fragmentation, backend, address, code };
+    `;
+    fs.writeFileSync(path.join(dir, 'consumer.ts'), consumer);
+    fs.writeFileSync(path.join(dir, 'consumer.mts'), consumer);
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'node16', moduleResolution: 'node16', lib: ['ES2022', 'ESNext.Disposable'], types: [] },
+        files: ['consumer.ts', 'consumer.mts'],
+      }),
+    );
+    const tsc = run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], dir);
+    expect(tsc.stdout + tsc.stderr).toBe('');
+    expect(tsc.status).toBe(0);
+  });
+});
+
+describe('installing without a prebuild and without a compiler', () => {
+  let dir: string;
+  let installed: SpawnSyncReturns<string>;
+
+  beforeAll(() => {
+    dir = project('fallback');
+    // npm shows a dependency's install output only when asked (or when it fails).
+    installed = install(dir, tarballWithoutPrebuild, ['--foreground-scripts'], { PATH: noCompilerPath });
+  }, 120_000);
+
+  it('succeeds, saying the fallback will be used', () => {
+    expect(installed.status, installed.stderr).toBe(0);
+    expect(installed.stdout + installed.stderr).toMatch(/could not build the native addon; the JavaScript fallback will be used/);
+  });
+
+  it('runs on the fallback, and backendInfo says why', () => {
+    const info = nodeIn(dir, infoScript) as { backend: string; reason: string; attempts: { path: string; error: string }[] };
+    const pkg = path.join(dir, 'node_modules', 'slabpool');
+    expect(info.attempts).toEqual([
+      { path: path.join(pkg, 'build', 'Release', 'slabpool.node'), error: 'not found' },
+      { path: path.join(pkg, 'prebuilds', platformArch, 'slabpool.node'), error: 'not found' },
+    ]);
+    expect(info.backend).toBe('js');
+    expect(info.reason).toBe(`no native addon loaded (${info.attempts.map((a) => `${a.path}: not found`).join('; ')})`);
+  });
+
+  it('has the full API working on the fallback', () => {
+    expect(nodeIn(dir, smokeScript)).toEqual({ backend: 'js', inUse: 6, capacity: 16, last: 0, trimmed: 8 * 832 });
+  });
+
+  it('throws an error naming every attempted path for SLABPOOL_BACKEND=native', () => {
+    const out = nodeIn(
+      dir,
+      `try { new (require('slabpool').MemoryPool)({ blockSize: 1, numBlocks: 1 }); console.log('null'); } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })); }`,
+      { SLABPOOL_BACKEND: 'native' },
+    ) as { name: string; code: string; message: string };
+    const pkg = path.join(dir, 'node_modules', 'slabpool');
+    expect(out).toEqual({
+      name: 'Error',
+      code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE',
+      message:
+        "Expected a loadable native addon for backend 'native' but none loaded; attempts:" +
+        `\n  - ${path.join(pkg, 'build', 'Release', 'slabpool.node')}: not found` +
+        `\n  - ${path.join(pkg, 'prebuilds', platformArch, 'slabpool.node')}: not found`,
+    });
+  });
+});

@@ -1,0 +1,49 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+// A stale prebuild is a bug users cannot see: the package would run code other than its sources.
+// The addon reports the hash of the native sources it was built from; the committed prebuild for
+// the platform CI runs on must match native/ as it is. After changing native/, run
+// `npm run prebuild` and commit prebuilds/.
+const root = path.resolve(__dirname, '..');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { sourceHash } = require(path.join(root, 'scripts', 'source-hash.js')) as { sourceHash(base?: string): string };
+
+describe('the committed prebuild', () => {
+  it.runIf(process.platform === 'linux' && process.arch === 'x64')('exists for linux-x64 and was built from the current native sources', () => {
+    const file = path.join(root, 'prebuilds', 'linux-x64', 'slabpool.node');
+    expect(fs.existsSync(file), `${file} is missing: run npm run prebuild`).toBe(true);
+    const probe = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(file)}).sourceHash`], { encoding: 'utf8' });
+    expect(probe.status, probe.stderr).toBe(0);
+    expect(probe.stdout.trim(), 'prebuilds/linux-x64/slabpool.node is stale: run npm run prebuild and commit it').toBe(sourceHash());
+  });
+
+  it('is told apart by a hash that changes with every native source and binding.gyp', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { nativeSources } = require(path.join(root, 'scripts', 'source-hash.js')) as { nativeSources(base?: string): string[] };
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-hash-'));
+    try {
+      fs.cpSync(path.join(root, 'native'), path.join(copy, 'native'), { recursive: true });
+      fs.copyFileSync(path.join(root, 'binding.gyp'), path.join(copy, 'binding.gyp'));
+      const files = nativeSources(copy);
+      expect(files).toEqual(expect.arrayContaining(['native/slab.cc', 'native/slab.h', 'native/binding.cc', 'binding.gyp']));
+      const original = sourceHash(copy);
+      expect(original).toBe(sourceHash());
+      const seen = new Set([original]);
+      for (const file of files) {
+        const full = path.join(copy, file);
+        const text = fs.readFileSync(full, 'utf8');
+        fs.writeFileSync(full, text + ' ');
+        seen.add(sourceHash(copy));
+        fs.writeFileSync(full, text);
+      }
+      expect(seen.size).toBe(files.length + 1);
+      expect(sourceHash(copy)).toBe(original);
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
+  });
+});
