@@ -20,21 +20,25 @@ import { requireInteger, validateOptions } from './validate.js';
  * counts them as free, so figures are exact at every call.
  *
  * Invariants (check() verifies them):
- *   inUse = #blocks in state LIVE or LEASED + blocks of live runs
+ *   inUse = #block views held (HELD = +-serial) + blocks of live runs (state RUN, RUN_BODY)
  *   capacity - inUse = engine FREE + magazine length
  *   a view cached for block i is a Float64Array over its slab at base + (i mod slabBlocks) * stride
  */
 
-const LIVE = 1;
-const LEASED = 2;
+// #state marks the blocks of live runs; whether a single block is handed out is on its view (HELD).
 const RUN = 3; // first block of a live run
 const RUN_BODY = 4; // other blocks of a live run
+const HELD_STATE = 1; // what check() gives the engine for a block handed out singly
 
 // Every view a pool creates carries its pool's serial number and an index: a block view its
 // block's index, a run view -1 - its first block's index (so a stale run view can never pass as
-// a live block). Views are only ever re-created after their slab was detached (length 0).
+// a live block). trim() sets the index of every view of a slab it frees to NaN, so a view of a
+// trimmed slab never passes as a block of a slab grown later in the same slot.
 const POOL = Symbol('slabpool.pool');
 const INDEX = Symbol('slabpool.index');
+// On block views: the pool's serial while the block is handed out, its negation while leased, 0
+// while free. One load tells returnBlock that a view is this pool's and in use.
+const HELD = Symbol('slabpool.held');
 const RUN_TAG = Symbol('slabpool.run'); // on run views: blocks in the run
 let poolSerial = 0;
 
@@ -43,18 +47,14 @@ const CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
 const MAGAZINE_MAX = 64;
 const REFILL_MAX = 16;
 
-type TaggedView = Float64Array & { [POOL]?: number; [INDEX]?: number; [RUN_TAG]?: number };
+type TaggedView = Float64Array & { [POOL]?: number; [INDEX]?: number; [HELD]?: number; [RUN_TAG]?: number };
 
 function tag(view: Float64Array, serial: number, index: number, runLength?: number): TaggedView {
   Object.defineProperty(view, POOL, { value: serial });
-  Object.defineProperty(view, INDEX, { value: index });
-  if (runLength !== undefined) Object.defineProperty(view, RUN_TAG, { value: runLength });
+  Object.defineProperty(view, INDEX, { value: index, writable: true });
+  if (runLength === undefined) Object.defineProperty(view, HELD, { value: 0, writable: true });
+  else Object.defineProperty(view, RUN_TAG, { value: runLength });
   return view;
-}
-
-interface LiveRun {
-  readonly length: number;
-  readonly view: Float64Array;
 }
 
 let endLease: (pool: MemoryPool, lease: Lease) => void;
@@ -104,25 +104,30 @@ export class MemoryPool implements Disposable {
   readonly #slotBlocks: number[] = [];
   readonly #slotBuffers: (ArrayBuffer | undefined)[] = [];
   readonly #slotBases: number[] = [];
-  readonly #runs = new Map<number, LiveRun>();
+  /** The view of the run that starts at each index; the run is live while its first block is RUN. */
   readonly #runViews = new Map<number, TaggedView>();
   readonly #leases = new Map<number, Lease>();
 
-  readonly #serial = ++poolSerial;
+  readonly #id = ++poolSerial;
+  /** #id while the pool lives; NaN once destroyed, so that no view passes as held any more. */
+  #serial = this.#id;
   /** The magazine: views of free blocks, popped by getBlock and pushed by returnBlock. */
   #mag: TaggedView[] = [];
   /** Block indices for the engine: the magazine's, or a batch in flight. */
   readonly #scratch = new Int32Array(MAGAZINE_MAX);
   #magCap = 1;
   #refillSize = 1;
-  /** Up to this many free blocks, fragmentation is provably within the threshold; see #sync(). */
-  #gateFree = Infinity;
+  /** From this many blocks in use down, a return must check fragmentation exactly; see #sync(). */
+  #gateInUse = -Infinity;
 
   #capacity = 0;
   #inUse = 0;
   #peak = 0;
   #acquires = 0;
-  #returns = 0;
+  // Returns are not counted on the hot path: every acquisition not yet returned is a live block
+  // or a live run, so returns = acquires - (inUse - runBlocks) - liveRuns.
+  #runBlocks = 0;
+  #liveRuns = 0;
   #failures = 0;
   #grows = 0;
   #trims = 0;
@@ -184,7 +189,7 @@ export class MemoryPool implements Disposable {
   getBlock(): Float64Array | null {
     const view = this.#mag.pop() ?? this.#refill();
     if (view === undefined) return null;
-    this.#state[view[INDEX]!] = LIVE;
+    view[HELD] = this.#serial;
     if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
     this.#acquires++;
     return view;
@@ -195,12 +200,9 @@ export class MemoryPool implements Disposable {
    * Throws, leaving the pool unchanged, for anything that is not a block in use.
    */
   returnBlock(block: Float64Array | number): void {
-    if (typeof block === 'object' && block !== null && (block as TaggedView)[POOL] === this.#serial) {
-      const idx = (block as TaggedView)[INDEX]!;
-      if (this.#state[idx] === LIVE && block.length !== 0) {
-        this.#releaseBlock(idx, block);
-        return;
-      }
+    if (typeof block === 'object' && block !== null && (block as TaggedView)[HELD] === this.#serial) {
+      this.#releaseBlock(block);
+      return;
     }
     this.#returnSlow(block);
   }
@@ -227,14 +229,15 @@ export class MemoryPool implements Disposable {
     this.#inUse += k;
     if (this.#inUse > this.#peak) this.#peak = this.#inUse;
     this.#acquires++;
+    this.#runBlocks += k;
+    this.#liveRuns++;
     let view = this.#runViews.get(start);
     if (view === undefined || view[RUN_TAG] !== k) {
       const slot = Math.floor(start / slabBlocks);
       const byteOffset = this.#slotBases[slot]! + (start - slot * slabBlocks) * this.#cfg.stride;
-      view = tag(new Float64Array(this.#slotBuffers[slot]!, byteOffset, k * this.#cfg.blockLength), this.#serial, -1 - start, k);
+      view = tag(new Float64Array(this.#slotBuffers[slot]!, byteOffset, k * this.#cfg.blockLength), this.#id, -1 - start, k);
       this.#runViews.set(start, view);
     }
-    this.#runs.set(start, { length: k, view });
     return view;
   }
 
@@ -244,7 +247,7 @@ export class MemoryPool implements Disposable {
     if (block === null) return null;
     const idx = (block as TaggedView)[INDEX]!;
     const lease = new Lease(this, block);
-    this.#state[idx] = LEASED;
+    (block as TaggedView)[HELD] = -this.#serial;
     this.#leases.set(idx, lease);
     return lease;
   }
@@ -255,7 +258,7 @@ export class MemoryPool implements Disposable {
     if (!isFloat64Array(block)) throw invalidType('block', 'Float64Array', block);
     const tagged = block as TaggedView;
     const index = tagged[INDEX];
-    if (tagged[POOL] !== this.#serial || index === undefined) return -1;
+    if (tagged[POOL] !== this.#id || index === undefined || Number.isNaN(index)) return -1;
     if (index < 0) return this.#runViews.get(-1 - index) === block ? -1 - index : -1;
     return this.#views[index >>> CHUNK_SHIFT]?.[index & CHUNK_MASK] === block ? index : -1;
   }
@@ -297,9 +300,16 @@ export class MemoryPool implements Disposable {
       const first = slot * slabBlocks;
       for (let idx = first; idx < first + blocks; idx++) {
         const chunk = this.#views[idx >>> CHUNK_SHIFT];
-        if (chunk) chunk[idx & CHUNK_MASK] = undefined;
+        const view = chunk?.[idx & CHUNK_MASK];
+        if (view === undefined) continue;
+        view[INDEX] = NaN; // the slab is gone: this view can no longer name a block
+        chunk![idx & CHUNK_MASK] = undefined;
       }
-      for (const start of this.#runViews.keys()) if (start >= first && start < first + blocks) this.#runViews.delete(start);
+      for (const [start, view] of this.#runViews) {
+        if (start < first || start >= first + blocks) continue;
+        view[INDEX] = NaN;
+        this.#runViews.delete(start);
+      }
       released += this.#engine.freeSlab(slot);
       this.#slotBlocks[slot] = 0;
       this.#slotBuffers[slot] = undefined;
@@ -320,10 +330,10 @@ export class MemoryPool implements Disposable {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    this.#serial = NaN;
     this.#engine.destroy();
     this.#views = [];
     this.#state = new Uint8Array(0);
-    this.#runs.clear();
     this.#runViews.clear();
     this.#leases.clear();
     this.#slotBlocks.length = 0;
@@ -380,7 +390,7 @@ export class MemoryPool implements Disposable {
       efficiency: efficiencyPercent(this.#inUse, this.#capacity),
       internalWaste: 100 * (1 - cfg.blockBytes / cfg.stride),
       acquires: this.#acquires,
-      returns: this.#returns,
+      returns: this.#acquires - (this.#inUse - this.#runBlocks) - this.#liveRuns,
       failures: this.#failures,
       grows: this.#grows,
       trims: this.#trims,
@@ -391,7 +401,7 @@ export class MemoryPool implements Disposable {
   /** Walks the whole structure, both the pool's and the engine's; throws ERR_SLABPOOL_CHECK_FAILED at the first broken invariant. */
   check(): void {
     this.#live('check');
-    const problem = this.#engine.check(this.#state, this.#scratch, this.#magazineIndices()) ?? this.#checkPool();
+    const problem = this.#engine.check(this.#blockStates(), this.#scratch, this.#magazineIndices()) ?? this.#checkPool();
     if (problem !== null) throw checkFailed(problem);
   }
 
@@ -405,7 +415,7 @@ export class MemoryPool implements Disposable {
     const slabBlocks = this.#cfg.slabBlocks;
     const slot = Math.floor(idx / slabBlocks);
     const byteOffset = this.#slotBases[slot]! + (idx - slot * slabBlocks) * this.#cfg.stride;
-    const view = tag(new Float64Array(this.#slotBuffers[slot]!, byteOffset, this.#cfg.blockLength), this.#serial, idx);
+    const view = tag(new Float64Array(this.#slotBuffers[slot]!, byteOffset, this.#cfg.blockLength), this.#id, idx);
     (this.#views[idx >>> CHUNK_SHIFT] ??= new Array<TaggedView | undefined>(CHUNK_MASK + 1))[idx & CHUNK_MASK] = view;
     return view;
   }
@@ -429,26 +439,24 @@ export class MemoryPool implements Disposable {
     return this.#mag.pop();
   }
 
-  #releaseBlock(idx: number, block: TaggedView): void {
-    this.#state[idx] = BLOCK_FREE;
+  #releaseBlock(block: TaggedView): void {
+    block[HELD] = 0;
     if (this.#poisonNaN) block.fill(NaN);
-    this.#inUse--;
-    this.#returns++;
     const mag = this.#mag;
     if (mag.length === this.#magCap) this.#flush(mag.length - (mag.length >>> 1));
     mag.push(block);
-    if (this.#capacity - this.#inUse > this.#gateFree) this.#autoCoalesceCheck();
+    if (--this.#inUse < this.#gateInUse) this.#autoCoalesceCheck();
   }
 
-  #releaseRun(start: number, run: LiveRun): void {
-    if (this.#poisonNaN) run.view.fill(NaN);
-    this.#engine.releaseRun(start, run.length);
-    this.#state.fill(BLOCK_FREE, start, start + run.length);
-    this.#runs.delete(start);
-    this.#inUse -= run.length;
-    this.#returns++;
+  #releaseRun(start: number, view: TaggedView): void {
+    const k = view[RUN_TAG]!;
+    if (this.#poisonNaN) view.fill(NaN);
+    this.#engine.releaseRun(start, k);
+    this.#state.fill(BLOCK_FREE, start, start + k);
+    this.#runBlocks -= k;
+    this.#liveRuns--;
     this.#sync();
-    if (this.#capacity - this.#inUse > this.#gateFree) this.#autoCoalesceCheck();
+    if ((this.#inUse -= k) < this.#gateInUse) this.#autoCoalesceCheck();
   }
 
   /**
@@ -464,8 +472,8 @@ export class MemoryPool implements Disposable {
    * Called after every change to the engine (the only time its largest free run changes).
    * Cached blocks only lengthen free runs, so the engine's largest run L is a lower bound of the
    * true one, and with F free blocks fragmentation is at most 100 * (1 - L / F), which grows with
-   * F: #gateFree is the largest F for which that bound is within the threshold, so a return that
-   * leaves no more free blocks needs no exact check.
+   * F. With G the largest F for which that bound is within the threshold, a return that leaves
+   * at most G blocks free (at least capacity - G in use) needs no exact check.
    */
   #sync(): void {
     const threshold = this.#threshold;
@@ -473,7 +481,7 @@ export class MemoryPool implements Disposable {
     const largest = this.#es[ES_LARGEST]!;
     let gate = Math.floor(largest / (1 - threshold / 100));
     while (gate > 0 && fragmentationPercent(largest, gate) > threshold) gate--;
-    this.#gateFree = gate;
+    this.#gateInUse = this.#capacity - gate;
   }
 
   #coalesce(): void {
@@ -557,16 +565,15 @@ export class MemoryPool implements Disposable {
       const ours = this.#slotBuffers.includes(block.buffer as ArrayBuffer);
       throw foreignBlock('block', block, ours ? 'it is a subarray of pool memory; return the block itself' : 'it was not created by this pool');
     }
-    if (tagged[POOL] !== this.#serial) throw foreignBlock('block', block, 'it belongs to another pool');
-    if (block.length === 0) throw foreignBlock('block', block, 'its memory was released by trim() or destroy()');
+    if (tagged[POOL] !== this.#id) throw foreignBlock('block', block, 'it belongs to another pool');
+    if (Number.isNaN(index)) throw foreignBlock('block', block, 'its memory was released by trim() or destroy()');
     if (index < 0) {
       const start = -1 - index;
-      const run = this.#runs.get(start);
-      if (run?.view === block) return this.#releaseRun(start, run);
+      if (this.#state[start] === RUN && this.#runViews.get(start) === block) return this.#releaseRun(start, tagged);
       throw doubleReturn('block', start);
     }
-    // A view of this pool that is not detached is the one cached for its block.
-    if (this.#state[index] === LEASED) return this.#releaseLeased(index, tagged);
+    // A view of this pool with an index is the one cached for its block.
+    if (tagged[HELD] === -this.#serial) return this.#releaseLeased(index, tagged);
     throw doubleReturn('block', index);
   }
 
@@ -581,9 +588,10 @@ export class MemoryPool implements Disposable {
       throw invalidRange('index', 'index of an existing block', index, `block ${index} does not exist: its slab was trimmed or is smaller`);
     }
     const state = this.#state[index];
-    if (state === LIVE) return this.#releaseBlock(index, this.#views[index >>> CHUNK_SHIFT]![index & CHUNK_MASK]!);
-    if (state === LEASED) return this.#releaseLeased(index, this.#views[index >>> CHUNK_SHIFT]![index & CHUNK_MASK]!);
-    if (state === RUN) return this.#releaseRun(index, this.#runs.get(index)!);
+    const view = this.#views[index >>> CHUNK_SHIFT]?.[index & CHUNK_MASK];
+    if (view?.[HELD] === this.#serial) return this.#releaseBlock(view);
+    if (view?.[HELD] === -this.#serial) return this.#releaseLeased(index, view);
+    if (state === RUN) return this.#releaseRun(index, this.#runViews.get(index)!);
     if (state === RUN_BODY) {
       let start = index;
       while (this.#state[start] !== RUN) start--;
@@ -592,9 +600,19 @@ export class MemoryPool implements Disposable {
     throw doubleReturn('index', index);
   }
 
-  #releaseLeased(idx: number, block: Float64Array): void {
+  #releaseLeased(idx: number, block: TaggedView): void {
     this.#leases.delete(idx);
-    this.#releaseBlock(idx, block);
+    this.#releaseBlock(block);
+  }
+
+  /** Every block's state for the engine's check: #state's runs plus the blocks held singly. */
+  #blockStates(): Uint8Array {
+    const states = this.#state.slice();
+    for (const chunk of this.#views) {
+      if (chunk === undefined) continue;
+      for (const view of chunk) if (view !== undefined && view[HELD] !== 0) states[view[INDEX]!] = HELD_STATE;
+    }
+    return states;
   }
 
   #endLease(lease: Lease): void {
@@ -617,6 +635,8 @@ export class MemoryPool implements Disposable {
     let capacity = 0;
     let inUse = 0;
     let leased = 0;
+    let runBlocks = 0;
+    let liveRuns = 0;
     for (let slot = 0; slot < this.#slotBlocks.length; slot++) {
       const blocks = this.#slotBlocks[slot]!;
       const first = slot * cfg.slabBlocks;
@@ -629,18 +649,25 @@ export class MemoryPool implements Disposable {
           if (state !== BLOCK_FREE || view !== undefined) return `block ${idx} does not exist but has state ${state} or a view`;
           continue;
         }
-        if (state === LIVE || state === LEASED) inUse++;
-        if (state === LEASED) leased++;
+        const held = view?.[HELD] ?? 0;
+        if (held !== 0) {
+          if (Math.abs(held) !== this.#serial) return `block ${idx} is marked held by pool ${held}`;
+          if (state !== BLOCK_FREE) return `block ${idx} is held singly and in a run`;
+          inUse++;
+          if (held < 0) leased++;
+        }
         if (state === RUN) {
-          const run = this.#runs.get(idx);
-          if (!run) return `block ${idx} starts a run the pool does not know`;
-          for (let j = 1; j < run.length; j++) if (this.#state[idx + j] !== RUN_BODY) return `run at ${idx} of ${run.length} has block ${idx + j} in state ${this.#state[idx + j]}`;
-          if (this.#state[idx + run.length] === RUN_BODY) return `run at ${idx} of ${run.length} is followed by a stray run block`;
-          inUse += run.length;
+          const k = this.#runViews.get(idx)?.[RUN_TAG];
+          if (k === undefined) return `block ${idx} starts a run the pool has no view of`;
+          for (let j = 1; j < k; j++) if (this.#state[idx + j] !== RUN_BODY) return `run at ${idx} of ${k} has block ${idx + j} in state ${this.#state[idx + j]}`;
+          if (this.#state[idx + k] === RUN_BODY) return `run at ${idx} of ${k} is followed by a stray run block`;
+          inUse += k;
+          runBlocks += k;
+          liveRuns++;
         }
         if (view !== undefined) {
           const expected = this.#slotBases[slot]! + (idx - first) * cfg.stride;
-          if (view.buffer !== this.#slotBuffers[slot] || view.byteOffset !== expected || view.length !== cfg.blockLength || view[INDEX] !== idx || view[POOL] !== this.#serial) {
+          if (view.buffer !== this.#slotBuffers[slot] || view.byteOffset !== expected || view.length !== cfg.blockLength || view[INDEX] !== idx || view[POOL] !== this.#id) {
             return `cached view of block ${idx} does not map its memory`;
           }
         }
@@ -649,11 +676,14 @@ export class MemoryPool implements Disposable {
     for (const view of this.#mag) {
       const idx = view[INDEX]!;
       if (this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] !== view) return `magazine holds a view that is not block ${idx}'s`;
-      if (this.#state[idx] !== BLOCK_FREE) return `cached free block ${idx} is in state ${this.#state[idx]}`;
+      if (this.#state[idx] !== BLOCK_FREE || view[HELD] !== 0) return `cached free block ${idx} is in state ${this.#state[idx]}, held ${view[HELD]}`;
     }
     if (capacity !== this.#capacity) return `slabs hold ${capacity} blocks, pool counts ${this.#capacity}`;
     if (inUse !== this.#inUse) return `blocks in use: pool counts ${this.#inUse}, states say ${inUse}`;
     if (leased !== this.#leases.size) return `${this.#leases.size} leases for ${leased} leased blocks`;
+    if (runBlocks !== this.#runBlocks || liveRuns !== this.#liveRuns) {
+      return `pool counts ${this.#liveRuns} runs of ${this.#runBlocks} blocks, states say ${liveRuns} of ${runBlocks}`;
+    }
     return null;
   }
 }

@@ -33,18 +33,32 @@ struct SlabMemory {
 
 namespace {
 
-// Slabs from this size on come from mmap: page-aligned (>= every alignment we accept) and zeroed
-// by the kernel page by page as they are touched, so a large pool costs nothing until used.
-constexpr size_t kMapThreshold = size_t{1} << 20;
+// Zeroed memory from this size on comes from mmap: page-aligned (>= every alignment we accept)
+// and zeroed by the kernel page by page as it is first touched, so a large pool or its metadata
+// costs nothing until used. Below it, a memset is cheaper than a system call; above it, a memset
+// would fault in every page at construction.
+constexpr size_t kMapThreshold = size_t{64} << 10;
 
 std::atomic<size_t> live_bytes{0};
+
+void* zeroed_alloc(size_t bytes) {
+  if (bytes < kMapThreshold) return std::calloc(1, bytes);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void zeroed_free(void* p, size_t bytes) {
+  if (p == nullptr) return;
+  if (bytes < kMapThreshold) std::free(p);
+  else munmap(p, bytes);
+}
 
 SlabMemory* allocate_slab_memory(size_t bytes, size_t alignment) {
   void* p = nullptr;
   bool mapped = bytes >= kMapThreshold;
   if (mapped) {
-    p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return nullptr;
+    p = zeroed_alloc(bytes);
+    if (p == nullptr) return nullptr;
   } else {
     // Zeroed, so a fresh block never shows what the process freed before.
     if (posix_memalign(&p, alignment, bytes) != 0 || p == nullptr) return nullptr;
@@ -86,12 +100,12 @@ struct Allocator::Slab {
   uint8_t* base;
   SlabMemory* memory;  // nullptr when the memory is adopted
   size_t used_words;
-  uint32_t* used;  // calloc: all free
-  uint32_t* tags;  // malloc: only run ends are ever read, and they are always written first
+  uint32_t* used;  // zeroed: all free
+  uint32_t* tags;  // only run ends are ever read, and they are always written first
 
   ~Slab() {
-    std::free(used);
-    std::free(tags);
+    zeroed_free(used, used_words * sizeof(uint32_t));
+    zeroed_free(tags, blocks * sizeof(uint32_t));
   }
   bool is_used(uint32_t a) const { return (used[a >> 5] >> (a & 31)) & 1u; }
 };
@@ -101,6 +115,9 @@ namespace {
 inline uint32_t ctz32(uint32_t word) { return static_cast<uint32_t>(__builtin_ctz(word)); }
 
 inline bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+size_t RunCountBytes(uint32_t slab_blocks) { return (static_cast<size_t>(slab_blocks) + 1) * sizeof(uint32_t); }
+size_t LenBitsBytes(uint32_t slab_blocks) { return ((slab_blocks >> 5) + 1) * sizeof(uint32_t); }
 
 }  // namespace
 
@@ -113,14 +130,16 @@ Allocator::Allocator(size_t stride, size_t alignment, uint32_t slab_blocks)
   if (slab_blocks == 0 || slab_blocks > (1u << 30)) return;
   size_t bytes;
   if (__builtin_mul_overflow(stride, static_cast<size_t>(slab_blocks), &bytes)) return;
-  run_count_ = static_cast<uint32_t*>(std::calloc(static_cast<size_t>(slab_blocks) + 1, sizeof(uint32_t)));
-  len_bits_ = static_cast<uint32_t*>(std::calloc((slab_blocks >> 5) + 1, sizeof(uint32_t)));
+  run_count_ = static_cast<uint32_t*>(zeroed_alloc(RunCountBytes(slab_blocks)));
+  len_bits_ = static_cast<uint32_t*>(zeroed_alloc(LenBitsBytes(slab_blocks)));
   if (run_count_ != nullptr && len_bits_ != nullptr) slab_blocks_ = slab_blocks;
+  else pending_blocks_ = slab_blocks;
 }
 
 Allocator::~Allocator() {
-  std::free(run_count_);
-  std::free(len_bits_);
+  uint32_t sized = slab_blocks_ != 0 ? slab_blocks_ : pending_blocks_;
+  zeroed_free(run_count_, RunCountBytes(sized));
+  zeroed_free(len_bits_, LenBitsBytes(sized));
   for (Slab* s : slabs_) {
     if (s == nullptr) continue;
     if (s->memory != nullptr) slab_memory_release(s->memory);
@@ -142,8 +161,9 @@ Allocator::Result Allocator::add_slab(uint32_t slot, uint32_t blocks, uint8_t* m
   Slab* s = new (std::nothrow) Slab();
   if (s == nullptr) return Result::kNoMemory;
   s->used_words = (blocks + 31) >> 5;
-  s->used = static_cast<uint32_t*>(std::calloc(s->used_words, sizeof(uint32_t)));
-  s->tags = static_cast<uint32_t*>(std::malloc(blocks * sizeof(uint32_t)));
+  s->blocks = blocks;
+  s->used = static_cast<uint32_t*>(zeroed_alloc(s->used_words * sizeof(uint32_t)));
+  s->tags = static_cast<uint32_t*>(zeroed_alloc(blocks * sizeof(uint32_t)));
   SlabMemory* owned = nullptr;
   if (memory == nullptr && s->used != nullptr && s->tags != nullptr) {
     owned = allocate_slab_memory(bytes, alignment_);

@@ -80,6 +80,7 @@ class Allocator {
   uint32_t* run_count_ = nullptr;  // [slab_blocks + 1], calloc: run_count_[len] = free runs of length len
   uint32_t* len_bits_ = nullptr;   // [slab_blocks / 32 + 1], calloc: bit len set iff run_count_[len] > 0
   std::vector<int32_t> sorted_;      // scratch for largest_run_with
+  uint32_t pending_blocks_ = 0;      // slab_blocks asked for when the tables could not be had
   int64_t cursor_ = 0;               // <= the lowest free index
   double counters_[kCounterCount] = {};
 };

@@ -1,0 +1,166 @@
+// One benchmark trial, in a fresh process: `node --expose-gc bench/trial.mjs '<spec as JSON>'`.
+// Prints one JSON line: { ns } (nanoseconds per operation) plus what the case adds. Run by
+// bench/run.mjs, which repeats trials, interleaves them and takes medians.
+import { createRequire } from 'node:module';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { MemoryPool } from 'slabpool';
+
+const require = createRequire(import.meta.url);
+const spec = JSON.parse(process.argv[2]);
+let sink = 0; // results feed it so no loop is optimised away
+
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Runs op(i) in a warmed-up loop sized to take about `budgetMs`; returns ns per call. */
+function time(op, budgetMs = 250) {
+  let n = 1000;
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) op(i);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (ms > budgetMs / 10 || n >= 1e8) {
+      const total = Math.max(n, Math.ceil((n * budgetMs) / Math.max(ms, 1e-3)));
+      const t1 = process.hrtime.bigint();
+      for (let i = 0; i < total; i++) op(i);
+      return Number(process.hrtime.bigint() - t1) / total;
+    }
+    n *= 4;
+  }
+}
+
+function acquireRelease({ variant, blockLength }) {
+  const blocks = blockLength >= 100_000 ? 64 : 1024;
+  if (variant === 'floor') {
+    const views = Array.from({ length: 64 }, () => new Float64Array(blockLength));
+    return time((i) => {
+      const v = views.pop();
+      v[0] = i;
+      views.push(v);
+    });
+  }
+  if (variant === 'newFloat64Array') {
+    return time((i) => {
+      const a = new Float64Array(blockLength);
+      a[0] = i;
+      sink += a.length;
+    });
+  }
+  if (variant === 'typedarrayPool') {
+    const pool = require('typedarray-pool');
+    return time((i) => {
+      const a = pool.mallocDouble(blockLength);
+      a[0] = i;
+      pool.freeDouble(a);
+    });
+  }
+  const pool = new MemoryPool({ blockSize: blockLength, numBlocks: blocks, backend: variant });
+  return time((i) => {
+    const b = pool.getBlock();
+    b[0] = i;
+    pool.returnBlock(b);
+  });
+}
+
+function getRun({ backend, k, n }) {
+  const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
+  const blocks = [];
+  for (let i = 0; i < n; i++) blocks.push(pool.getBlock());
+  const random = rng(42);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [blocks[i], blocks[j]] = [blocks[j], blocks[i]];
+  }
+  for (let i = 0; i < n / 2; i++) pool.returnBlock(blocks[i]);
+  let found = 0;
+  let calls = 0;
+  const ns = time(() => {
+    calls++;
+    const run = pool.getRun(k);
+    if (run !== null) {
+      found++;
+      run[0] = 1;
+      pool.returnBlock(run);
+    }
+  });
+  pool.check();
+  return { ns, found: found / calls, fragmentation: pool.getFragmentation() };
+}
+
+/**
+ * One construction per process, as a program makes its pool: after a small pool has loaded the
+ * backend and compiled the code, time `new MemoryPool` once. (For pools of hundreds of MB, V8
+ * answers the new ArrayBuffer memory with a full GC, which may land inside this window.)
+ */
+function construct({ backend, n }) {
+  new MemoryPool({ blockSize: 100, numBlocks: 10, backend }).destroy();
+  const t0 = process.hrtime.bigint();
+  const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
+  const ns = Number(process.hrtime.bigint() - t0);
+  sink += pool.numBlocks;
+  return { ns };
+}
+
+async function steadyState({ variant, cycles }) {
+  const op =
+    variant === 'newFloat64Array'
+      ? (i) => {
+          const a = new Float64Array(100);
+          a[0] = i;
+          sink += a.length;
+        }
+      : (() => {
+          const pool = new MemoryPool({ blockSize: 100, numBlocks: 1024, backend: variant });
+          return (i) => {
+            const b = pool.getBlock();
+            b[0] = i;
+            pool.returnBlock(b);
+          };
+        })();
+  for (let i = 0; i < 200_000; i++) op(i); // warm up and compile
+  // V8 reports GCs to observers after the event loop turns, never during a synchronous loop:
+  // count in the callback, and let a turn pass before the baseline and after the loop.
+  let gcEvents = 0;
+  const observer = new PerformanceObserver((list) => {
+    gcEvents += list.getEntries().length;
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 50));
+  globalThis.gc();
+  await turn();
+  gcEvents = 0;
+  const rss0 = process.memoryUsage().rss;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < cycles; i++) op(i);
+  const ns = Number(process.hrtime.bigint() - t0) / cycles;
+  const rssGrowthBytes = process.memoryUsage().rss - rss0;
+  await turn();
+  observer.disconnect();
+  return { ns, cycles, gcEvents, rssGrowthBytes };
+}
+
+let result;
+switch (spec.case) {
+  case 'acquireRelease':
+    result = { ns: acquireRelease(spec) };
+    break;
+  case 'getRun':
+    result = getRun(spec);
+    break;
+  case 'construct':
+    result = construct(spec);
+    break;
+  case 'steadyState':
+    result = await steadyState(spec);
+    break;
+  default:
+    throw new Error(`unknown case ${spec.case}`);
+}
+process.stdout.write(`${JSON.stringify({ ...result, sink: sink % 2 })}\n`);
