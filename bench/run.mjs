@@ -1,4 +1,6 @@
-// npm run bench [-- --json] [-- --trials N] [-- --check]
+// npm run bench [-- --json] [-- --trials N] [-- --check] [-- --smoke]
+// --smoke runs every case once at toy sizes: it shows that the benchmark works (npm test runs
+// it), and its figures mean nothing.
 // Every trial runs in a fresh process (bench/trial.mjs). Trials of all cases are interleaved
 // round by round, so a noisy neighbour slows every variant alike; each figure is the median of
 // its trials, and every ratio is computed from figures of this one run.
@@ -12,21 +14,24 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const check = args.includes('--check');
-const trials = Number(args[args.indexOf('--trials') + 1]) || 5;
+const smoke = args.includes('--smoke');
+const trials = smoke ? 1 : Number(args[args.indexOf('--trials') + 1]) || 5;
 const log = (line) => process.stderr.write(`${line}\n`);
 
 const backends = backendInfo().backend === 'native' ? ['native', 'js'] : ['js'];
 if (backends.length === 1) log(`native backend unavailable (${backendInfo().reason}); measuring js only`);
 
 const lengths = [100, 1000, 100_000];
-const sizes = { '1e3': 1e3, '1e6': 1e6 };
+const sizes = smoke ? { '1e3': 1e2, '1e6': 1e4 } : { '1e3': 1e3, '1e6': 1e6 };
+const cycles = smoke ? 1e4 : 1e6;
+const budgetMs = smoke ? 5 : undefined;
 const specs = [
   ...lengths.flatMap((blockLength) =>
-    ['floor', 'newFloat64Array', 'typedarrayPool', ...backends].map((variant) => ({ case: 'acquireRelease', variant, blockLength })),
+    ['floor', 'newFloat64Array', 'typedarrayPool', ...backends].map((variant) => ({ case: 'acquireRelease', variant, blockLength, budgetMs })),
   ),
-  ...backends.flatMap((backend) => [1, 8, 64].flatMap((k) => Object.values(sizes).map((n) => ({ case: 'getRun', backend, k, n })))),
+  ...backends.flatMap((backend) => [1, 8, 64].flatMap((k) => Object.values(sizes).map((n) => ({ case: 'getRun', backend, k, n, budgetMs })))),
   ...backends.flatMap((backend) => Object.values(sizes).map((n) => ({ case: 'construct', backend, n }))),
-  ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles: 1e6 })),
+  ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles })),
 ];
 
 const results = new Map(specs.map((s) => [JSON.stringify(s), []]));
@@ -45,7 +50,12 @@ const median = (values) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
-const pick = (spec, field = 'ns') => median(results.get(JSON.stringify(spec)).map((r) => r[field]));
+/** The trials of the one spec that has every field of `partial`. */
+const trialsOf = (partial) => {
+  const spec = specs.find((s) => Object.entries(partial).every(([k, v]) => s[k] === v));
+  return results.get(JSON.stringify(spec));
+};
+const pick = (partial, field = 'ns') => median(trialsOf(partial).map((r) => r[field]));
 const round2 = (x) => Math.round(x * 100) / 100;
 
 const acquireByLength = Object.fromEntries(
@@ -73,12 +83,12 @@ const construct = Object.fromEntries(
 );
 const steadyState = Object.fromEntries(
   [...backends, 'newFloat64Array'].map((variant) => {
-    const spec = { case: 'steadyState', variant, cycles: 1e6 };
-    const all = results.get(JSON.stringify(spec));
+    const spec = { case: 'steadyState', variant };
+    const all = trialsOf(spec);
     return [
       variant,
       {
-        cycles: 1e6,
+        cycles,
         gcEvents: pick(spec, 'gcEvents'),
         maxGcEvents: Math.max(...all.map((r) => r.gcEvents)),
         rssGrowthBytes: pick(spec, 'rssGrowthBytes'),
@@ -125,6 +135,7 @@ const report = {
   targets,
   machine,
   trials,
+  smoke,
 };
 
 if (json) {

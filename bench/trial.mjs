@@ -10,9 +10,9 @@ const spec = JSON.parse(process.argv[2]);
 let sink = 0; // results feed it so no loop is optimised away
 
 function rng(seed) {
-  let a = seed >>> 0;
+  let a = seed | 0; // int32 state: a uint32 would be boxed on every call
   return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
+    a = (a + 0x6d2b79f5) | 0;
     let t = Math.imul(a ^ (a >>> 15), a | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -20,7 +20,7 @@ function rng(seed) {
 }
 
 /** Runs op(i) in a warmed-up loop sized to take about `budgetMs`; returns ns per call. */
-function time(op, budgetMs = 250) {
+function time(op, budgetMs = spec.budgetMs ?? 250) {
   let n = 1000;
   for (;;) {
     const t0 = process.hrtime.bigint();
@@ -124,7 +124,7 @@ async function steadyState({ variant, cycles }) {
             pool.returnBlock(b);
           };
         })();
-  for (let i = 0; i < 200_000; i++) op(i); // warm up and compile
+  for (let i = 0; i < Math.min(200_000, cycles); i++) op(i); // warm up and compile
   // V8 reports GCs to observers after the event loop turns, never during a synchronous loop:
   // count in the callback, and let a turn pass before the baseline and after the loop.
   let gcEvents = 0;

@@ -153,7 +153,11 @@ export class JsEngine implements Engine {
       this.#cursor = p + take;
       p = n < max ? this.#findFree(p + take) : -1;
     }
-    out.subarray(0, n).reverse();
+    for (let i = 0, j = n - 1; i < j; i++, j--) {
+      const t = out[i]!;
+      out[i] = out[j]!;
+      out[j] = t;
+    }
     return n;
   }
 
@@ -191,9 +195,14 @@ export class JsEngine implements Engine {
     let best = this.state[ES_LARGEST]!;
     if (count === 0) return best;
     if (this.#sorted.length < count) this.#sorted = new Int32Array(count);
-    const sorted = this.#sorted.subarray(0, count);
-    sorted.set(mag.subarray(0, count));
-    sorted.sort();
+    const sorted = this.#sorted;
+    // Insertion sort in place: count is at most the magazine's 64, and nothing is allocated.
+    for (let i = 0; i < count; i++) {
+      const v = mag[i]!;
+      let j = i;
+      for (; j > 0 && sorted[j - 1]! > v; j--) sorted[j] = sorted[j - 1]!;
+      sorted[j] = v;
+    }
     let i = 0;
     while (i < count) {
       const first = sorted[i++]!;

@@ -45,9 +45,9 @@ export function expectRejected(pool: MemoryPool | undefined, fn: () => unknown, 
 
 /** Deterministic PRNG (mulberry32) so every random test prints a seed that reproduces it. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
+  let a = seed | 0; // int32 state: a uint32 would be boxed on every call
   return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
+    a = (a + 0x6d2b79f5) | 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
