@@ -53,25 +53,36 @@ function currentSourceHash(): string | null {
 
 let nativeLoad: NativeLoad | undefined;
 
+/**
+ * SLABPOOL_NATIVE_PATH=<file> loads the addon from that file and nowhere else: for diagnosis,
+ * and for the sanitizer run, which tests an instrumented build without replacing the usual one.
+ */
+function overridePath(): string | undefined {
+  const file = process.env.SLABPOOL_NATIVE_PATH;
+  return file ? path.resolve(file) : undefined;
+}
+
 function loadNative(): NativeLoad {
   if (nativeLoad) return nativeLoad;
   const expectedHash = currentSourceHash();
   const options = { bindings: 'slabpool.node', module_root: packageRoot, platform_arch: `${process.platform}-${process.arch}` };
+  const override = overridePath();
   const attempts: LoadAttempt[] = [];
   let factory: EngineFactory | undefined;
-  for (const place of PLACES) {
-    const file = path.join(...place.map((part) => (options as Record<string, string>)[part] ?? part));
+  for (const place of override ? [[override]] : PLACES) {
+    const file = override ?? path.join(...place.map((part) => (options as Record<string, string>)[part] ?? part));
     let error: string | null = null;
     try {
       // One place per call, so that every failure keeps its own reason.
-      const addon: unknown = bindings({ ...options, try: [place] } as bindings.Options);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const addon: unknown = override ? require(override) : bindings({ ...options, try: [place] } as bindings.Options);
       if (!isNativeAddon(addon)) error = 'not a slabpool addon';
       else if (expectedHash !== null && addon.sourceHash !== expectedHash) {
         error = `stale: built from native sources ${addon.sourceHash}, but native/ is ${expectedHash}`;
       } else factory = nativeEngineFactory(addon);
     } catch (err) {
-      const e = err as Error & { tries?: string[] };
-      error = e.tries ? 'not found' : String(e.message).split('\n')[0]!;
+      const e = err as Error & { tries?: string[]; code?: string };
+      error = e.tries || e.code === 'MODULE_NOT_FOUND' ? 'not found' : String(e.message).split('\n')[0]!;
     }
     attempts.push({ path: file, error });
     if (factory) break;

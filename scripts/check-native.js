@@ -1,0 +1,90 @@
+'use strict';
+// Memory checks of the native code, beyond npm test:
+//   node scripts/check-native.js asan      (npm run test:asan)
+//     1. the C++ unit test of native/slab.cc built with AddressSanitizer and UBSan;
+//     2. the addon built with both into build-asan/, then the vitest suites on it (the ASAN
+//        runtime preloaded into node, which is not itself instrumented).
+//   node scripts/check-native.js valgrind  (npm run test:valgrind)
+//     the C++ unit test under valgrind memcheck.
+// Each fails on any report: a sanitizer finding, a memcheck error or a leak.
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { sourceHash } = require('./source-hash.js');
+
+const root = path.resolve(__dirname, '..');
+const cxx = process.env.CXX || 'g++';
+const mode = process.argv[2];
+
+function run(cmd, args, options = {}) {
+  console.log(`$ ${[cmd, ...args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
+  const result = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, ...options });
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  return { status: result.status, output };
+}
+
+function fail(message, output = '') {
+  console.error(`${output.split('\n').slice(-60).join('\n')}\ncheck-native: ${message}`);
+  process.exit(1);
+}
+
+const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer', '-g', '-O1'];
+const REPORT = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
+
+function unitTest(flags, out) {
+  const exe = path.join(root, 'build-asan', out);
+  fs.mkdirSync(path.dirname(exe), { recursive: true });
+  const build = run(cxx, ['-std=c++17', '-Wall', '-Wextra', '-Werror', ...flags, 'native/slab.cc', 'test/native/slab_test.cc', '-o', exe]);
+  if (build.status !== 0) fail('could not build the C++ unit test', build.output);
+  return exe;
+}
+
+function asan() {
+  const exe = unitTest(SANITIZE, 'slab_test_asan');
+  const unit = run(exe, ['40'], { env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' } });
+  if (unit.status !== 0 || REPORT.test(unit.output)) fail('the C++ unit test failed under ASAN+UBSan', unit.output);
+  console.log(unit.output.trim().split('\n').at(-1));
+
+  const addon = path.join(root, 'build-asan', 'slabpool.node');
+  const include = require('node-addon-api').include_dir;
+  const headers = path.resolve(process.execPath, '..', '..', 'include', 'node');
+  const build = run(cxx, [
+    '-std=c++17', '-shared', '-fPIC', '-Wall', '-Wextra', '-Werror', ...SANITIZE,
+    '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED', `-DSLABPOOL_SOURCE_HASH="${sourceHash()}"`,
+    `-I${headers}`, `-I${include}`, 'native/slab.cc', 'native/binding.cc', '-o', addon,
+  ]);
+  if (build.status !== 0) fail('could not build the instrumented addon', build.output);
+
+  const runtime = run(cxx, ['-print-file-name=libasan.so']).output.trim();
+  const env = {
+    ...process.env,
+    LD_PRELOAD: runtime,
+    // Node itself is not instrumented and keeps memory until exit: leaks are checked on the unit
+    // test above, memory errors here.
+    ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:allocator_may_return_null=1',
+    UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+    SLABPOOL_NATIVE_PATH: addon,
+    SLABPOOL_SANITIZE: '1',
+    SLABPOOL_REQUIRE_NATIVE: '1',
+  };
+  // Packaging tests install tarballs and check where the addon came from; they test no memory.
+  const vitest = path.join(root, 'node_modules', 'vitest', 'vitest.mjs');
+  const suite = run(process.execPath, [vitest, 'run', '--exclude', 'test/package.test.ts', '--exclude', 'test/prebuild.test.ts', '--exclude', 'test/native-core.test.ts', '--exclude', 'test/bench-demo.test.ts'], { env });
+  process.stdout.write(suite.output.split('\n').filter((l) => /Tests |Test Files|FAIL|✗|×/.test(l)).join('\n') + '\n');
+  if (suite.status !== 0 || REPORT.test(suite.output)) fail('the test suite failed, or a sanitizer reported, on the instrumented addon', suite.output);
+  console.log('check-native asan: 0 sanitizer reports');
+}
+
+function valgrind() {
+  const exe = unitTest(['-g', '-O1'], 'slab_test_plain');
+  const memcheck = run('valgrind', ['--tool=memcheck', '--error-exitcode=99', '--leak-check=full', '--show-leak-kinds=all', '--errors-for-leak-kinds=all', exe, '8']);
+  const summary = /ERROR SUMMARY: (\d+) errors/.exec(memcheck.output);
+  const leaks = /All heap blocks were freed -- no leaks are possible/.test(memcheck.output);
+  if (memcheck.status !== 0 || !summary || summary[1] !== '0' || !leaks) fail('valgrind memcheck reported errors or leaks', memcheck.output);
+  console.log(memcheck.output.split('\n').filter((l) => /passed|ERROR SUMMARY|All heap blocks/.test(l)).join('\n'));
+  console.log('check-native valgrind: 0 errors, 0 leaks');
+}
+
+if (mode === 'asan') asan();
+else if (mode === 'valgrind') valgrind();
+else fail('usage: node scripts/check-native.js asan|valgrind');
