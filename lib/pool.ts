@@ -211,7 +211,9 @@ export class MemoryPool implements Disposable {
   getRun(count: number): Float64Array | null {
     this.#live('getRun');
     const slabBlocks = this.#cfg.slabBlocks;
-    const k = requireInteger('count', count, 1, slabBlocks, count > slabBlocks ? `a run must fit in one slab of ${slabBlocks} blocks` : undefined);
+    // The detail is phrased only for a number: comparing anything else could throw or run user code.
+    const tooLong = typeof count === 'number' && count > slabBlocks;
+    const k = requireInteger('count', count, 1, slabBlocks, tooLong ? `a run must fit in one slab of ${slabBlocks} blocks` : undefined);
     const engine = this.#engine;
     let start = engine.acquireRun(k);
     if (start < 0 && this.#mag.length > 0) {
