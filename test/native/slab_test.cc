@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../../native/slab.h"
+#include "shadow.h"
 
 using slabpool::Allocator;
 
@@ -146,126 +147,30 @@ static void test_slabs() {
   EXPECT(b.slab_memory(0) == nullptr);
 }
 
-// Random walk against a model: the set of free blocks, blocks held by the "user", and cached ones.
+// Random walk against the shadow model (shadow.h): every operation checked, then check().
 static void test_random(uint32_t seed) {
   std::mt19937 gen(seed);
   auto below = [&](uint32_t n) { return static_cast<uint32_t>(gen() % n); };
-  const uint32_t slab_blocks = 1 + below(70);
-  const size_t alignment = size_t{8} << below(4);
-  Allocator a(alignment * (1 + below(3)), alignment, slab_blocks);
-  const uint32_t max_slots = 4;
-  std::vector<uint32_t> slots(max_slots, 0);
-  std::set<int32_t> free_set;
-  std::vector<std::pair<int32_t, uint32_t>> held;  // start, length
-  std::vector<int32_t> cached;
-  std::vector<uint8_t> state(slab_blocks * max_slots, 0);
-  auto add = [&](uint32_t slot) {
-    uint32_t blocks = 1 + below(slab_blocks);
-    if (a.add_slab(slot, blocks) != Allocator::Result::kOk) return;
-    slots[slot] = blocks;
-    for (uint32_t i = 0; i < blocks; i++) free_set.insert(static_cast<int32_t>(slot * slab_blocks + i));
-  };
-  auto largest = [&](const std::set<int32_t>& s) {
-    uint32_t best = 0, run = 0;
-    int32_t prev = -2;
-    for (int32_t i : s) {
-      const int32_t sb = static_cast<int32_t>(slab_blocks);
-      run = (i == prev + 1 && i / sb == prev / sb) ? run + 1 : 1;
-      best = std::max(best, run);
-      prev = i;
-    }
-    return best;
-  };
-  add(0);
-  for (int step = 0; step < 4000; step++) {
-    switch (below(8)) {
+  slabpool_test::Shadow shadow(1 + below(70), size_t{8} << below(4), 1 + below(3));
+  bool ok = shadow.add_slab(0, gen());
+  for (int step = 0; ok && step < 4000; step++) {
+    switch (below(10)) {
       case 0:
-      case 1: {  // acquire a batch; some go to the user, the rest to the cache
-        int32_t out[16];
-        uint32_t want = 1 + below(16);
-        uint32_t n = a.acquire(out, want);
-        EXPECT_EQ(n, std::min<uint32_t>(want, static_cast<uint32_t>(free_set.size())));
-        for (uint32_t j = 0; j < n; j++) {
-          EXPECT(j == 0 || out[j] < out[j - 1]);  // strictly descending
-          EXPECT_EQ(static_cast<int32_t>(*free_set.begin()), out[n - 1 - j]);  // lowest first
-          free_set.erase(out[n - 1 - j]);
-          if (below(2)) {
-            held.push_back({out[j], 1});
-            state[out[j]] = 1;
-          } else {
-            cached.push_back(out[j]);
-          }
-        }
-        break;
-      }
-      case 2: {  // release some held or cached blocks
-        if (!held.empty() && below(2)) {
-          size_t i = below(static_cast<uint32_t>(held.size()));
-          auto [start, len] = held[i];
-          EXPECT(len == 1 ? a.release(&start, 1) : a.release_run(start, len));
-          for (uint32_t j = 0; j < len; j++) {
-            state[start + j] = 0;
-            free_set.insert(start + static_cast<int32_t>(j));
-          }
-          held.erase(held.begin() + static_cast<long>(i));
-        } else if (!cached.empty()) {
-          uint32_t n = 1 + below(static_cast<uint32_t>(cached.size()));
-          EXPECT(a.release(cached.data(), n));
-          for (uint32_t j = 0; j < n; j++) free_set.insert(cached[j]);
-          cached.erase(cached.begin(), cached.begin() + n);
-        }
-        break;
-      }
-      case 3: {  // a run
-        uint32_t k = 1 + below(std::min<uint32_t>(slab_blocks, 12));
-        int64_t start = a.acquire_run(k);
-        uint32_t l = largest(free_set);
-        EXPECT_EQ(start >= 0, l >= k);
-        if (start >= 0) {
-          for (uint32_t j = 0; j < k; j++) {
-            EXPECT(free_set.erase(static_cast<int32_t>(start + j)) == 1);
-            state[start + j] = 1;
-          }
-          EXPECT_EQ(start / slab_blocks, (start + k - 1) / slab_blocks);
-          held.push_back({static_cast<int32_t>(start), k});
-        }
-        break;
-      }
-      case 4:
-        a.coalesce();
-        break;
-      case 5: {  // grow or trim
-        uint32_t slot = 1 + below(max_slots - 1);
-        if (slots[slot] == 0) {
-          add(slot);
-        } else {
-          bool empty = true;
-          for (uint32_t i = 0; i < slots[slot]; i++) empty = empty && free_set.count(static_cast<int32_t>(slot * slab_blocks + i));
-          size_t bytes = a.free_slab(slot);
-          EXPECT_EQ(bytes != 0, empty);
-          if (empty) {
-            for (uint32_t i = 0; i < slots[slot]; i++) free_set.erase(static_cast<int32_t>(slot * slab_blocks + i));
-            slots[slot] = 0;
-          }
-        }
-        break;
-      }
-      default: {  // the exact largest run, counting the cache as free
-        std::set<int32_t> with(free_set);
-        with.insert(cached.begin(), cached.end());
-        EXPECT_EQ(a.largest_run_with(cached.data(), static_cast<uint32_t>(cached.size())), largest(with));
-        break;
-      }
+      case 1: ok = shadow.acquire(gen(), gen()); break;
+      case 2:
+      case 3: ok = shadow.release(gen(), below(2) == 0); break;
+      case 4: ok = shadow.acquire_run(gen()); break;
+      case 5: ok = shadow.coalesce(); break;
+      case 6: ok = below(2) ? shadow.add_slab(gen(), gen()) : shadow.free_slab(gen()); break;
+      case 7: ok = shadow.release_wrong(gen()); break;
+      default: ok = shadow.largest_with_cache(); break;
     }
-    std::string problem = check_all(a, state, cached);
-    if (!problem.empty()) {
-      failures++;
-      std::fprintf(stderr, "seed %u step %d: %s\n", seed, step, problem.c_str());
-      return;
-    }
+    ok = ok && shadow.verify();
     checks++;
-    EXPECT_EQ(a.counters()[slabpool::kFree], static_cast<double>(free_set.size()));
-    EXPECT_EQ(a.counters()[slabpool::kLargest], static_cast<double>(largest(free_set)));
+    if (!ok) {
+      failures++;
+      std::fprintf(stderr, "seed %u step %d: %s\n", seed, step, shadow.problem().c_str());
+    }
   }
 }
 
