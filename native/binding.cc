@@ -203,10 +203,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Acquire(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int32_t* out;
-    size_t length;
     uint32_t max;
-    if (!Live(env) || !Int32ArrayArg(info, 0, &out, &length) || !Uint32Arg(info, 1, &max)) return Napi::Value();
-    if (max > length) return Fail(env, "acquire past the end of its output");
+    if (!Live(env) || !ListArgs(info, 0, &out, &max)) return Napi::Value();
     uint32_t n = allocator_->acquire(out, max);
     Sync();
     return Napi::Number::New(env, n);
@@ -215,10 +213,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Release(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int32_t* list;
-    size_t length;
     uint32_t count;
-    if (!Live(env) || !Int32ArrayArg(info, 0, &list, &length) || !Uint32Arg(info, 1, &count)) return Napi::Value();
-    if (count > length) return Fail(env, "release past the end of its list");
+    if (!Live(env) || !ListArgs(info, 0, &list, &count)) return Napi::Value();
     bool ok = allocator_->release(list, count);
     Sync();
     if (!ok) return Fail(env, "release of a block that is not allocated");
@@ -246,10 +242,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value LargestRunWith(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int32_t* cached;
-    size_t length;
     uint32_t count;
-    if (!Live(env) || !Int32ArrayArg(info, 0, &cached, &length) || !Uint32Arg(info, 1, &count)) return Napi::Value();
-    if (count > length) return Fail(env, "count past the end of the list");
+    if (!Live(env) || !ListArgs(info, 0, &cached, &count)) return Napi::Value();
     return Napi::Number::New(env, allocator_->largest_run_with(cached, count));
   }
 
@@ -262,7 +256,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Check(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int32_t* cached;
-    size_t length;
     uint32_t count;
     if (!Live(env)) return Napi::Value();
     if (info.Length() < 1 || !info[0].IsTypedArray() ||
@@ -270,8 +263,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       return Fail(env, "check needs the pool's Uint8Array of block states");
     }
     Napi::Uint8Array state = info[0].As<Napi::Uint8Array>();
-    if (!Int32ArrayArg(info, 1, &cached, &length) || !Uint32Arg(info, 2, &count)) return Napi::Value();
-    if (count > length) return Fail(env, "count past the end of the list");
+    if (!ListArgs(info, 1, &cached, &count)) return Napi::Value();
     std::string problem = allocator_->check(state.Data(), state.ElementLength(), cached, count);
     if (problem.empty()) {
       for (size_t slot = 0; slot < allocator_->slot_count() && problem.empty(); slot++) {
@@ -344,18 +336,20 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return false;
   }
 
-  static bool Int32ArrayArg(const Napi::CallbackInfo& info, size_t i, int32_t** data, size_t* length) {
-    if (i < info.Length() && info[i].IsTypedArray()) {
-      Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
-      if (ta.TypedArrayType() == napi_int32_array) {
-        Napi::Int32Array a = info[i].As<Napi::Int32Array>();
-        *data = a.Data();
-        *length = a.ElementLength();
-        return true;
-      }
+  // A list of block indices: an Int32Array at i and how many of its entries to use at i + 1.
+  static bool ListArgs(const Napi::CallbackInfo& info, size_t i, int32_t** data, uint32_t* count) {
+    if (i >= info.Length() || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      InternalError(info.Env(), "argument " + std::to_string(i) + " must be an Int32Array").ThrowAsJavaScriptException();
+      return false;
     }
-    InternalError(info.Env(), "argument " + std::to_string(i) + " must be an Int32Array").ThrowAsJavaScriptException();
-    return false;
+    Napi::Int32Array list = info[i].As<Napi::Int32Array>();
+    if (!Uint32Arg(info, i + 1, count)) return false;
+    if (*count > list.ElementLength()) {
+      InternalError(info.Env(), "count past the end of the list").ThrowAsJavaScriptException();
+      return false;
+    }
+    *data = list.Data();
+    return true;
   }
 
   std::unique_ptr<Allocator> allocator_;

@@ -109,35 +109,19 @@ export class Harness {
   }
 
   getBlock(): void {
-    const { model, pool } = this;
-    if (model.free.size === 0 && !this.#expectGrowth(1)) {
-      expect(pool.getBlock()).toBeNull();
-      model.failures++;
-      return;
-    }
-    this.#hold(pool.getBlock()!, 1);
+    const block = this.#acquire(1, () => this.pool.getBlock());
+    if (block) this.#hold(block, 1);
   }
 
   getRun(want: number): void {
-    const { model, pool } = this;
-    const k = 1 + (want % model.slabBlocks);
-    if (model.largest() < k && !this.#expectGrowth(k)) {
-      expect(pool.getRun(k)).toBeNull();
-      model.failures++;
-      return;
-    }
-    this.#hold(pool.getRun(k)!, k);
+    const k = 1 + (want % this.model.slabBlocks);
+    const run = this.#acquire(k, () => this.pool.getRun(k));
+    if (run) this.#hold(run, k);
   }
 
   lease(): void {
-    const { model, pool } = this;
-    if (model.free.size === 0 && !this.#expectGrowth(1)) {
-      expect(pool.lease()).toBeNull();
-      model.failures++;
-      return;
-    }
-    const lease = pool.lease()!;
-    this.#hold(lease.block, 1, lease);
+    const lease = this.#acquire(1, () => this.pool.lease());
+    if (lease) this.#hold(lease.block, 1, lease);
   }
 
   /** Returns a held block or run: a lease by disposing it, otherwise by its view or its index. */
@@ -285,6 +269,22 @@ export class Harness {
     view.fill(stamp);
     model.take(start, length);
     model.held.set(start, { start, length, view, stamp, ...(lease ? { lease } : {}) });
+  }
+
+  /**
+   * Runs an acquisition of k blocks, predicting from the model whether it succeeds (growing if it
+   * must and may): null is asserted and counted as a failure, else the result is returned.
+   */
+  #acquire<T>(k: number, take: () => T | null): T | undefined {
+    const fits = k === 1 ? this.model.free.size > 0 : this.model.largest() >= k;
+    if (!fits && !this.#expectGrowth(k)) {
+      expect(take()).toBeNull();
+      this.model.failures++;
+      return undefined;
+    }
+    const result = take();
+    expect(result).not.toBeNull();
+    return result!;
   }
 
   #expectGrowth(k: number): boolean {
