@@ -14,10 +14,10 @@ import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats
 import { requireInteger, validateOptions } from './validate.js';
 
 /*
- * Policy over an Engine (engine.ts). The hot path never leaves JavaScript: free block indices are
- * cached in a small stack, the magazine (Bonwick), refilled from and flushed to the engine in
- * batches. Blocks in the magazine are free to the pool and allocated to the engine; every metric
- * counts them as free, so figures are exact at every call.
+ * Policy over an Engine (engine.ts). The hot path never leaves JavaScript: the views of free
+ * blocks are cached in a small stack, the magazine (Bonwick), refilled from and flushed to the
+ * engine in batches of indices. Blocks in the magazine are free to the pool and allocated to the
+ * engine; every metric counts them as free, so figures are exact at every call.
  *
  * Invariants (check() verifies them):
  *   inUse = #block views held (HELD = +-serial) + blocks of live runs (state RUN, RUN_BODY)
