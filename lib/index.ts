@@ -1,6 +1,6 @@
 export { MemoryPool, Lease } from './pool.js';
 export { backendInfo } from './loader.js';
 export type { BackendInfo, LoadAttempt } from './loader.js';
-export type { Backend, PoolOptions } from './options.js';
+export type { Backend, PoolArray, PoolArrayConstructor, PoolOptions } from './options.js';
 export type { PoolStats } from './stats.js';
 export type { SlabpoolError, SlabpoolErrorCode } from './errors.js';

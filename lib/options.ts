@@ -1,18 +1,47 @@
 /** Which implementation of the allocator core runs a pool. */
 export type Backend = 'native' | 'js';
 
+/** The typed arrays a pool can hand out. */
+export type PoolArray =
+  | Float64Array
+  | Float32Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | Uint8ClampedArray
+  | BigInt64Array
+  | BigUint64Array;
+
+/** The constructor of a PoolArray type: Float64Array, Int32Array, BigInt64Array, ... */
+export interface PoolArrayConstructor<T extends PoolArray = PoolArray> {
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
+  readonly BYTES_PER_ELEMENT: number;
+  readonly name: string;
+}
+
 /**
  * Options of `new MemoryPool(options)`. This type is the one place where each option is explained;
  * every option is validated before anything is allocated, and an invalid one throws a `TypeError`
  * or `RangeError` with code `ERR_SLABPOOL_INVALID_ARG`. Unknown keys are rejected too, so a typo
  * never silently falls back to a default.
  */
-export interface PoolOptions {
+export interface PoolOptions<T extends PoolArray = Float64Array> {
   /**
    * Elements per block: a positive integer, or a shape such as `[10, 10]` whose product is the
-   * block length. Every block is a `Float64Array` of exactly that many elements.
+   * block length. Every block is a typed array of `type` with exactly that many elements.
    */
   readonly blockSize: number | readonly number[];
+
+  /**
+   * The typed array of the blocks: Float64Array, Float32Array, Int8Array, Int16Array, Int32Array,
+   * Uint8Array, Uint16Array, Uint32Array, Uint8ClampedArray, BigInt64Array or BigUint64Array.
+   * `blockSize` counts its elements; alignment and stride stay in bytes.
+   * @default Float64Array
+   */
+  readonly type?: PoolArrayConstructor<T>;
 
   /**
    * Blocks in the first slab (the initial capacity), and in every slab added by `grow`.
@@ -54,7 +83,8 @@ export interface PoolOptions {
 
   /**
    * `'nan'` fills every returned block with NaN, so code that keeps using a block after returning
-   * it reads NaN instead of plausible numbers. Costs one fill per return.
+   * it reads NaN instead of plausible numbers. Costs one fill per return. Float types only (an
+   * integer array cannot hold NaN).
    * @default 'none'
    */
   readonly poison?: 'none' | 'nan';
@@ -71,9 +101,10 @@ export interface PoolOptions {
 
 /** Options after validation, with every default filled in and every size derived. */
 export interface PoolConfig {
+  readonly type: PoolArrayConstructor;
   readonly blockShape: readonly number[];
   readonly blockLength: number;
-  /** blockLength * 8 */
+  /** blockLength * type.BYTES_PER_ELEMENT */
   readonly blockBytes: number;
   /** blockBytes rounded up to alignment */
   readonly stride: number;

@@ -9,7 +9,7 @@ import {
   outOfMemory,
 } from './errors.js';
 import { engineFactory } from './loader.js';
-import type { Backend, PoolConfig, PoolOptions } from './options.js';
+import type { Backend, PoolArray, PoolConfig, PoolOptions } from './options.js';
 import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats.js';
 import { requireInteger, validateOptions } from './validate.js';
 
@@ -22,7 +22,7 @@ import { requireInteger, validateOptions } from './validate.js';
  * Invariants (check() verifies them):
  *   inUse = #block views held (HELD = +-serial) + blocks of live runs (state RUN, RUN_BODY)
  *   capacity - inUse = engine FREE + magazine length
- *   a view cached for block i is a Float64Array over its slab at base + (i mod slabBlocks) * stride
+ *   a view cached for block i is a typed array over its slab at base + (i mod slabBlocks) * stride
  */
 
 // #state marks the blocks of live runs; whether a single block is handed out is on its view (HELD).
@@ -47,9 +47,9 @@ const CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
 const MAGAZINE_MAX = 64;
 const REFILL_MAX = 16;
 
-type TaggedView = Float64Array & { [POOL]?: number; [INDEX]?: number; [HELD]?: number; [RUN_TAG]?: number };
+type TaggedView = PoolArray & { [POOL]?: number; [INDEX]?: number; [HELD]?: number; [RUN_TAG]?: number };
 
-function tag(view: Float64Array, serial: number, index: number, runLength?: number): TaggedView {
+function tag(view: PoolArray, serial: number, index: number, runLength?: number): TaggedView {
   Object.defineProperty(view, POOL, { value: serial });
   Object.defineProperty(view, INDEX, { value: index, writable: true });
   if (runLength === undefined) Object.defineProperty(view, HELD, { value: 0, writable: true });
@@ -57,21 +57,22 @@ function tag(view: Float64Array, serial: number, index: number, runLength?: numb
   return view;
 }
 
-let endLease: (pool: MemoryPool, lease: Lease) => void;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let endLease: (pool: MemoryPool<any>, lease: Lease<any>) => void;
 
 /** A leased block, returned to its pool when disposed: `using lease = pool.lease()`. */
-export class Lease implements Disposable {
-  readonly #pool: MemoryPool;
-  readonly #block: Float64Array;
+export class Lease<T extends PoolArray = Float64Array> implements Disposable {
+  readonly #pool: MemoryPool<T>;
+  readonly #block: T;
   #disposed = false;
 
   /** @internal */
-  constructor(pool: MemoryPool, block: Float64Array) {
+  constructor(pool: MemoryPool<T>, block: T) {
     this.#pool = pool;
     this.#block = block;
   }
 
-  get block(): Float64Array {
+  get block(): T {
     return this.#block;
   }
 
@@ -87,11 +88,12 @@ export class Lease implements Disposable {
   }
 }
 
-function isFloat64Array(value: unknown): value is Float64Array {
-  return ArrayBuffer.isView(value) && (value as Float64Array)[Symbol.toStringTag] === 'Float64Array';
+/** A typed array of the named type (by its tag, so that arrays from other realms count too). */
+function isArrayOf(value: unknown, typeName: string): boolean {
+  return ArrayBuffer.isView(value) && (value as PoolArray)[Symbol.toStringTag] === typeName;
 }
 
-export class MemoryPool implements Disposable {
+export class MemoryPool<T extends PoolArray = Float64Array> implements Disposable {
   readonly #cfg: PoolConfig;
   readonly #engine: Engine;
   readonly #es: Float64Array;
@@ -106,7 +108,7 @@ export class MemoryPool implements Disposable {
   readonly #slotBases: number[] = [];
   /** The view of the run that starts at each index; the run is live while its first block is RUN. */
   readonly #runViews = new Map<number, TaggedView>();
-  readonly #leases = new Map<number, Lease>();
+  readonly #leases = new Map<number, Lease<T>>();
 
   readonly #id = ++poolSerial;
   /** #id while the pool lives; NaN once destroyed, so that no view passes as held any more. */
@@ -138,7 +140,7 @@ export class MemoryPool implements Disposable {
     endLease = (pool, lease) => pool.#endLease(lease);
   }
 
-  constructor(options: PoolOptions) {
+  constructor(options: PoolOptions<T>) {
     const cfg = validateOptions(options);
     this.#cfg = cfg;
     this.#blockShape = Object.freeze([...cfg.blockShape]);
@@ -186,20 +188,20 @@ export class MemoryPool implements Disposable {
   // ---- blocks --------------------------------------------------------------------------------
 
   /** A free block, or null when the pool is exhausted and may not grow. */
-  getBlock(): Float64Array | null {
+  getBlock(): T | null {
     const view = this.#mag.pop() ?? this.#refill();
     if (view === undefined) return null;
     view[HELD] = this.#serial;
     if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
     this.#acquires++;
-    return view;
+    return view as T;
   }
 
   /**
    * Gives a block back: the view itself (a block or a run from getRun), or a block's index.
    * Throws, leaving the pool unchanged, for anything that is not a block in use.
    */
-  returnBlock(block: Float64Array | number): void {
+  returnBlock(block: T | number): void {
     if (typeof block === 'object' && block !== null && (block as TaggedView)[HELD] === this.#serial) {
       this.#releaseBlock(block);
       return;
@@ -207,8 +209,8 @@ export class MemoryPool implements Disposable {
     this.#returnSlow(block);
   }
 
-  /** `count` contiguous blocks inside one slab as one Float64Array, or null. Return it with returnBlock. */
-  getRun(count: number): Float64Array | null {
+  /** `count` contiguous blocks inside one slab as one typed array, or null. Return it with returnBlock. */
+  getRun(count: number): T | null {
     this.#live('getRun');
     const slabBlocks = this.#cfg.slabBlocks;
     // The detail is phrased only for a number: comparing anything else could throw or run user code.
@@ -237,27 +239,27 @@ export class MemoryPool implements Disposable {
     if (view === undefined || view[RUN_TAG] !== k) {
       const slot = Math.floor(start / slabBlocks);
       const byteOffset = this.#slotBases[slot]! + (start - slot * slabBlocks) * this.#cfg.stride;
-      view = tag(new Float64Array(this.#slotBuffers[slot]!, byteOffset, k * this.#cfg.blockLength), this.#id, -1 - start, k);
+      view = tag(new this.#cfg.type(this.#slotBuffers[slot]!, byteOffset, k * this.#cfg.blockLength), this.#id, -1 - start, k);
       this.#runViews.set(start, view);
     }
-    return view;
+    return view as T;
   }
 
   /** A block that is returned when the lease is disposed (`using lease = pool.lease()`), or null. */
-  lease(): Lease | null {
+  lease(): Lease<T> | null {
     const block = this.getBlock();
     if (block === null) return null;
     const idx = (block as TaggedView)[INDEX]!;
-    const lease = new Lease(this, block);
+    const lease = new Lease<T>(this, block);
     (block as TaggedView)[HELD] = -this.#serial;
     this.#leases.set(idx, lease);
     return lease;
   }
 
   /** The index of a view this pool created (a block, or the first block of a run); -1 otherwise. */
-  indexOf(block: Float64Array): number {
+  indexOf(block: T): number {
     this.#live('indexOf');
-    if (!isFloat64Array(block)) throw invalidType('block', 'Float64Array', block);
+    if (!isArrayOf(block, this.#cfg.type.name)) throw invalidType('block', this.#cfg.type.name, block);
     const tagged = block as TaggedView;
     const index = tagged[INDEX];
     if (tagged[POOL] !== this.#id || index === undefined || Number.isNaN(index)) return -1;
@@ -269,7 +271,7 @@ export class MemoryPool implements Disposable {
    * The absolute address of a block or run this pool created, for handing to native code; null on
    * the JavaScript fallback, which cannot know it. Valid while the block is held.
    */
-  addressOf(block: Float64Array): bigint | null {
+  addressOf(block: T): bigint | null {
     this.#live('addressOf');
     const idx = this.indexOf(block);
     if (idx < 0) throw foreignBlock('block', block, 'it was not created by this pool');
@@ -374,6 +376,7 @@ export class MemoryPool implements Disposable {
       backend: this.#engine.kind,
       alignmentScope: this.#engine.alignmentScope,
       alignment: cfg.alignment,
+      type: cfg.type.name,
       memory: this.#engine.memory,
       blockLength: cfg.blockLength,
       blockBytes: cfg.blockBytes,
@@ -417,7 +420,7 @@ export class MemoryPool implements Disposable {
     const slabBlocks = this.#cfg.slabBlocks;
     const slot = Math.floor(idx / slabBlocks);
     const byteOffset = this.#slotBases[slot]! + (idx - slot * slabBlocks) * this.#cfg.stride;
-    const view = tag(new Float64Array(this.#slotBuffers[slot]!, byteOffset, this.#cfg.blockLength), this.#id, idx);
+    const view = tag(new this.#cfg.type(this.#slotBuffers[slot]!, byteOffset, this.#cfg.blockLength), this.#id, idx);
     (this.#views[idx >>> CHUNK_SHIFT] ??= new Array<TaggedView | undefined>(CHUNK_MASK + 1))[idx & CHUNK_MASK] = view;
     return view;
   }
@@ -443,7 +446,7 @@ export class MemoryPool implements Disposable {
 
   #releaseBlock(block: TaggedView): void {
     block[HELD] = 0;
-    if (this.#poisonNaN) block.fill(NaN);
+    if (this.#poisonNaN) (block as Float64Array).fill(NaN); // float types only (validated)
     const mag = this.#mag;
     if (mag.length === this.#magCap) this.#flush(mag.length - (mag.length >>> 1));
     mag.push(block);
@@ -452,7 +455,7 @@ export class MemoryPool implements Disposable {
 
   #releaseRun(start: number, view: TaggedView): void {
     const k = view[RUN_TAG]!;
-    if (this.#poisonNaN) view.fill(NaN);
+    if (this.#poisonNaN) (view as Float64Array).fill(NaN); // float types only (validated)
     this.#engine.releaseRun(start, k);
     this.#state.fill(BLOCK_FREE, start, start + k);
     this.#runBlocks -= k;
@@ -558,13 +561,12 @@ export class MemoryPool implements Disposable {
       this.#returnIndex(block);
       return;
     }
-    if (!isFloat64Array(block)) {
-      throw invalidType('block', 'Float64Array from getBlock()/getRun() or a block index', block);
-    }
+    const typeName = this.#cfg.type.name;
+    if (!isArrayOf(block, typeName)) throw invalidType('block', `${typeName} from getBlock()/getRun() or a block index`, block);
     const tagged = block as TaggedView;
     const index = tagged[INDEX];
     if (index === undefined) {
-      const ours = this.#slotBuffers.includes(block.buffer as ArrayBuffer);
+      const ours = this.#slotBuffers.includes(tagged.buffer as ArrayBuffer);
       throw foreignBlock('block', block, ours ? 'it is a subarray of pool memory; return the block itself' : 'it was not created by this pool');
     }
     if (tagged[POOL] !== this.#id) throw foreignBlock('block', block, 'it belongs to another pool');
@@ -617,7 +619,7 @@ export class MemoryPool implements Disposable {
     return states;
   }
 
-  #endLease(lease: Lease): void {
+  #endLease(lease: Lease<T>): void {
     if (this.#destroyed) return;
     const idx = (lease.block as TaggedView)[INDEX]!;
     if (this.#leases.get(idx) !== lease) throw doubleReturn('lease', idx);

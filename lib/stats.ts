@@ -9,11 +9,13 @@ export interface PoolStats {
   /** 'address': absolute addresses are aligned (native). 'buffer': only offsets within each slab's ArrayBuffer (fallback). */
   readonly alignmentScope: 'address' | 'buffer';
   readonly alignment: number;
+  /** The blocks' typed array: 'Float64Array', 'Int32Array', ... */
+  readonly type: string;
   /** 'external': slabs allocated by the native engine at the alignment; 'v8': ArrayBuffers allocated by V8 (the fallback, or a runtime that refuses external buffers). */
   readonly memory: 'external' | 'v8';
   /** Elements per block. */
   readonly blockLength: number;
-  /** blockLength * 8 */
+  /** blockLength * bytes per element */
   readonly blockBytes: number;
   /** Bytes from one block's start to the next: blockBytes rounded up to alignment. */
   readonly stride: number;

@@ -1,5 +1,21 @@
 import { invalidRange, invalidType } from './errors.js';
-import type { PoolConfig, PoolOptions } from './options.js';
+import type { PoolArrayConstructor, PoolConfig, PoolOptions } from './options.js';
+
+/** Every type a pool can hand out; `type` must be one of these very constructors. */
+export const POOL_TYPES: readonly PoolArrayConstructor[] = [
+  Float64Array,
+  Float32Array,
+  Int8Array,
+  Int16Array,
+  Int32Array,
+  Uint8Array,
+  Uint16Array,
+  Uint32Array,
+  Uint8ClampedArray,
+  BigInt64Array,
+  BigUint64Array,
+];
+const FLOAT_TYPES: readonly PoolArrayConstructor[] = [Float64Array, Float32Array];
 
 /** One slab is one ArrayBuffer; Node 20 caps Buffers at 4 GiB and we use the same cap everywhere. */
 export const MAX_SLAB_BYTES = 2 ** 32;
@@ -12,6 +28,7 @@ export const DEFAULT_AUTO_COALESCE_THRESHOLD = 20;
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'blockSize',
+  'type',
   'numBlocks',
   'alignment',
   'grow',
@@ -42,8 +59,17 @@ function requireChoice<T extends string>(name: string, value: unknown, choices: 
   return value as T;
 }
 
-function blockShapeOf(value: unknown): number[] {
-  const maxLength = MAX_SLAB_BYTES / Float64Array.BYTES_PER_ELEMENT;
+function typeOf(value: unknown): PoolArrayConstructor {
+  if (value === undefined) return Float64Array;
+  if (!POOL_TYPES.includes(value as PoolArrayConstructor)) {
+    const expected = `one of ${POOL_TYPES.map((t) => t.name).join(', ')}`;
+    throw invalidType('type', expected, value);
+  }
+  return value as PoolArrayConstructor;
+}
+
+function blockShapeOf(value: unknown, bytesPerElement: number): number[] {
+  const maxLength = MAX_SLAB_BYTES / bytesPerElement;
   if (typeof value === 'number') return [requireInteger('blockSize', value, 1, maxLength)];
   if (!Array.isArray(value)) throw invalidType('blockSize', 'positive integer or array of positive integers', value);
   if (value.length === 0) throw invalidRange('blockSize', 'non-empty array of positive integers', value);
@@ -73,9 +99,10 @@ export function validateOptions(options: unknown): PoolConfig {
   }
   const o = opts as Partial<Record<keyof PoolOptions, unknown>>;
 
-  const blockShape = blockShapeOf(o.blockSize);
+  const type = typeOf(o.type);
+  const blockShape = blockShapeOf(o.blockSize, type.BYTES_PER_ELEMENT);
   const blockLength = blockShape.reduce((a, b) => a * b, 1);
-  const blockBytes = blockLength * Float64Array.BYTES_PER_ELEMENT;
+  const blockBytes = blockLength * type.BYTES_PER_ELEMENT;
 
   let alignment = DEFAULT_ALIGNMENT;
   if (o.alignment !== undefined) {
@@ -114,9 +141,13 @@ export function validateOptions(options: unknown): PoolConfig {
   }
 
   const poison = o.poison === undefined ? 'none' : requireChoice('poison', o.poison, ['none', 'nan'] as const);
+  if (poison === 'nan' && !FLOAT_TYPES.includes(type)) {
+    throw invalidRange('poison', `'none' for ${type.name} blocks`, poison, 'only Float64Array and Float32Array can hold NaN');
+  }
   const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const);
 
   return {
+    type,
     blockShape,
     blockLength,
     blockBytes,

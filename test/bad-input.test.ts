@@ -49,6 +49,7 @@ const options: [keyof PoolOptions, (v: unknown) => Verdict][] = [
   ['autoCoalesceThreshold', (v) => numeric(v, (n) => n >= 0 && n <= 100, true)],
   ['poison', (v) => choice(v, ['none', 'nan'])],
   ['backend', (v) => choice(v, ['auto', 'native', 'js'])],
+  ['type', (v) => (absent(v) ? 'ok' : 'TypeError')], // none of the values is a typed-array constructor
 ];
 
 function attempt(fn: () => unknown): { name?: string; code?: string; message?: string } | 'ok' {
@@ -111,6 +112,6 @@ describe.each(BACKENDS)('the bad-input matrix on the %s backend', (backend) => {
 describe('the size of the matrix', () => {
   it('covers every option and method argument with every kind of value', () => {
     expect(values.length).toBe(18);
-    expect(options.map(([n]) => n).sort()).toEqual(['alignment', 'autoCoalesceThreshold', 'backend', 'blockSize', 'grow', 'maxBlocks', 'numBlocks', 'poison']);
+    expect(options.map(([n]) => n).sort()).toEqual(['alignment', 'autoCoalesceThreshold', 'backend', 'blockSize', 'grow', 'maxBlocks', 'numBlocks', 'poison', 'type']);
   });
 });

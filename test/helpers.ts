@@ -1,5 +1,24 @@
 import { expect } from 'vitest';
-import { MemoryPool, backendInfo, type Backend, type PoolOptions, type PoolStats } from '../lib/index.js';
+import { MemoryPool, backendInfo, type Backend, type PoolArray, type PoolArrayConstructor, type PoolOptions, type PoolStats } from '../lib/index.js';
+import { POOL_TYPES } from '../lib/validate.js';
+
+/** Every element type a pool can hand out. */
+export const TYPES: readonly PoolArrayConstructor[] = POOL_TYPES;
+
+/**
+ * A value of element type `type` that stands for the number n: distinct for nearby n, and
+ * representable exactly (bigints for the 64-bit integer arrays, small numbers for narrow ones).
+ */
+export function stampFor(type: PoolArrayConstructor, n: number): number | bigint {
+  if (type === BigInt64Array || type === BigUint64Array) return BigInt(n);
+  const range = type.BYTES_PER_ELEMENT === 1 ? 127 : type.BYTES_PER_ELEMENT === 2 ? 32767 : 2 ** 24;
+  return (n % range) + 1;
+}
+
+/** Fills a typed array of any element type with a stamp from stampFor. */
+export function fillWith(view: PoolArray, value: number | bigint): void {
+  (view as unknown as { fill(v: number | bigint): void }).fill(value);
+}
 
 /**
  * The backends every suite runs on. The JavaScript fallback always; the native addon whenever it
@@ -14,8 +33,8 @@ export const BACKENDS: readonly Backend[] = (() => {
   return list;
 })();
 
-export function makePool(backend: Backend, options: Omit<PoolOptions, 'backend'>): MemoryPool {
-  return new MemoryPool({ ...options, backend });
+export function makePool<T extends PoolArray = Float64Array>(backend: Backend, options: Omit<PoolOptions<T>, 'backend'>): MemoryPool<T> {
+  return new MemoryPool<T>({ ...options, backend } as PoolOptions<T>);
 }
 
 export interface ExpectedError {
@@ -71,7 +90,7 @@ export function largestRun(free: Iterable<number>, slabBlocks: number): number {
 }
 
 /** Asserts the alignment a backend promises: the absolute address where it is known, else the offset in its buffer. */
-export function expectAligned(pool: MemoryPool, view: Float64Array): void {
+export function expectAligned<T extends PoolArray>(pool: MemoryPool<T>, view: T): void {
   const address = pool.addressOf(view);
   if (address === null) expect(view.byteOffset % pool.alignment).toBe(0);
   else expect(address % BigInt(pool.alignment)).toBe(0n);

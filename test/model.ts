@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
-import type { Backend, MemoryPool, PoolOptions } from '../lib/index.js';
-import { expectAligned, fragmentationOf, largestRun, makePool } from './helpers.js';
+import type { Backend, MemoryPool, PoolArray, PoolArrayConstructor, PoolOptions } from '../lib/index.js';
+import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, stampFor } from './helpers.js';
 
 /**
  * A trivially correct model of a pool: which blocks exist (per slab slot), which are free, what
@@ -13,8 +13,8 @@ import { expectAligned, fragmentationOf, largestRun, makePool } from './helpers.
 export interface Held {
   readonly start: number;
   readonly length: number; // blocks
-  readonly view: Float64Array;
-  readonly stamp: number;
+  readonly view: PoolArray;
+  readonly stamp: number | bigint;
   readonly lease?: { [Symbol.dispose](): void };
 }
 
@@ -36,7 +36,7 @@ export class Model {
   coalesces = 0;
   destroyed = false;
 
-  constructor(options: Omit<PoolOptions, 'backend'>) {
+  constructor(options: Omit<PoolOptions<PoolArray>, 'backend'>) {
     this.slabBlocks = options.numBlocks;
     this.grow = options.grow ?? false;
     this.maxBlocks = options.maxBlocks ?? (this.grow ? 2 ** 30 : options.numBlocks);
@@ -93,16 +93,18 @@ export class Model {
  */
 export class Harness {
   readonly model: Model;
-  readonly pool: MemoryPool;
-  readonly other: MemoryPool;
+  readonly pool: MemoryPool<PoolArray>;
+  readonly other: MemoryPool<PoolArray>;
+  readonly type: PoolArrayConstructor;
   readonly stride: number;
-  readonly freed: Float64Array[] = [];
+  readonly freed: PoolArray[] = [];
   destroyed = false;
   operations = 0;
   #stamp = 1;
 
-  constructor(backend: Backend, options: Omit<PoolOptions, 'backend'>) {
+  constructor(backend: Backend, options: Omit<PoolOptions<PoolArray>, 'backend'>) {
     this.model = new Model(options);
+    this.type = options.type ?? Float64Array;
     this.pool = makePool(backend, options);
     this.other = makePool(backend, options);
     this.stride = this.pool.stats().stride;
@@ -165,7 +167,7 @@ export class Harness {
     const held = [...model.held.values()];
     const free = [...model.free];
     const attempts: [string, () => unknown, string][] = [
-      ['a plain Float64Array', () => pool.returnBlock(new Float64Array(pool.blockLength)), 'ERR_SLABPOOL_FOREIGN_BLOCK'],
+      [`a plain ${this.type.name}`, () => pool.returnBlock(new this.type(new ArrayBuffer(pool.blockLength * this.type.BYTES_PER_ELEMENT), 0, pool.blockLength)), 'ERR_SLABPOOL_FOREIGN_BLOCK'],
       ['an index past the end', () => pool.returnBlock(model.slots.length * model.slabBlocks), 'ERR_SLABPOOL_INVALID_ARG'],
       ['index -1', () => pool.returnBlock(-1), 'ERR_SLABPOOL_INVALID_ARG'],
       ['a run longer than a slab', () => pool.getRun(model.slabBlocks + 1), 'ERR_SLABPOOL_INVALID_ARG'],
@@ -248,7 +250,7 @@ export class Harness {
     });
     for (const held of model.held.values()) {
       const v = held.view;
-      if (!v.every((x) => x === held.stamp)) throw new Error(`block ${held.start} lost its stamp ${held.stamp}`);
+      for (let i = 0; i < v.length; i++) if (v[i] !== held.stamp) throw new Error(`block ${held.start} lost its stamp ${held.stamp}`);
     }
   }
 
@@ -257,7 +259,7 @@ export class Harness {
     this.other.destroy();
   }
 
-  #hold(view: Float64Array, length: number, lease?: Held['lease']): void {
+  #hold(view: PoolArray, length: number, lease?: Held['lease']): void {
     const { model, pool } = this;
     const start = pool.indexOf(view);
     expect(start).toBeGreaterThanOrEqual(0);
@@ -265,8 +267,8 @@ export class Harness {
     expect(Math.floor(start / model.slabBlocks), 'a run crosses a slab').toBe(Math.floor((start + length - 1) / model.slabBlocks));
     expect(view.length).toBe(length * pool.blockLength);
     expectAligned(pool, view);
-    const stamp = this.#stamp++;
-    view.fill(stamp);
+    const stamp = stampFor(this.type, this.#stamp++);
+    fillWith(view, stamp);
     model.take(start, length);
     model.held.set(start, { start, length, view, stamp, ...(lease ? { lease } : {}) });
   }
