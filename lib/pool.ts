@@ -237,9 +237,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#liveRuns++;
     let view = this.#runViews.get(start);
     if (view === undefined || view[RUN_TAG] !== k) {
-      const slot = Math.floor(start / slabBlocks);
-      const byteOffset = this.#slotBases[slot]! + (start - slot * slabBlocks) * this.#cfg.stride;
-      view = tag(new this.#cfg.type(this.#slotBuffers[slot]!, byteOffset, k * this.#cfg.blockLength), this.#id, -1 - start, k);
+      view = tag(this.#viewOver(start, k * this.#cfg.blockLength), this.#id, -1 - start, k);
       this.#runViews.set(start, view);
     }
     return view as T;
@@ -264,7 +262,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const index = tagged[INDEX];
     if (tagged[POOL] !== this.#id || index === undefined || Number.isNaN(index)) return -1;
     if (index < 0) return this.#runViews.get(-1 - index) === block ? -1 - index : -1;
-    return this.#views[index >>> CHUNK_SHIFT]?.[index & CHUNK_MASK] === block ? index : -1;
+    return this.#cachedView(index) === block ? index : -1;
   }
 
   /**
@@ -416,11 +414,21 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (this.#destroyed) throw destroyed(method);
   }
 
-  #makeView(idx: number): TaggedView {
+  /** The view cached for block idx, if one was made. */
+  #cachedView(idx: number): TaggedView | undefined {
+    return this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK];
+  }
+
+  /** A new typed array of `length` elements starting at block idx, in its slab's buffer. */
+  #viewOver(idx: number, length: number): PoolArray {
     const slabBlocks = this.#cfg.slabBlocks;
     const slot = Math.floor(idx / slabBlocks);
     const byteOffset = this.#slotBases[slot]! + (idx - slot * slabBlocks) * this.#cfg.stride;
-    const view = tag(new this.#cfg.type(this.#slotBuffers[slot]!, byteOffset, this.#cfg.blockLength), this.#id, idx);
+    return new this.#cfg.type(this.#slotBuffers[slot]!, byteOffset, length);
+  }
+
+  #makeView(idx: number): TaggedView {
+    const view = tag(this.#viewOver(idx, this.#cfg.blockLength), this.#id, idx);
     (this.#views[idx >>> CHUNK_SHIFT] ??= new Array<TaggedView | undefined>(CHUNK_MASK + 1))[idx & CHUNK_MASK] = view;
     return view;
   }
@@ -439,7 +447,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     // The batch is highest first, so the lowest block ends on top.
     for (let j = 0; j < n; j++) {
       const idx = batch[j]!;
-      this.#mag.push(this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] ?? this.#makeView(idx));
+      this.#mag.push(this.#cachedView(idx) ?? this.#makeView(idx));
     }
     return this.#mag.pop();
   }
@@ -592,7 +600,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       throw invalidRange('index', 'index of an existing block', index, `block ${index} does not exist: its slab was trimmed or is smaller`);
     }
     const state = this.#state[index];
-    const view = this.#views[index >>> CHUNK_SHIFT]?.[index & CHUNK_MASK];
+    const view = this.#cachedView(index);
     if (view?.[HELD] === this.#serial) return this.#releaseBlock(view);
     if (view?.[HELD] === -this.#serial) return this.#releaseLeased(index, view);
     if (state === RUN) return this.#releaseRun(index, this.#runViews.get(index)!);
@@ -648,7 +656,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       if (blocks > 0 && this.#slotBuffers[slot] !== this.#engine.slabBuffer(slot)) return `slab ${slot} buffer differs from the engine's`;
       for (let idx = first; idx < first + cfg.slabBlocks; idx++) {
         const state = this.#state[idx]!;
-        const view = this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK];
+        const view = this.#cachedView(idx);
         if (idx - first >= blocks) {
           if (state !== BLOCK_FREE || view !== undefined) return `block ${idx} does not exist but has state ${state} or a view`;
           continue;
@@ -679,7 +687,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     }
     for (const view of this.#mag) {
       const idx = view[INDEX]!;
-      if (this.#views[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK] !== view) return `magazine holds a view that is not block ${idx}'s`;
+      if (this.#cachedView(idx) !== view) return `magazine holds a view that is not block ${idx}'s`;
       if (this.#state[idx] !== BLOCK_FREE || view[HELD] !== 0) return `cached free block ${idx} is in state ${this.#state[idx]}, held ${view[HELD]}`;
     }
     if (capacity !== this.#capacity) return `slabs hold ${capacity} blocks, pool counts ${this.#capacity}`;
