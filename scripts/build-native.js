@@ -7,21 +7,15 @@
 //       succeed, and slabpool runs on its JavaScript fallback. npm_config_build_from_source=true
 //       forces the build.
 const { spawnSync } = require('node:child_process');
-const fs = require('node:fs');
 const path = require('node:path');
-const { sourceHash } = require('./source-hash.js');
+const { sourceHash, builtHash, localNodeDir } = require('./source-hash.js');
 
 const root = path.resolve(__dirname, '..');
 const install = process.argv.includes('--install');
 const expected = sourceHash();
 
-/** True when `file` loads and was built from the current sources. In a child process: a process
- * cannot load a .node file twice, so a check before a rebuild would hide the rebuilt addon. */
-function loads(file) {
-  if (!fs.existsSync(file)) return false;
-  const probe = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(file)}).sourceHash`], { encoding: 'utf8' });
-  return probe.status === 0 && probe.stdout.trim() === expected;
-}
+/** True when `file` loads and was built from the current sources. */
+const loads = (file) => builtHash(file) === expected;
 
 function nodeGyp() {
   try {
@@ -36,10 +30,8 @@ function nodeGyp() {
 function build() {
   const args = [...nodeGyp(), 'rebuild'];
   // Use the headers installed beside this node when there are any, so nothing is downloaded.
-  const prefix = path.resolve(process.execPath, '..', '..');
-  if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
-    args.push(`--nodedir=${prefix}`);
-  }
+  const nodedir = localNodeDir();
+  if (!process.env.npm_config_nodedir && nodedir) args.push(`--nodedir=${nodedir}`);
   const result = spawnSync(args[0], args.slice(1), { cwd: root, stdio: install ? 'pipe' : 'inherit', encoding: 'utf8' });
   if (result.status === 0 && loads(path.join(root, 'build', 'Release', 'slabpool.node'))) return true;
   if (install) process.stderr.write(`${result.stdout ?? ''}${result.stderr ?? ''}`.split('\n').slice(-15).join('\n') + '\n');

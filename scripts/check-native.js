@@ -10,7 +10,7 @@
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { sourceHash } = require('./source-hash.js');
+const { sourceHash, localNodeDir } = require('./source-hash.js');
 
 const root = path.resolve(__dirname, '..');
 const cxx = process.env.CXX || 'g++';
@@ -47,7 +47,7 @@ function asan() {
 
   const addon = path.join(root, 'build-asan', 'slabpool.node');
   const include = require('node-addon-api').include_dir;
-  const headers = path.resolve(process.execPath, '..', '..', 'include', 'node');
+  const headers = path.join(localNodeDir() ?? fail('no Node headers beside this node'), 'include', 'node');
   const build = run(cxx, [
     '-std=c++17', '-shared', '-fPIC', '-Wall', '-Wextra', '-Werror', ...SANITIZE,
     '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED', `-DSLABPOOL_SOURCE_HASH="${sourceHash()}"`,

@@ -5,14 +5,11 @@
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { sourceHash } = require('./source-hash.js');
+const { sourceHash, builtHash, localNodeDir } = require('./source-hash.js');
 
 const root = path.resolve(__dirname, '..');
 const env = { ...process.env };
-const prefix = path.resolve(process.execPath, '..', '..');
-if (!env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
-  env.npm_config_nodedir = prefix;
-}
+env.npm_config_nodedir ??= localNodeDir() ?? undefined;
 const prebuildify = require.resolve('prebuildify/bin.js');
 const build = spawnSync(process.execPath, [prebuildify, '--napi', '--strip', '--target', process.versions.node], {
   cwd: root,
@@ -22,10 +19,10 @@ const build = spawnSync(process.execPath, [prebuildify, '--napi', '--strip', '--
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 const file = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'slabpool.node');
-const probe = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(file)}).sourceHash`], { encoding: 'utf8' });
 const expected = sourceHash();
-if (probe.status !== 0 || probe.stdout.trim() !== expected) {
-  console.error(`prebuild at ${file} does not load as the current sources (${expected}): ${probe.stdout}${probe.stderr}`);
+const built = builtHash(file);
+if (built !== expected) {
+  console.error(`prebuild at ${file} does not load as the current sources (${expected}): ${built ?? 'it does not load'}`);
   process.exit(1);
 }
 console.log(`prebuilt ${path.relative(root, file)} (${fs.statSync(file).size} bytes, sources ${expected})`);

@@ -1,6 +1,8 @@
 'use strict';
 // The hash of the native sources an addon is built from. binding.gyp compiles it into the addon
-// (sourceHash), so a build or prebuild made from other sources can be told apart.
+// (sourceHash), so a build or prebuild made from other sources can be told apart; builtHash()
+// reads it back from a built addon. localNodeDir() finds the headers to build against.
+const { spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -23,6 +25,23 @@ function sourceHash(base = root) {
   return hash.digest('hex').slice(0, 16);
 }
 
-module.exports = { sourceHash, nativeSources };
+/**
+ * The source hash an addon file was built from, or null when it does not load. Asked of a child
+ * process: a process cannot load a .node file twice, so asking in this one would hide a rebuild.
+ */
+function builtHash(file) {
+  file = path.resolve(file);
+  if (!fs.existsSync(file)) return null;
+  const probe = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(file)}).sourceHash`], { encoding: 'utf8' });
+  return probe.status === 0 ? probe.stdout.trim() : null;
+}
+
+/** The prefix holding this node's own headers (include/node), so nothing is downloaded; or null. */
+function localNodeDir() {
+  const prefix = path.resolve(process.execPath, '..', '..');
+  return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? prefix : null;
+}
+
+module.exports = { sourceHash, nativeSources, builtHash, localNodeDir };
 
 if (require.main === module) process.stdout.write(sourceHash());
