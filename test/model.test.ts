@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PoolOptions } from '../lib/index.js';
-import { BACKENDS, rng } from './helpers.js';
-import { Harness } from './model.js';
+import { BACKENDS } from './helpers.js';
+import { Harness, randomWalk } from './model.js';
 
 /*
  * Model-based random testing: a seeded random walk of operations on a pool beside its model
@@ -14,32 +14,8 @@ import { Harness } from './model.js';
 type Options = Omit<PoolOptions, 'backend'>;
 
 function walk(backend: 'js' | 'native', seed: number, options: Options, steps: number): number {
-  const random = rng(seed);
-  const n = () => Math.floor(random() * 2 ** 30);
   const h = new Harness(backend, options);
-  const operations: [number, () => void][] = [
-    [30, () => h.getBlock()],
-    [10, () => h.getRun(n())],
-    [25, () => h.returnHeld(n(), false)],
-    [10, () => h.returnHeld(n(), true)],
-    [5, () => h.lease()],
-    [3, () => h.coalesce()],
-    [3, () => h.trim()],
-    [8, () => h.wrongReturn(n(), n())],
-    [6, () => h.metrics()],
-  ];
-  const total = operations.reduce((a, [w]) => a + w, 0);
-  for (let step = 0; step < steps; step++) {
-    let r = random() * total;
-    const op = operations.find(([w]) => (r -= w) < 0)![1];
-    try {
-      op();
-      h.verify();
-    } catch (err) {
-      (err as Error).message = `seed ${seed}, step ${step}: ${(err as Error).message}`;
-      throw err;
-    }
-  }
+  randomWalk(h, seed, steps);
   h.dispose();
   return h.operations;
 }

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { Backend, MemoryPool, PoolArray, PoolArrayConstructor, PoolOptions } from '../lib/index.js';
-import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, stampFor } from './helpers.js';
+import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, rng, stampFor } from './helpers.js';
 
 /**
  * A trivially correct model of a pool: which blocks exist (per slab slot), which are free, what
@@ -295,5 +295,37 @@ export class Harness {
     this.model.addSlab(blocks);
     this.model.grows++;
     return true;
+  }
+}
+
+/**
+ * A seeded random walk of `steps` operations on the harness, weighted towards gets and returns,
+ * verified after each; a failure names the seed and the step.
+ */
+export function randomWalk(h: Harness, seed: number, steps: number): void {
+  const random = rng(seed);
+  const n = () => Math.floor(random() * 2 ** 30);
+  const operations: [number, () => void][] = [
+    [30, () => h.getBlock()],
+    [10, () => h.getRun(n())],
+    [25, () => h.returnHeld(n(), false)],
+    [10, () => h.returnHeld(n(), true)],
+    [5, () => h.lease()],
+    [3, () => h.coalesce()],
+    [3, () => h.trim()],
+    [8, () => h.wrongReturn(n(), n())],
+    [6, () => h.metrics()],
+  ];
+  const total = operations.reduce((a, [w]) => a + w, 0);
+  for (let step = 0; step < steps; step++) {
+    let r = random() * total;
+    const op = operations.find(([w]) => (r -= w) < 0)![1];
+    try {
+      op();
+      h.verify();
+    } catch (err) {
+      (err as Error).message = `seed ${seed}, step ${step}: ${(err as Error).message}`;
+      throw err;
+    }
   }
 }

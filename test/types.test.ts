@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryPool, type PoolArray, type PoolArrayConstructor } from '../lib/index.js';
 import { BACKENDS, expectAligned, expectRejected, fillWith, makePool, rng, stampFor, TYPES } from './helpers.js';
-import { Harness } from './model.js';
+import { Harness, randomWalk } from './model.js';
 
 /*
  * Blocks of every element type, on every backend: `type` picks the typed array, blockSize counts
@@ -101,14 +101,8 @@ describe.each(BACKENDS)('element types on the %s backend', (backend) => {
         [1, { blockSize: 3, numBlocks: 8, grow: true, maxBlocks: 30, type }],
         [2, { blockSize: 2, numBlocks: 40, autoCoalesceThreshold: 50, alignment: 8, type }],
       ] as const) {
-        const random = rng(seed);
-        const n = () => Math.floor(random() * 2 ** 30);
         const h = new Harness(backend, options);
-        const steps = [() => h.getBlock(), () => h.getBlock(), () => h.getRun(n()), () => h.returnHeld(n(), random() < 0.3), () => h.returnHeld(n(), false), () => h.lease(), () => h.coalesce(), () => h.trim(), () => h.wrongReturn(n(), n()), () => h.metrics()];
-        for (let step = 0; step < 600; step++) {
-          steps[Math.floor(random() * steps.length)]!();
-          h.verify();
-        }
+        randomWalk(h, seed, 600);
         expect(h.operations).toBe(600);
         h.dispose();
       }
