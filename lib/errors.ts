@@ -89,6 +89,15 @@ export function doubleReturn(name: string, index: number): SlabpoolError {
   );
 }
 
+/** A view or buffer given back twice, where there is no block index to name (slabpool/compat). */
+export function alreadyFreed(name: string, actual: unknown): SlabpoolError {
+  return withCode(
+    RangeError,
+    'ERR_SLABPOOL_DOUBLE_RETURN',
+    `Expected an array in use for ${name} but received ${describe(actual)}, which was already freed (freed twice?)`,
+  );
+}
+
 export function foreignBlock(name: string, actual: unknown, detail: string): SlabpoolError {
   return withCode(
     TypeError,

@@ -119,3 +119,8 @@ export function engineFactory(requested: 'auto' | Backend): EngineFactory {
   if (choice === 'native') throw nativeUnavailable(describeAttempts(attempts));
   return createJsEngine;
 }
+
+/** The backend a pool with this `backend` option runs on; throws as the pool would when 'native' cannot load. */
+export function resolveBackend(requested: 'auto' | Backend): Backend {
+  return engineFactory(requested) === createJsEngine ? 'js' : 'native';
+}

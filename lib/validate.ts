@@ -47,12 +47,12 @@ export function requireInteger(name: string, value: unknown, min: number, max: n
   return value;
 }
 
-function requireBoolean(name: string, value: unknown): boolean {
+export function requireBoolean(name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw invalidType(name, 'boolean', value);
   return value;
 }
 
-function requireChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+export function requireChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
   const expected = `one of ${choices.map((c) => `'${c}'`).join(', ')}`;
   if (typeof value !== 'string') throw invalidType(name, expected, value);
   if (!(choices as readonly string[]).includes(value)) throw invalidRange(name, expected, value);

@@ -1,0 +1,408 @@
+import * as assert from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import * as util from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import * as shared from '../lib/compat.js';
+import { createTypedArrayPool, type CompatStats, type Pooled, type TypedArrayPool } from '../lib/compat.js';
+import { BACKENDS, rng } from './helpers.js';
+
+const requireHere = createRequire(__filename);
+/** The real typedarray-pool 1.2, from its published package: the oracle for types and lengths. */
+const tap = requireHere('typedarray-pool') as Record<string, (...args: unknown[]) => unknown>;
+
+/** Every dtype string typedarray-pool 1.2 accepts, and the mallocX function that serves each. */
+export const DTYPES: readonly (readonly [string | undefined, string])[] = [
+  [undefined, 'mallocArrayBuffer'],
+  ['arraybuffer', 'mallocArrayBuffer'],
+  ['uint8', 'mallocUint8'],
+  ['uint16', 'mallocUint16'],
+  ['uint32', 'mallocUint32'],
+  ['int8', 'mallocInt8'],
+  ['int16', 'mallocInt16'],
+  ['int32', 'mallocInt32'],
+  ['float', 'mallocFloat'],
+  ['float32', 'mallocFloat32'],
+  ['double', 'mallocDouble'],
+  ['float64', 'mallocFloat64'],
+  ['uint8_clamped', 'mallocUint8Clamped'],
+  ['bigint64', 'mallocBigInt64'],
+  ['biguint64', 'mallocBigUint64'],
+  ['buffer', 'mallocBuffer'],
+  ['data', 'mallocDataView'],
+  ['dataview', 'mallocDataView'],
+];
+const SIZES = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 100, 1000, 4097, 70_000];
+
+function kindOf(value: unknown): string {
+  if (Buffer.isBuffer(value)) return 'Buffer';
+  return Object.prototype.toString.call(value);
+}
+
+function sizeOf(value: unknown): number {
+  return value instanceof ArrayBuffer || value instanceof DataView ? value.byteLength : (value as { length: number }).length;
+}
+
+/** The bytes an allocation covers, as [buffer, start, end). */
+function extent(value: Pooled): [ArrayBufferLike, number, number] {
+  if (value instanceof ArrayBuffer) return [value, 0, value.byteLength];
+  return [value.buffer, value.byteOffset, value.byteOffset + value.byteLength];
+}
+
+function bytesOf(value: Pooled): Uint8Array {
+  const [buffer, start, end] = extent(value);
+  return new Uint8Array(buffer, start, end - start);
+}
+
+/** Stats without the fields that name the backend, for comparing backends. */
+function comparable(stats: CompatStats): Omit<CompatStats, 'backend'> {
+  const { backend: _backend, ...rest } = stats;
+  return rest;
+}
+
+function expectCode(fn: () => unknown, name: string, code: string, message: RegExp): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown).toBeInstanceOf(Error);
+  const err = thrown as Error & { code?: string };
+  expect({ name: err.name, code: err.code }).toEqual({ name, code });
+  expect(err.message).toMatch(message);
+}
+
+afterEach(() => {
+  delete process.env.SLABPOOL_COMPAT_STRICT;
+});
+
+describe('slabpool/compat module', () => {
+  it('exports every function typedarray-pool 1.2 exports', () => {
+    const names = Object.keys(tap);
+    expect(names.length).toBeGreaterThan(30);
+    for (const name of names) expect(typeof (shared as Record<string, unknown>)[name], name).toBe('function');
+  });
+
+  it('shares one process-wide pool between require and import', () => {
+    // In plain Node (vitest's module runner would load the ES entry on its own), through the
+    // package's exports map.
+    const script = `
+      import { createRequire } from 'node:module';
+      const required = createRequire(import.meta.url)('slabpool/compat');
+      const imported = await import('slabpool/compat');
+      const a = required.mallocDouble(5);
+      imported.free(a);
+      console.log(JSON.stringify({
+        same: imported.malloc === required.malloc && imported.default.free === required.free,
+        live: required.stats().classes.map((c) => c.liveBlocks), frees: imported.stats().classes.map((c) => c.frees),
+      }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual({ same: true, live: [0], frees: [1] });
+  });
+
+  it('validates createTypedArrayPool options', () => {
+    expectCode(() => createTypedArrayPool({ backend: 'wasm' as 'js' }), 'RangeError', 'ERR_SLABPOOL_INVALID_ARG', /backend but received 'wasm'/);
+    expectCode(() => createTypedArrayPool({ strict: 1 as unknown as boolean }), 'TypeError', 'ERR_SLABPOOL_INVALID_ARG', /boolean for strict but received 1/);
+    expectCode(() => createTypedArrayPool({ strictt: true } as never), 'TypeError', 'ERR_SLABPOOL_INVALID_ARG', /options\.strictt/);
+    expectCode(() => createTypedArrayPool('js' as never), 'TypeError', 'ERR_SLABPOOL_INVALID_ARG', /object for options/);
+  });
+});
+
+describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
+  const make = (strict?: boolean): TypedArrayPool => createTypedArrayPool(strict === undefined ? { backend } : { backend, strict });
+
+  it('returns what typedarray-pool returns, type and length, for every dtype and size', () => {
+    const pool = make();
+    expect(pool.stats().backend).toBe(backend);
+    for (const [dtype, fn] of DTYPES) {
+      for (const n of SIZES) {
+        const theirs = tap.malloc!(n, dtype);
+        const ours = pool.malloc(n, dtype as string);
+        const alias = (pool as unknown as Record<string, (n: number) => Pooled>)[fn]!(n);
+        const label = `${String(dtype)} ${n}`;
+        expect([kindOf(ours), sizeOf(ours)], label).toEqual([kindOf(theirs), sizeOf(theirs)]);
+        expect([kindOf(alias), sizeOf(alias)], label).toEqual([kindOf(theirs), sizeOf(theirs)]);
+        if (ArrayBuffer.isView(ours)) expect(ours).not.toBe(alias);
+        tap.free!(theirs);
+        pool.free(ours);
+        pool.free(alias);
+      }
+    }
+    const s = pool.stats();
+    expect(s.classes.reduce((sum, c) => sum + c.liveBlocks, 0)).toBe(0);
+    expect(s.arrayBuffers.live).toBe(0);
+    expect([s.doubleFrees, s.foreignFrees]).toEqual([0, 0]);
+  });
+
+  it('returns null for a dtype typedarray-pool does not know, as it does', () => {
+    const pool = make();
+    for (const dtype of ['float16', 'Float64Array', '', 'DOUBLE']) {
+      expect(tap.malloc!(4, dtype)).toBeNull();
+      expect(pool.malloc(4, dtype)).toBeNull();
+    }
+    expect(pool.stats().classes).toEqual([]);
+  });
+
+  it('hands out typed arrays that are plain to the eye: equal, inspected and enumerated as ordinary ones', () => {
+    const pool = make();
+    const a = pool.mallocDouble(3);
+    a.set([1, 2, 3]);
+    assert.deepStrictEqual(a, new Float64Array([1, 2, 3]));
+    expect(util.inspect(a)).toBe(util.inspect(new Float64Array([1, 2, 3])));
+    expect(Object.getOwnPropertySymbols(a)).toEqual([]);
+    expect(Object.getPrototypeOf(a)).toBe(Float64Array.prototype);
+    const b = pool.mallocBuffer(5);
+    expect(Buffer.isBuffer(b)).toBe(true);
+    expect(b.length).toBe(8);
+    b.write('slabpool');
+    expect(b.toString()).toBe('slabpool');
+    const dv = pool.mallocDataView(12);
+    dv.setFloat64(4, Math.PI, true);
+    expect(dv.getFloat64(4, true)).toBe(Math.PI);
+    const big = pool.mallocBigInt64(2);
+    big[1] = -(2n ** 62n);
+    expect(big[1]).toBe(-(2n ** 62n));
+  });
+
+  it('reuses the same memory for a loop of the same size, and allocates no new view', () => {
+    const pool = make();
+    const first = pool.mallocDouble(100);
+    pool.free(first);
+    const reserved = pool.stats().reservedBytes;
+    for (let i = 0; i < 10_000; i++) {
+      const a = pool.mallocDouble(100);
+      expect(a).toBe(first);
+      a[99] = i;
+      pool.freeDouble(a);
+    }
+    const cls = pool.stats().classes.find((c) => c.bytes === 1024)!;
+    expect(cls).toMatchObject({ liveBlocks: 0, mallocs: 10_001, frees: 10_001, trims: 0 });
+    expect(pool.stats().reservedBytes).toBe(reserved);
+  });
+
+  it('puts each size in its power-of-two class and counts it there', () => {
+    const pool = make();
+    const a = pool.mallocFloat(5); // 20 bytes -> 32
+    const b = pool.mallocUint8(1); // 1 byte -> the smallest class, 8
+    const c = pool.mallocDouble(129); // 1032 bytes -> 2048
+    const classes = pool.stats().classes;
+    expect(classes.map((k) => [k.bytes, k.liveBlocks])).toEqual([
+      [8, 1],
+      [32, 1],
+      [2048, 1],
+    ]);
+    expect(pool.stats().liveBytes).toBe(8 + 32 + 2048);
+    for (const x of [a, b, c]) pool.free(x);
+  });
+
+  it('aligns every block of 64 bytes or more to 64 within its slab', () => {
+    const pool = make();
+    const held = [];
+    for (const n of [8, 9, 100, 1000, 5000]) {
+      const a = pool.mallocDouble(n);
+      held.push(a);
+      expect(a.byteOffset % 64).toBe(0);
+    }
+    for (const a of held) pool.free(a);
+  });
+
+  it('ignores and counts a double free, and never hands the memory out twice', () => {
+    const pool = make();
+    const a = pool.mallocDouble(10);
+    pool.free(a);
+    const before = pool.stats();
+    pool.free(a);
+    pool.freeDouble(a);
+    expect(pool.stats().doubleFrees).toBe(2);
+    expect(comparable(pool.stats())).toEqual({ ...comparable(before), doubleFrees: 2 });
+    const b = pool.mallocDouble(10);
+    const c = pool.mallocDouble(10);
+    const [bufB, startB, endB] = extent(b);
+    const [bufC, startC, endC] = extent(c);
+    expect(bufB !== bufC || endB <= startC || endC <= startB).toBe(true);
+    pool.free(b);
+    pool.free(c);
+  });
+
+  it('detects a stale view freed again after its block went to another size', () => {
+    const pool = make();
+    const a = pool.mallocDouble(10); // 80 bytes: class 128
+    pool.free(a);
+    const b = pool.mallocDouble(12); // 96 bytes: the same block, another view
+    expect(extent(b)[1]).toBe(a.byteOffset);
+    pool.free(a); // stale: must not free b's block
+    expect(pool.stats().doubleFrees).toBe(1);
+    const c = pool.mallocDouble(12);
+    expect(c).not.toBe(b);
+    expect(extent(c)[1]).not.toBe(b.byteOffset);
+    pool.free(b);
+    pool.free(c);
+  });
+
+  it('ignores and counts foreign arrays, leaving the pool unchanged', () => {
+    const pool = make();
+    const live = pool.mallocDouble(16);
+    const before = pool.stats();
+    const foreign: unknown[] = [new Float64Array(16), new ArrayBuffer(16), Buffer.alloc(16), live.subarray(1), {}, [], null, undefined, 5, 'x'];
+    for (const x of foreign) pool.free(x);
+    expect(pool.stats()).toEqual({ ...before, foreignFrees: foreign.length });
+    // A foreign ArrayBuffer is never filed into the cache, so it is never handed out.
+    const ab = new ArrayBuffer(16);
+    pool.freeArrayBuffer(ab);
+    expect(pool.mallocArrayBuffer(16)).not.toBe(ab);
+    pool.free(live);
+  });
+
+  it('throws instead in strict mode, leaving the pool unchanged', () => {
+    const pool = make(true);
+    const a = pool.mallocDouble(4);
+    pool.free(a);
+    const before = pool.stats();
+    expect(before.strict).toBe(true);
+    expectCode(() => pool.free(a), 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /for array but received an instance of Float64Array of length 4, which was already freed/);
+    expectCode(() => pool.free(new Float64Array(4)), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /for array but received an instance of Float64Array of length 4 \(it was not returned by malloc/);
+    expectCode(() => pool.free(undefined), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /received undefined/);
+    expect(pool.stats()).toEqual(before);
+  });
+
+  it('follows SLABPOOL_COMPAT_STRICT=1 when strict is not set', () => {
+    const pool = make();
+    const lenient = make(false);
+    process.env.SLABPOOL_COMPAT_STRICT = '1';
+    expect(pool.stats().strict).toBe(true);
+    expectCode(() => pool.free({}), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /an instance of Object/);
+    lenient.free({});
+    expect(lenient.stats().foreignFrees).toBe(1);
+    process.env.SLABPOOL_COMPAT_STRICT = '0';
+    pool.free({});
+    expect(pool.stats()).toMatchObject({ strict: false, foreignFrees: 1 });
+  });
+
+  it('recycles ArrayBuffers, freed directly or through a view over them, as typedarray-pool does', () => {
+    const pool = make();
+    const ab = pool.mallocArrayBuffer(100);
+    expect(ab.byteLength).toBe(128);
+    pool.free(new Float32Array(ab));
+    expect(pool.mallocArrayBuffer(128)).toBe(ab);
+    pool.freeArrayBuffer(ab);
+    pool.free(ab);
+    expect(pool.stats().arrayBuffers).toEqual({ live: 0, cached: 1, cachedBytes: 128, mallocs: 2, frees: 2 });
+    expect(pool.stats().doubleFrees).toBe(1);
+  });
+
+  it('keeps its ArrayBuffer cache bounded', () => {
+    const pool = make();
+    const bufs = Array.from({ length: 20 }, () => pool.mallocArrayBuffer(8 * 2 ** 20));
+    for (const b of bufs) pool.free(b);
+    const s = pool.stats().arrayBuffers;
+    expect(s.cachedBytes).toBeLessThanOrEqual(64 * 2 ** 20);
+    expect(s.cached).toBe(8);
+  });
+
+  it('rejects a size it cannot honour with a typed error, and truncates a fraction as typedarray-pool did', () => {
+    const pool = make();
+    const before = pool.stats();
+    expectCode(() => pool.mallocDouble(-1), 'RangeError', 'ERR_SLABPOOL_INVALID_ARG', /Expected integer from 0 to 268435456 for n but received -1/);
+    expectCode(() => pool.malloc(NaN, 'float'), 'RangeError', 'ERR_SLABPOOL_INVALID_ARG', /for n but received NaN/);
+    expectCode(() => pool.mallocUint8(Infinity), 'RangeError', 'ERR_SLABPOOL_INVALID_ARG', /for n but received Infinity/);
+    expectCode(() => pool.mallocDouble(2 ** 28 + 1), 'RangeError', 'ERR_SLABPOOL_INVALID_ARG', /at most 2147483648 bytes/);
+    expectCode(() => pool.mallocArrayBuffer(2 ** 31 + 1), 'RangeError', 'ERR_SLABPOOL_INVALID_ARG', /at most 2147483648 bytes/);
+    expectCode(() => pool.malloc('10' as never, 'double'), 'TypeError', 'ERR_SLABPOOL_INVALID_ARG', /non-negative integer for n but received '10'/);
+    expectCode(() => pool.mallocBuffer(10n as never), 'TypeError', 'ERR_SLABPOOL_INVALID_ARG', /received 10n/);
+    expect(pool.stats()).toEqual(before);
+    const a = pool.mallocDouble(2.5);
+    expect([a.length, (tap.mallocDouble!(2.5) as Float64Array).length]).toEqual([2, 2]);
+    pool.free(a);
+  });
+
+  it('clearCache() gives back every slab no live array uses, and detaches the freed views', () => {
+    const pool = make();
+    const keep = pool.mallocDouble(100);
+    keep.fill(7);
+    const burst = Array.from({ length: 500 }, (_, i) => pool.mallocFloat(10 + (i % 300)));
+    for (const a of burst) pool.free(a);
+    const stale = burst[0]!;
+    expect(pool.stats().reservedBytes).toBeGreaterThan(100_000);
+    const released = pool.clearCache();
+    const s = pool.stats();
+    expect(s.classes.map((c) => c.bytes)).toEqual([1024]);
+    expect(released).toBeGreaterThan(100_000);
+    expect(s.reservedBytes).toBe(65_536);
+    expect(stale.length).toBe(0); // its memory is gone: nothing can read it through the old view
+    expect(keep.every((x) => x === 7)).toBe(true);
+    pool.free(keep);
+    pool.clearCache();
+    expect(pool.stats().reservedBytes).toBe(0);
+    expect(pool.stats().classes).toEqual([]);
+  });
+
+  it('gives a burst back on its own, and never trims a steady loop', () => {
+    const pool = make();
+    const burst = Array.from({ length: 10_000 }, () => pool.mallocDouble(100));
+    const peak = pool.stats().reservedBytes;
+    expect(peak).toBeGreaterThanOrEqual(10_000 * 1024);
+    for (const a of burst) pool.free(a);
+    for (let i = 0; i < 2000; i++) pool.free(pool.mallocDouble(100));
+    const after = pool.stats().classes.find((c) => c.bytes === 1024)!;
+    expect(after.reservedBytes).toBeLessThanOrEqual(2 * 65_536);
+    expect(after.trims).toBeGreaterThan(100);
+
+    // Two 1 MiB buffers per iteration (one block per slab): a loop that needs them keeps them.
+    const steady = make();
+    for (let i = 0; i < 2000; i++) {
+      const x = steady.mallocDouble(2 ** 17);
+      const y = steady.mallocDouble(2 ** 17);
+      steady.free(x);
+      steady.free(y);
+    }
+    const big = steady.stats().classes.find((c) => c.bytes === 2 ** 20)!;
+    expect(big).toMatchObject({ trims: 0, slabs: 2, mallocs: 4000 });
+  });
+
+  it('trim() gives back empty slabs beyond the first of each class and the cached ArrayBuffers', () => {
+    const pool = make();
+    const held = Array.from({ length: 200 }, () => pool.mallocUint32(200)); // 800 B -> 1024, 64 per slab
+    pool.free(pool.mallocArrayBuffer(1000));
+    for (const a of held.slice(64)) pool.free(a);
+    const before = pool.stats();
+    const released = pool.trim();
+    const after = pool.stats();
+    expect(released).toBe(before.reservedBytes - after.reservedBytes + before.arrayBuffers.cachedBytes);
+    expect(after.classes[0]).toMatchObject({ liveBlocks: 64, slabs: 1 });
+    expect(after.arrayBuffers.cached).toBe(0);
+    for (const a of held.slice(0, 64)) pool.free(a);
+  });
+});
+
+describe.runIf(BACKENDS.includes('native'))('slabpool/compat: the two backends agree', () => {
+  it('on one random sequence of mallocs and frees over every dtype', () => {
+    const seed = 20261125;
+    const pools = { js: createTypedArrayPool({ backend: 'js' }), native: createTypedArrayPool({ backend: 'native' }) };
+    const live = { js: [] as Pooled[], native: [] as Pooled[] };
+    const next = rng(seed);
+    for (let step = 0; step < 5000; step++) {
+      const r = next();
+      const dtype = DTYPES[Math.floor(next() * DTYPES.length)]![0];
+      const n = Math.floor(next() ** 3 * 5000);
+      const pick = Math.floor(next() * 1e9);
+      for (const b of ['js', 'native'] as const) {
+        const pool = pools[b];
+        const list = live[b];
+        if (r < 0.5 || list.length === 0) {
+          list.push(pool.malloc(n, dtype as string)!);
+          if (b === 'native') expect([kindOf(list.at(-1)), sizeOf(list.at(-1))], `seed ${seed} step ${step}`).toEqual([kindOf(live.js.at(-1)), sizeOf(live.js.at(-1))]);
+        }
+        else if (r < 0.95) pool.free(list.splice(pick % list.length, 1)[0]);
+        else if (r < 0.98) pool.free(new Float64Array(4));
+        else pool.trim();
+      }
+      if (step % 250 === 0) expect(comparable(pools.native.stats()), `seed ${seed} step ${step}`).toEqual(comparable(pools.js.stats()));
+    }
+    expect(comparable(pools.native.stats())).toEqual(comparable(pools.js.stats()));
+    expect(pools.js.stats().foreignFrees).toBeGreaterThan(0);
+  });
+});
+
+export { bytesOf, extent, kindOf, sizeOf };
