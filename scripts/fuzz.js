@@ -1,14 +1,15 @@
 'use strict';
-// npm run fuzz: the fast-check model-based fuzzer (test/fuzz.test.ts) at full size on every
-// backend, with a fresh seed unless SLABPOOL_FUZZ_SEED is set; SLABPOOL_FUZZ_RUNS sets the runs
-// (default 4000 per backend, over a million operations each). A failure prints the shrunk
+// npm run fuzz: the fast-check model-based fuzzer (test/fuzz.test.ts) and compat's overlap
+// property (test/compat-overlap.test.ts) at full size on every backend, with a fresh seed unless
+// SLABPOOL_FUZZ_SEED is set; SLABPOOL_FUZZ_RUNS sets the runs (default 4000 per backend for the
+// core, over a million operations each, and 5000 for compat). A failure prints the shrunk
 // command sequence with the seed and path that replay it.
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const vitest = path.join(root, 'node_modules', 'vitest', 'vitest.mjs');
-const run = spawnSync(process.execPath, [vitest, 'run', '--project', 'slabpool', 'test/fuzz.test.ts'], {
+const run = spawnSync(process.execPath, [vitest, 'run', '--project', 'slabpool', 'test/fuzz.test.ts', 'test/compat-overlap.test.ts'], {
   cwd: root,
   env: { ...process.env, SLABPOOL_FUZZ: 'full' },
   encoding: 'utf8',

@@ -6,54 +6,12 @@ import * as util from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as shared from '../lib/compat.js';
 import { createTypedArrayPool, type CompatStats, type Pooled, type TypedArrayPool } from '../lib/compat.js';
+import { DTYPES, extent, kindOf, sizeOf } from './compat-helpers.js';
 import { BACKENDS, rng } from './helpers.js';
 
 const requireHere = createRequire(__filename);
 /** The real typedarray-pool 1.2, from its published package: the oracle for types and lengths. */
 const tap = requireHere('typedarray-pool') as Record<string, (...args: unknown[]) => unknown>;
-
-/** Every dtype string typedarray-pool 1.2 accepts, and the mallocX function that serves each. */
-export const DTYPES: readonly (readonly [string | undefined, string])[] = [
-  [undefined, 'mallocArrayBuffer'],
-  ['arraybuffer', 'mallocArrayBuffer'],
-  ['uint8', 'mallocUint8'],
-  ['uint16', 'mallocUint16'],
-  ['uint32', 'mallocUint32'],
-  ['int8', 'mallocInt8'],
-  ['int16', 'mallocInt16'],
-  ['int32', 'mallocInt32'],
-  ['float', 'mallocFloat'],
-  ['float32', 'mallocFloat32'],
-  ['double', 'mallocDouble'],
-  ['float64', 'mallocFloat64'],
-  ['uint8_clamped', 'mallocUint8Clamped'],
-  ['bigint64', 'mallocBigInt64'],
-  ['biguint64', 'mallocBigUint64'],
-  ['buffer', 'mallocBuffer'],
-  ['data', 'mallocDataView'],
-  ['dataview', 'mallocDataView'],
-];
-const SIZES = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 100, 1000, 4097, 70_000];
-
-function kindOf(value: unknown): string {
-  if (Buffer.isBuffer(value)) return 'Buffer';
-  return Object.prototype.toString.call(value);
-}
-
-function sizeOf(value: unknown): number {
-  return value instanceof ArrayBuffer || value instanceof DataView ? value.byteLength : (value as { length: number }).length;
-}
-
-/** The bytes an allocation covers, as [buffer, start, end). */
-function extent(value: Pooled): [ArrayBufferLike, number, number] {
-  if (value instanceof ArrayBuffer) return [value, 0, value.byteLength];
-  return [value.buffer, value.byteOffset, value.byteOffset + value.byteLength];
-}
-
-function bytesOf(value: Pooled): Uint8Array {
-  const [buffer, start, end] = extent(value);
-  return new Uint8Array(buffer, start, end - start);
-}
 
 /** Stats without the fields that name the backend, for comparing backends. */
 function comparable(stats: CompatStats): Omit<CompatStats, 'backend'> {
@@ -109,6 +67,8 @@ describe('slabpool/compat module', () => {
     expectCode(() => createTypedArrayPool('js' as never), 'TypeError', 'ERR_SLABPOOL_INVALID_ARG', /object for options/);
   });
 });
+
+const SIZES = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 100, 1000, 4097, 70_000];
 
 describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
   const make = (strict?: boolean): TypedArrayPool => createTypedArrayPool(strict === undefined ? { backend } : { backend, strict });
@@ -404,5 +364,3 @@ describe.runIf(BACKENDS.includes('native'))('slabpool/compat: the two backends a
     expect(pools.js.stats().foreignFrees).toBeGreaterThan(0);
   });
 });
-
-export { bytesOf, extent, kindOf, sizeOf };
