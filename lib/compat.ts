@@ -60,6 +60,9 @@ export interface CompatStats {
   readonly strict: boolean;
   /** The size classes opened so far, smallest first. */
   readonly classes: readonly CompatClassStats[];
+  /** Every successful malloc and free since the pool was made, of every kind, closed classes included. */
+  readonly mallocs: number;
+  readonly frees: number;
   /** Bytes handed out now from the classes (block bytes, not requested bytes). */
   readonly liveBytes: number;
   /** Bytes the classes hold from the system. */
@@ -332,6 +335,9 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   let abFrees = 0;
   let doubleFrees = 0;
   let foreignFrees = 0;
+  // The counts of classes that clearCache() closed.
+  let closedMallocs = 0;
+  let closedFrees = 0;
   // The backend the classes will use, known before any class exists (stats() reports it).
   const resolvedBackend = resolveBackend(backend);
 
@@ -477,7 +483,10 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       const cls = classes[k];
       if (cls === undefined) continue;
       if (destroyIdle && cls.live === 0) {
-        released += cls.pool.stats().reservedBytes;
+        const s = cls.pool.stats();
+        released += s.reservedBytes;
+        closedMallocs += s.acquires;
+        closedFrees += s.returns;
         cls.pool.destroy(); // every view of it is free: detaching them exposes nothing
         classes[k] = undefined;
         continue;
@@ -496,6 +505,8 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     const list: CompatClassStats[] = [];
     let liveBytes = 0;
     let reservedBytes = 0;
+    let mallocs = closedMallocs + abMallocs;
+    let frees = closedFrees + abFrees;
     for (const cls of classes) {
       if (cls === undefined) continue;
       const s = cls.pool.stats();
@@ -510,6 +521,8 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
         frees: s.returns,
         trims: s.trims,
       });
+      mallocs += s.acquires;
+      frees += s.returns;
       liveBytes += s.inUseBytes;
       reservedBytes += s.reservedBytes;
     }
@@ -519,6 +532,8 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       backend: resolvedBackend,
       strict: isStrict(),
       classes: list,
+      mallocs,
+      frees,
       liveBytes,
       reservedBytes,
       arrayBuffers: { live: abLive, cached, cachedBytes: abCachedBytes, mallocs: abMallocs, frees: abFrees },

@@ -139,6 +139,7 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     }
     const cls = pool.stats().classes.find((c) => c.bytes === 1024)!;
     expect(cls).toMatchObject({ liveBlocks: 0, mallocs: 10_001, frees: 10_001, trims: 0 });
+    expect([pool.stats().mallocs, pool.stats().frees]).toEqual([10_001, 10_001]);
     expect(pool.stats().reservedBytes).toBe(reserved);
   });
 
@@ -296,6 +297,7 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     pool.clearCache();
     expect(pool.stats().reservedBytes).toBe(0);
     expect(pool.stats().classes).toEqual([]);
+    expect([pool.stats().mallocs, pool.stats().frees]).toEqual([501, 501]);
   });
 
   it('gives a burst back on its own, and never trims a steady loop', () => {
