@@ -29,6 +29,7 @@ const specs = [
   ...lengths.flatMap((blockLength) =>
     ['floor', 'newFloat64Array', 'typedarrayPool', ...backends].map((variant) => ({ case: 'acquireRelease', variant, blockLength, budgetMs })),
   ),
+  ...['same', 'random'].flatMap((pattern) => ['typedarrayPool', ...backends].map((variant) => ({ case: 'typedarrayPoolApi', variant, pattern, budgetMs }))),
   ...backends.flatMap((backend) => [1, 8, 64].flatMap((k) => Object.values(sizes).map((n) => ({ case: 'getRun', backend, k, n, budgetMs })))),
   ...backends.flatMap((backend) => Object.values(sizes).map((n) => ({ case: 'construct', backend, n }))),
   ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles })),
@@ -39,7 +40,8 @@ for (let round = 0; round < trials; round++) {
   log(`round ${round + 1} of ${trials}`);
   for (const spec of specs) {
     const key = JSON.stringify(spec);
-    const run = spawnSync(process.execPath, ['--expose-gc', path.join(here, 'trial.mjs'), key], { encoding: 'utf8' });
+    const env = spec.case === 'typedarrayPoolApi' && spec.variant !== 'typedarrayPool' ? { ...process.env, SLABPOOL_BACKEND: spec.variant } : process.env;
+    const run = spawnSync(process.execPath, ['--expose-gc', path.join(here, 'trial.mjs'), key], { encoding: 'utf8', env });
     if (run.status !== 0) throw new Error(`trial ${key} failed:\n${run.stderr}`);
     results.get(key).push(JSON.parse(run.stdout));
   }
@@ -62,6 +64,12 @@ const acquireByLength = Object.fromEntries(
   lengths.map((blockLength) => [
     blockLength,
     Object.fromEntries(['floor', 'newFloat64Array', 'typedarrayPool', ...backends].map((variant) => [variant, round2(pick({ case: 'acquireRelease', variant, blockLength }))])),
+  ]),
+);
+const compat = Object.fromEntries(
+  ['same', 'random'].map((pattern) => [
+    pattern,
+    Object.fromEntries(['typedarrayPool', ...backends].map((variant) => [variant, round2(pick({ case: 'typedarrayPoolApi', variant, pattern }))])),
   ]),
 );
 const getRun = Object.fromEntries(
@@ -108,6 +116,8 @@ for (const b of backends) {
   target(`${b}: typedarray-pool / getBlock+returnBlock`, a.typedarrayPool / a[b], '>= 3', a.typedarrayPool / a[b] >= 3);
   target(`${b}: GC events in 1e6 steady cycles (worst trial)`, steadyState[b].maxGcEvents, '= 0', steadyState[b].maxGcEvents === 0);
   target(`${b}: RSS growth in 1e6 steady cycles, bytes (worst trial)`, steadyState[b].maxRssGrowthBytes, '< 1048576', steadyState[b].maxRssGrowthBytes < 2 ** 20);
+  target(`${b}: compat, same size: typedarray-pool / compat`, compat.same.typedarrayPool / compat.same[b], '>= 2', compat.same.typedarrayPool / compat.same[b] >= 2);
+  target(`${b}: compat, random sizes: compat / typedarray-pool`, compat.random[b] / compat.random.typedarrayPool, '<= 1.2', compat.random[b] / compat.random.typedarrayPool <= 1.2);
   target(`${b}: construct 1e6 / 1e3 blocks`, construct[b]['1e6'] / construct[b]['1e3'], '<= 2', construct[b]['1e6'] / construct[b]['1e3'] <= 2);
   for (const k of [1, 8, 64]) {
     const g = getRun[b][`k${k}`];
@@ -128,6 +138,7 @@ const report = {
   blockLength: 100,
   acquireRelease: a,
   acquireReleaseByLength: acquireByLength,
+  compat,
   steadyState,
   construct,
   getRun,
@@ -148,6 +159,11 @@ if (json) {
   const variants = ['floor', 'newFloat64Array', 'typedarrayPool', ...backends];
   const names = { floor: 'array pop/push (floor)', newFloat64Array: 'new Float64Array(n)', typedarrayPool: 'typedarray-pool 1.2', native: 'slabpool native', js: 'slabpool js' };
   table('Take and give back one block (ns per pair, median)', ['', ...lengths.map((l) => `${l} doubles`), 'vs floor (100)'], variants.map((v) => [names[v], ...lengths.map((l) => acquireByLength[l][v]), `${round2(a[v] / a.floor)}x`]));
+  table(
+    'typedarray-pool API: mallocDouble + freeDouble (ns per pair, median)',
+    ['', 'same size (1024 doubles)', 'random sizes (1 to 4096 doubles)'],
+    ['typedarrayPool', ...backends].map((v) => [v === 'typedarrayPool' ? names[v] : `slabpool/compat ${v}`, compat.same[v], compat.random[v]]),
+  );
   table('getRun(k) + returnBlock at 50 % random occupancy (ns per pair, median; share of calls that found a run)', ['', ...backends.flatMap((b) => Object.keys(sizes).map((s) => `${b} ${s}`))], [1, 8, 64].map((k) => [`k = ${k}`, ...backends.flatMap((b) => Object.keys(sizes).map((s) => `${getRun[b][`k${k}`][s]} (${Math.round(getRunFound[b][`k${k}`][s] * 100)} %)`))]));
   table('Pool construction (ns, median)', ['', ...Object.keys(sizes).map((s) => `${s} blocks`)], backends.map((b) => [b, ...Object.keys(sizes).map((s) => construct[b][s])]));
   table('Steady state: 1e6 take/give-back cycles (median; worst trial)', ['', 'ns per cycle', 'GC events', 'RSS growth'], [...backends, 'newFloat64Array'].map((v) => [names[v] ?? v, steadyState[v].ns, `${steadyState[v].gcEvents} (${steadyState[v].maxGcEvents})`, `${(steadyState[v].rssGrowthBytes / 1024).toFixed(0)} KiB (${(steadyState[v].maxRssGrowthBytes / 1024).toFixed(0)} KiB)`]));

@@ -69,6 +69,25 @@ function acquireRelease({ variant, blockLength }) {
   });
 }
 
+/**
+ * typedarray-pool's API: typedarray-pool itself, or slabpool/compat's process-wide pool, as
+ * dependents get it (run.mjs picks its backend with SLABPOOL_BACKEND). 'same' mallocs and frees
+ * 1024 doubles in a loop (an FFT called repeatedly); 'random' takes sizes from 1 to 4096 doubles
+ * from a fixed random sequence. Both use mallocDouble/freeDouble, typedarray-pool's fastest pair
+ * (its generic free costs twice as much).
+ */
+function typedarrayPoolApi({ variant, pattern }) {
+  const pool = require(variant === 'typedarrayPool' ? 'typedarray-pool' : 'slabpool/compat');
+  if (variant !== 'typedarrayPool' && pool.stats().backend !== variant) throw new Error(`compat runs on ${pool.stats().backend}, not ${variant}`);
+  const random = rng(7);
+  const sizes = Int32Array.from({ length: 4096 }, () => (pattern === 'same' ? 1024 : 1 + Math.floor(random() * 4096)));
+  return time((i) => {
+    const a = pool.mallocDouble(sizes[i & 4095]);
+    a[0] = i;
+    pool.freeDouble(a);
+  });
+}
+
 function getRun({ backend, k, n }) {
   const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
   const blocks = [];
@@ -150,6 +169,9 @@ let result;
 switch (spec.case) {
   case 'acquireRelease':
     result = { ns: acquireRelease(spec) };
+    break;
+  case 'typedarrayPoolApi':
+    result = { ns: typedarrayPoolApi(spec) };
     break;
   case 'getRun':
     result = getRun(spec);

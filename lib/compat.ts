@@ -8,13 +8,14 @@ import { requireBoolean, requireChoice } from './validate.js';
 /*
  * typedarray-pool 1.2's API over slabpool pools, one pool of Uint8Array blocks per power-of-two
  * byte size class. A typed array, Buffer or DataView that malloc hands out is a view of exactly
- * the requested length over one block; the view is cached on its block (one per kind), so a loop
- * that mallocs and frees the same size allocates nothing. ArrayBuffers cannot be a window into a
+ * the requested length over one block; a view whose size comes twice in a row is cached on its
+ * block's record (one per kind), so a loop * that mallocs and frees the same size allocates nothing. ArrayBuffers cannot be a window into a
  * slab, so mallocArrayBuffer keeps a separate, bounded cache of dedicated ArrayBuffers.
  *
  * Invariants (stats() reports them, the tests check them):
- *   a view is live  <=> its ViewMark is its block, and that block is held from its class pool
- *   a freed view's ViewMark is null, so freeing it again is detected, never aliased
+ *   a view is live  <=> it is its block's record.live (its ViewMark names the record)
+ *   record.live !== null  <=> the block is held from its class pool
+ *   so freeing a view twice is detected even after its block went out again, never aliased
  *   class.live = blocks of that class handed out = its pool's inUseBlocks
  *   an ArrayBuffer of ours has a BufferMark: LIVE (handed out) or FREE (cached or dropped)
  */
@@ -179,10 +180,7 @@ const BIGUINT64 = 10;
 const BUFFER = 11;
 const DATAVIEW = 12;
 const KINDS = 13;
-type TypedKind = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10;
 
-/** log2 of each typed kind's bytes per element. */
-const SHIFTS: readonly number[] = [0, 1, 2, 0, 1, 2, 2, 3, 0, 3, 3];
 /** Counts below this take the int32 fast path (n << 3 stays below 2^31). */
 const SMALL_COUNT = 2 ** 27;
 
@@ -209,20 +207,16 @@ class Stamp {
   }
 }
 
-/** On the views malloc hands out: their block while live, null once freed. */
+/** On the views malloc hands out: the record of the block they view. */
 class ViewMark extends Stamp {
-  #block: Block | null;
-  constructor(view: object, block: Block) {
+  readonly #record: BlockRecord;
+  constructor(view: object, record: BlockRecord) {
     super(view);
-    this.#block = block;
+    this.#record = record;
   }
   /** undefined for an object that was never a view of ours */
-  static blockOf(view: object): Block | null | undefined {
-    return #block in view ? (view as ViewMark).#block : undefined;
-  }
-  /** only for views of ours */
-  static setBlock(view: object, block: Block | null): void {
-    (view as ViewMark).#block = block;
+  static recordOf(view: object): BlockRecord | undefined {
+    return #record in view ? (view as ViewMark).#record : undefined;
   }
 }
 
@@ -243,13 +237,35 @@ class BufferMark extends Stamp {
 const LIVE = 1;
 const FREE = 0;
 
-// On class blocks (which the pool never hands out beyond us): the views made over the block so
-// far, one per kind, each followed by its size in bytes. Set once per block, so defineProperty's
-// cost does not matter here.
-const VIEWS = Symbol('slabpool.compat.views');
+// On class blocks (which the pool never hands out beyond us): compat's record of the block. Set
+// once per block, so defineProperty's cost does not matter here.
+const RECORD = Symbol('slabpool.compat.record');
 
-type Block = Uint8Array & { [VIEWS]?: (CompatView | number | undefined)[] };
+type Block = Uint8Array & { [RECORD]?: BlockRecord };
 type CompatView = TypedArray | DataView;
+
+/**
+ * What compat knows of one class block. Its buffer and offset are kept here because V8 reads a
+ * typed array's `buffer` and `byteOffset` through calls (~15 ns each on Node 20), which would
+ * double the cost of making a view.
+ */
+class BlockRecord {
+  /** The view handed out for this block now, or null while the block is free. */
+  live: CompatView | null = null;
+  /**
+   * Two slots per kind: the cached view, then the size in bytes last asked of that kind. A view
+   * is cached only when the same size comes twice in a row, so random sizes make short-lived
+   * views that die young in V8's nursery instead of cached ones that survive into the old
+   * generation.
+   */
+  readonly slots: (CompatView | number | undefined)[] = Array.from({ length: 2 * KINDS }, (_, i) => (i & 1 ? -1 : undefined));
+  constructor(
+    readonly block: Block,
+    readonly cls: SizeClass,
+    readonly buffer: ArrayBuffer,
+    readonly offset: number,
+  ) {}
+}
 
 interface SizeClass {
   readonly pool: MemoryPool<Uint8Array>;
@@ -372,32 +388,46 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     cls.countdown = Math.max(EPOCH_FREES, pool.numBlocks);
   }
 
-  function makeView(block: Block, kind: number, bytes: number): CompatView {
-    const view = viewOver(block.buffer as ArrayBuffer, block.byteOffset, kind, bytes);
-    new ViewMark(view, block);
+  function makeView(record: BlockRecord, kind: number, bytes: number): CompatView {
+    const view = viewOver(record.buffer, record.offset, kind, bytes);
+    new ViewMark(view, record);
     return view;
   }
 
-  /** A view of `kind` over `bytes` bytes of a block of the right class; `bytes` is validated. */
+  /**
+   * A view of `kind` over `bytes` bytes of a block of the right class; `bytes` is validated. Kept
+   * small, with every cold path in a function of its own, so that V8 inlines it into callers.
+   */
   function take(kind: number, bytes: number): CompatView {
-    const k = classOf(bytes);
-    const cls = classes[k] ?? openClass(k);
-    const block: Block | null = cls.pool.getBlock();
-    if (block === null) throw outOfMemory(`a block of ${2 ** k} bytes`, 2 ** k);
+    const cls = classes[classOf(bytes)] ?? openClass(classOf(bytes));
+    const block: Block = cls.pool.getBlock() ?? exhausted(bytes);
     if (++cls.live > cls.epochPeak) cls.epochPeak = cls.live;
-    let views = block[VIEWS];
-    if (views === undefined) {
-      views = new Array<CompatView | number | undefined>(2 * KINDS).fill(undefined);
-      Object.defineProperty(block, VIEWS, { value: views });
+    const record = block[RECORD] ?? recordOf(block, cls);
+    const view = record.slots[2 * kind] as CompatView | undefined;
+    return (record.live = view !== undefined && record.slots[2 * kind + 1] === bytes ? view : viewFor(record, kind, bytes));
+  }
+
+  /** take's miss: a new view, cached when the same size came last time too. */
+  function viewFor(record: BlockRecord, kind: number, bytes: number): CompatView {
+    const slots = record.slots;
+    const view = makeView(record, kind, bytes);
+    if (slots[2 * kind + 1] === bytes) slots[2 * kind] = view;
+    else {
+      slots[2 * kind + 1] = bytes;
+      slots[2 * kind] = undefined;
     }
-    // views[2 * kind] is the block's view of that kind, views[2 * kind + 1] its bytes (cheaper to
-    // compare than the view's byteLength, which V8 reads through the buffer).
-    let view = views[2 * kind] as CompatView | undefined;
-    if (view === undefined || views[2 * kind + 1] !== bytes) {
-      views[2 * kind] = view = makeView(block, kind, bytes);
-      views[2 * kind + 1] = bytes;
-    } else ViewMark.setBlock(view, block);
     return view;
+  }
+
+  function recordOf(block: Block, cls: SizeClass): BlockRecord {
+    const record = new BlockRecord(block, cls, block.buffer as ArrayBuffer, block.byteOffset);
+    Object.defineProperty(block, RECORD, { value: record });
+    return record;
+  }
+
+  function exhausted(bytes: number): never {
+    const size = 2 ** classOf(bytes);
+    throw outOfMemory(`a block of ${size} bytes`, size);
   }
 
   /**
@@ -414,11 +444,9 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     return Math.floor(n);
   }
 
-  function typed(kind: TypedKind, n: number): CompatView {
-    const shift = SHIFTS[kind]!;
-    // The common call is a small integer count: int32 arithmetic straight to the class.
-    if ((n | 0) === n && n >= 0 && n < SMALL_COUNT) return take(kind, n << shift);
-    return take(kind, countOf(n, 2 ** shift) * 2 ** shift);
+  /** n elements of 2^shift bytes in bytes. The common call, a small integer, stays in int32 arithmetic. */
+  function bytesFor(n: number, shift: number): number {
+    return (n | 0) === n && n >= 0 && n < SMALL_COUNT ? n << shift : countOf(n, 2 ** shift) * 2 ** shift;
   }
 
   function mallocArrayBuffer(n: number): ArrayBuffer {
@@ -458,16 +486,18 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
 
   function free(array: unknown): void {
     if (typeof array === 'object' && array !== null) {
-      const block = ViewMark.blockOf(array);
-      if (block) {
-        ViewMark.setBlock(array, null);
-        const cls = classes[31 - Math.clz32(block.length)]!;
-        cls.pool.returnBlock(block);
+      const record = ViewMark.recordOf(array);
+      if (record !== undefined && record.live === array) {
+        record.live = null;
+        const cls = record.cls;
+        cls.pool.returnBlock(record.block);
         cls.live--;
         if (--cls.countdown === 0) endEpoch(cls);
         return;
       }
-      if (block === null) return rejectFree(array, true);
+      // A view of ours that is not its block's live one was freed already (its block may have
+      // been handed out again since, as another view).
+      if (record !== undefined) return rejectFree(array, true);
       // An ArrayBuffer from mallocArrayBuffer, or (as typedarray-pool allowed) a view over one.
       const ab = ArrayBuffer.isView(array) ? array.buffer : array;
       const state = BufferMark.stateOf(ab);
@@ -542,17 +572,17 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     };
   }
 
-  const mallocInt8 = (n: number): Int8Array => typed(INT8, n) as Int8Array;
-  const mallocInt16 = (n: number): Int16Array => typed(INT16, n) as Int16Array;
-  const mallocInt32 = (n: number): Int32Array => typed(INT32, n) as Int32Array;
-  const mallocUint8 = (n: number): Uint8Array => typed(UINT8, n) as Uint8Array;
-  const mallocUint16 = (n: number): Uint16Array => typed(UINT16, n) as Uint16Array;
-  const mallocUint32 = (n: number): Uint32Array => typed(UINT32, n) as Uint32Array;
-  const mallocFloat = (n: number): Float32Array => typed(FLOAT32, n) as Float32Array;
-  const mallocDouble = (n: number): Float64Array => typed(FLOAT64, n) as Float64Array;
-  const mallocUint8Clamped = (n: number): Uint8ClampedArray => typed(UINT8C, n) as Uint8ClampedArray;
-  const mallocBigInt64 = (n: number): BigInt64Array => typed(BIGINT64, n) as BigInt64Array;
-  const mallocBigUint64 = (n: number): BigUint64Array => typed(BIGUINT64, n) as BigUint64Array;
+  const mallocInt8 = (n: number): Int8Array => take(INT8, bytesFor(n, 0)) as Int8Array;
+  const mallocInt16 = (n: number): Int16Array => take(INT16, bytesFor(n, 1)) as Int16Array;
+  const mallocInt32 = (n: number): Int32Array => take(INT32, bytesFor(n, 2)) as Int32Array;
+  const mallocUint8 = (n: number): Uint8Array => take(UINT8, bytesFor(n, 0)) as Uint8Array;
+  const mallocUint16 = (n: number): Uint16Array => take(UINT16, bytesFor(n, 1)) as Uint16Array;
+  const mallocUint32 = (n: number): Uint32Array => take(UINT32, bytesFor(n, 2)) as Uint32Array;
+  const mallocFloat = (n: number): Float32Array => take(FLOAT32, bytesFor(n, 2)) as Float32Array;
+  const mallocDouble = (n: number): Float64Array => take(FLOAT64, bytesFor(n, 3)) as Float64Array;
+  const mallocUint8Clamped = (n: number): Uint8ClampedArray => take(UINT8C, bytesFor(n, 0)) as Uint8ClampedArray;
+  const mallocBigInt64 = (n: number): BigInt64Array => take(BIGINT64, bytesFor(n, 3)) as BigInt64Array;
+  const mallocBigUint64 = (n: number): BigUint64Array => take(BIGUINT64, bytesFor(n, 3)) as BigUint64Array;
   // typedarray-pool's Buffers have the power-of-two length, its DataViews the requested one.
   const mallocBuffer = (n: number): Buffer => take(BUFFER, nextPow2(countOf(n, 1))) as unknown as Buffer;
   const mallocDataView = (n: number): DataView => take(DATAVIEW, countOf(n, 1)) as DataView;
