@@ -43,5 +43,6 @@ export {
   clearCache,
   trim,
   stats,
+  check,
 } from './compat.js';
 export type { CompatClassStats, CompatOptions, CompatStats, DtypeMap, Pooled, TypedArrayPool } from './compat.js';

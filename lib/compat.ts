@@ -1,22 +1,25 @@
 import { Buffer } from 'node:buffer';
-import { alreadyFreed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
+import { alreadyFreed, checkFailed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
 import { resolveBackend } from './loader.js';
 import { MemoryPool } from './pool.js';
 import type { Backend } from './options.js';
-import { requireBoolean, requireChoice } from './validate.js';
+import { validateCompatOptions } from './validate.js';
 
 /*
  * typedarray-pool 1.2's API over slabpool pools, one pool of Uint8Array blocks per power-of-two
  * byte size class. A typed array, Buffer or DataView that malloc hands out is a view of exactly
  * the requested length over one block; a view whose size comes twice in a row is cached on its
- * block's record (one per kind), so a loop * that mallocs and frees the same size allocates nothing. ArrayBuffers cannot be a window into a
- * slab, so mallocArrayBuffer keeps a separate, bounded cache of dedicated ArrayBuffers.
+ * block's record (one per kind), so a loop that mallocs and frees the same size allocates
+ * nothing. An ArrayBuffer cannot be a window into a slab, so mallocArrayBuffer keeps a separate,
+ * bounded cache of ArrayBuffers of their own.
  *
- * Invariants (stats() reports them, the tests check them):
+ * Invariants (the tests check them through stats() and the overlap property):
  *   a view is live  <=> it is its block's record.live (its ViewMark names the record)
- *   record.live !== null  <=> the block is held from its class pool
+ *   record.live !== null  => the block is held from its class pool
  *   so freeing a view twice is detected even after its block went out again, never aliased
- *   class.live = blocks of that class handed out = its pool's inUseBlocks
+ *   class pool's inUseBlocks = class.live + (class.parked ? 1 : 0)
+ *   class.parked.live === null: a parked block is free to compat, held from the pool
+ * check() verifies them, with every class pool's own check().
  *   an ArrayBuffer of ours has a BufferMark: LIVE (handed out) or FREE (cached or dropped)
  */
 
@@ -163,9 +166,11 @@ export interface TypedArrayPool {
   /** Gives back the empty slabs of each class beyond its first, and the cached ArrayBuffers; returns the bytes released. */
   trim(): number;
   stats(): CompatStats;
+  /** Verifies compat's invariants and every class pool's; throws ERR_SLABPOOL_CHECK_FAILED at the first broken one. */
+  check(): void;
 }
 
-// Kinds of view, in the order of the tables below.
+// Kinds of view: the index of a view's two slots in its block's record.
 const INT8 = 0;
 const INT16 = 1;
 const INT32 = 2;
@@ -270,8 +275,17 @@ class BlockRecord {
 interface SizeClass {
   readonly pool: MemoryPool<Uint8Array>;
   readonly slabBlocks: number;
+  /**
+   * The block freed last, kept back from the pool for the next malloc of the class: the
+   * malloc-free-malloc of one size (the common loop) then never touches the pool. One block per
+   * class; trim and clearCache give it back first.
+   */
+  parked: BlockRecord | null;
   /** Blocks handed out. */
   live: number;
+  /** Highest `live` since the class was opened. */
+  peak: number;
+  mallocs: number;
   /** Highest `live` in this epoch. */
   epochPeak: number;
   /** Frees left in this epoch. */
@@ -280,7 +294,7 @@ interface SizeClass {
 
 /**
  * A view of `kind` over `bytes` bytes at `offset`. Each constructor is named at its own call site:
- * V8 inlines `new Float64Array(...)` but not a construct through a variable, which costs ~3x more.
+ * V8 compiles `new Float64Array(...)` to a fast path, but not a construct through a variable.
  */
 function viewOver(buffer: ArrayBuffer, offset: number, kind: number, bytes: number): CompatView {
   switch (kind) {
@@ -322,21 +336,6 @@ function classOf(bytes: number): number {
   return bytes <= 1 << MIN_CLASS ? MIN_CLASS : 32 - Math.clz32(bytes - 1);
 }
 
-function validateCompatOptions(options: unknown): { backend: 'auto' | Backend; strict: boolean | undefined } {
-  if (options === undefined) return { backend: 'auto', strict: undefined };
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw invalidType('options', 'object', options);
-  }
-  const o = options as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (key !== 'backend' && key !== 'strict') throw invalidType(`options.${key}`, 'no such option (known: backend, strict)', o[key]);
-  }
-  return {
-    backend: o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const),
-    strict: o.strict === undefined ? undefined : requireBoolean('strict', o.strict),
-  };
-}
-
 /**
  * A pool with typedarray-pool 1.2's API. `slabpool/compat` exports one, shared by the process;
  * this makes independent ones (each with its own classes and counters).
@@ -351,9 +350,8 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   let abFrees = 0;
   let doubleFrees = 0;
   let foreignFrees = 0;
-  // The counts of classes that clearCache() closed.
+  // The mallocs of classes that clearCache() closed (all freed).
   let closedMallocs = 0;
-  let closedFrees = 0;
   // The backend the classes will use, known before any class exists (stats() reports it).
   const resolvedBackend = resolveBackend(backend);
 
@@ -371,7 +369,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       autoCoalesceThreshold: 100, // blocks are never taken as runs: contiguity does not matter
       backend,
     });
-    const cls: SizeClass = { pool, slabBlocks, live: 0, epochPeak: 0, countdown: EPOCH_FREES };
+    const cls: SizeClass = { pool, slabBlocks, parked: null, live: 0, peak: 0, mallocs: 0, epochPeak: 0, countdown: EPOCH_FREES };
     classes[k] = cls;
     return cls;
   }
@@ -383,9 +381,27 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
    */
   function endEpoch(cls: SizeClass): void {
     const pool = cls.pool;
-    if (pool.numBlocks - cls.epochPeak >= cls.slabBlocks && pool.numBlocks > cls.slabBlocks) pool.trim();
+    if (pool.numBlocks - cls.epochPeak >= cls.slabBlocks && pool.numBlocks > cls.slabBlocks) trimClass(cls);
+    else newEpoch(cls);
+  }
+
+  /** Gives back the class's parked block and its empty slabs (never the first); returns the bytes. */
+  function trimClass(cls: SizeClass): number {
+    unpark(cls);
+    const released = cls.pool.trim();
+    newEpoch(cls);
+    return released;
+  }
+
+  function newEpoch(cls: SizeClass): void {
     cls.epochPeak = cls.live;
-    cls.countdown = Math.max(EPOCH_FREES, pool.numBlocks);
+    cls.countdown = Math.max(EPOCH_FREES, cls.pool.numBlocks);
+  }
+
+  function unpark(cls: SizeClass): void {
+    if (cls.parked === null) return;
+    cls.pool.returnBlock(cls.parked.block);
+    cls.parked = null;
   }
 
   function makeView(record: BlockRecord, kind: number, bytes: number): CompatView {
@@ -400,9 +416,17 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
    */
   function take(kind: number, bytes: number): CompatView {
     const cls = classes[classOf(bytes)] ?? openClass(classOf(bytes));
-    const block: Block = cls.pool.getBlock() ?? exhausted(bytes);
-    if (++cls.live > cls.epochPeak) cls.epochPeak = cls.live;
-    const record = block[RECORD] ?? recordOf(block, cls);
+    let record = cls.parked;
+    if (record !== null) cls.parked = null;
+    else {
+      const block: Block = cls.pool.getBlock() ?? exhausted(bytes);
+      record = block[RECORD] ?? recordOf(block, cls);
+    }
+    cls.mallocs++;
+    if (++cls.live > cls.epochPeak) {
+      cls.epochPeak = cls.live;
+      if (cls.live > cls.peak) cls.peak = cls.live;
+    }
     const view = record.slots[2 * kind] as CompatView | undefined;
     return (record.live = view !== undefined && record.slots[2 * kind + 1] === bytes ? view : viewFor(record, kind, bytes));
   }
@@ -490,7 +514,8 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       if (record !== undefined && record.live === array) {
         record.live = null;
         const cls = record.cls;
-        cls.pool.returnBlock(record.block);
+        if (cls.parked === null) cls.parked = record;
+        else cls.pool.returnBlock(record.block);
         cls.live--;
         if (--cls.countdown === 0) endEpoch(cls);
         return;
@@ -513,17 +538,13 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       const cls = classes[k];
       if (cls === undefined) continue;
       if (destroyIdle && cls.live === 0) {
-        const s = cls.pool.stats();
-        released += s.reservedBytes;
-        closedMallocs += s.acquires;
-        closedFrees += s.returns;
+        released += cls.pool.stats().reservedBytes;
+        closedMallocs += cls.mallocs;
         cls.pool.destroy(); // every view of it is free: detaching them exposes nothing
         classes[k] = undefined;
         continue;
       }
-      released += cls.pool.trim();
-      cls.epochPeak = cls.live;
-      cls.countdown = Math.max(EPOCH_FREES, cls.pool.numBlocks);
+      released += trimClass(cls);
     }
     for (const list of abCache) list.length = 0;
     released += abCachedBytes;
@@ -531,29 +552,48 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     return released;
   }
 
+  function check(): void {
+    for (const cls of classes) {
+      if (cls === undefined) continue;
+      cls.pool.check();
+      const inUse = cls.pool.stats().inUseBlocks;
+      const bytes = cls.pool.blockLength;
+      if (inUse !== cls.live + (cls.parked ? 1 : 0)) throw checkFailed(`class ${bytes}: pool has ${inUse} blocks in use, compat counts ${cls.live} live and ${cls.parked ? 1 : 0} parked`);
+      if (cls.parked !== null && cls.parked.live !== null) throw checkFailed(`class ${bytes}: the parked block has a live view`);
+      if (cls.peak < cls.live || cls.epochPeak < cls.live) throw checkFailed(`class ${bytes}: peak below live`);
+    }
+    let cached = 0;
+    for (const list of abCache) {
+      for (const ab of list) if (BufferMark.stateOf(ab) !== FREE) throw checkFailed('a cached ArrayBuffer is not free');
+      cached += list.reduce((sum, ab) => sum + ab.byteLength, 0);
+    }
+    if (cached !== abCachedBytes) throw checkFailed(`cached ArrayBuffers hold ${cached} bytes, counted ${abCachedBytes}`);
+    if (abLive < 0) throw checkFailed(`${abLive} live ArrayBuffers`);
+  }
+
   function stats(): CompatStats {
     const list: CompatClassStats[] = [];
     let liveBytes = 0;
     let reservedBytes = 0;
     let mallocs = closedMallocs + abMallocs;
-    let frees = closedFrees + abFrees;
+    let live = abLive;
     for (const cls of classes) {
       if (cls === undefined) continue;
       const s = cls.pool.stats();
       list.push({
         bytes: s.blockBytes,
-        liveBlocks: s.inUseBlocks,
-        peakLiveBlocks: s.peakInUseBlocks,
+        liveBlocks: cls.live,
+        peakLiveBlocks: cls.peak,
         capacityBlocks: s.capacityBlocks,
         reservedBytes: s.reservedBytes,
         slabs: s.slabs,
-        mallocs: s.acquires,
-        frees: s.returns,
+        mallocs: cls.mallocs,
+        frees: cls.mallocs - cls.live,
         trims: s.trims,
       });
-      mallocs += s.acquires;
-      frees += s.returns;
-      liveBytes += s.inUseBytes;
+      mallocs += cls.mallocs;
+      live += cls.live;
+      liveBytes += cls.live * s.blockBytes;
       reservedBytes += s.reservedBytes;
     }
     let cached = 0;
@@ -563,7 +603,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       strict: isStrict(),
       classes: list,
       mallocs,
-      frees,
+      frees: mallocs - live,
       liveBytes,
       reservedBytes,
       arrayBuffers: { live: abLive, cached, cachedBytes: abCachedBytes, mallocs: abMallocs, frees: abFrees },
@@ -666,6 +706,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     clearCache: () => release(true),
     trim: () => release(false),
     stats,
+    check,
   };
 }
 
@@ -710,4 +751,5 @@ export const {
   clearCache,
   trim,
   stats,
+  check,
 } = shared;

@@ -1,5 +1,5 @@
 import { invalidRange, invalidType } from './errors.js';
-import type { PoolArrayConstructor, PoolConfig, PoolOptions } from './options.js';
+import type { Backend, PoolArrayConstructor, PoolConfig, PoolOptions } from './options.js';
 
 /** Every type a pool can hand out; `type` must be one of these very constructors. */
 export const POOL_TYPES: readonly PoolArrayConstructor[] = [
@@ -47,12 +47,12 @@ export function requireInteger(name: string, value: unknown, min: number, max: n
   return value;
 }
 
-export function requireBoolean(name: string, value: unknown): boolean {
+function requireBoolean(name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw invalidType(name, 'boolean', value);
   return value;
 }
 
-export function requireChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+function requireChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
   const expected = `one of ${choices.map((c) => `'${c}'`).join(', ')}`;
   if (typeof value !== 'string') throw invalidType(name, expected, value);
   if (!(choices as readonly string[]).includes(value)) throw invalidRange(name, expected, value);
@@ -159,5 +159,21 @@ export function validateOptions(options: unknown): PoolConfig {
     autoCoalesceThreshold,
     poison,
     backend,
+  };
+}
+
+/** The options of slabpool/compat's `createTypedArrayPool` (see CompatOptions in compat.ts). */
+export function validateCompatOptions(options: unknown): { backend: 'auto' | Backend; strict: boolean | undefined } {
+  if (options === undefined) return { backend: 'auto', strict: undefined };
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidType('options', 'object', options);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (key !== 'backend' && key !== 'strict') throw invalidType(`options.${key}`, 'no such option (known: backend, strict)', o[key]);
+  }
+  return {
+    backend: o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const),
+    strict: o.strict === undefined ? undefined : requireBoolean('strict', o.strict),
   };
 }

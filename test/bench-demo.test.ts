@@ -24,7 +24,11 @@ describe('npm run bench -- --json', () => {
       for (const k of ['k1', 'k8', 'k64']) expect(report.getRun[b][k]).toEqual({ '1e3': number, '1e6': number });
     }
     expect(report.steadyState.newFloat64Array.cycles).toBe(10_000);
-    expect(report.targets.length).toBe(BACKENDS.length * 9);
+    for (const pattern of ['same', 'random']) {
+      expect(Object.keys(report.compat[pattern]).sort()).toEqual(['typedarrayPool', ...BACKENDS].sort());
+      for (const v of Object.values(report.compat[pattern])) expect(v).toBeGreaterThan(0);
+    }
+    expect(report.targets.length).toBe(BACKENDS.length * 11);
     for (const t of report.targets) expect(t).toEqual({ name: expect.any(String), value: number, limit: expect.any(String), met: expect.any(Boolean) });
     expect(report.machine).toMatchObject({ node: process.version, cores: number });
   });

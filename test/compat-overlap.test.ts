@@ -112,6 +112,7 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend: live allocations nev
           for (const o of sequence) {
             operations++;
             apply(pool, live, freed, o, stampSeq);
+            pool.check();
             checkDisjoint(live, false);
           }
           checkDisjoint(live, true);

@@ -171,6 +171,44 @@ describe.skipIf(!hasPrebuild)('installing the tarball', () => {
     const tsc = run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], dir);
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
+
+    // slabpool/compat from both module systems: typed results per dtype, Node's Buffer (so its
+    // users need @types/node, as any Node API user does).
+    const compat = `
+      import * as pool from 'slabpool/compat';
+      import { createTypedArrayPool, type CompatStats } from 'slabpool/compat';
+      const a: Float64Array = pool.mallocDouble(4);
+      const b: Float32Array = pool.malloc(4, 'float');
+      const c: ArrayBuffer = pool.malloc(4);
+      const d: Buffer = pool.malloc(4, 'buffer');
+      const e: DataView = pool.mallocDataView(4);
+      const f = pool.malloc(4, 'nonsense' as string);
+      // @ts-expect-error malloc(n, 'float') is not a Float64Array
+      const g: Float64Array = pool.malloc(4, 'float');
+      for (const x of [a, b, c, d, e, f, g]) pool.free(x);
+      const stats: CompatStats = pool.stats();
+      const own = createTypedArrayPool({ backend: 'js', strict: true });
+      // @ts-expect-error backend is 'auto', 'native' or 'js'
+      createTypedArrayPool({ backend: 'wasm' });
+      export { stats, own };
+    `;
+    fs.writeFileSync(path.join(dir, 'compat.ts'), compat);
+    fs.writeFileSync(path.join(dir, 'compat.mts'), `${compat}\nimport whole from 'slabpool/compat';\nwhole.clearCache();\n`);
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.compat.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true, noEmit: true, target: 'ES2022', module: 'node16', moduleResolution: 'node16', lib: ['ES2022', 'ESNext.Disposable'],
+          types: ['node'], typeRoots: [path.join(root, 'node_modules', '@types')],
+        },
+        files: ['compat.ts', 'compat.mts'],
+      }),
+    );
+    const tscCompat = run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.compat.json')], dir);
+    expect(tscCompat.stdout + tscCompat.stderr).toBe('');
+    expect(tscCompat.status).toBe(0);
+    const both = run(process.execPath, ['--input-type=module', '-e', `import whole, { mallocDouble } from 'slabpool/compat'; import { createRequire } from 'node:module'; const r = createRequire(import.meta.url)('slabpool/compat'); console.log(whole.mallocDouble === mallocDouble && r.mallocDouble === mallocDouble, mallocDouble(3).length, r.stats().backend)`], dir);
+    expect(both.stdout.trim(), both.stderr).toBe('true 3 native');
   });
 });
 
