@@ -420,7 +420,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     if (record !== null) cls.parked = null;
     else {
       const block: Block = cls.pool.getBlock() ?? exhausted(bytes);
-      record = block[RECORD] ?? recordOf(block, cls);
+      record = block[RECORD] ?? recordBlock(block, cls);
     }
     cls.mallocs++;
     if (++cls.live > cls.epochPeak) {
@@ -443,7 +443,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     return view;
   }
 
-  function recordOf(block: Block, cls: SizeClass): BlockRecord {
+  function recordBlock(block: Block, cls: SizeClass): BlockRecord {
     const record = new BlockRecord(block, cls, block.buffer as ArrayBuffer, block.byteOffset);
     Object.defineProperty(block, RECORD, { value: record });
     return record;
