@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import { alreadyFreed, checkFailed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
 import { resolveBackend } from './loader.js';
 import { MemoryPool } from './pool.js';
-import type { Backend } from './options.js';
+import type { Backend, PoolArray } from './options.js';
 import { validateCompatOptions } from './validate.js';
 
 /*
@@ -85,21 +85,9 @@ export interface CompatStats {
   readonly foreignFrees: number;
 }
 
-type TypedArray =
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | Uint8Array
-  | Uint16Array
-  | Uint32Array
-  | Float32Array
-  | Float64Array
-  | Uint8ClampedArray
-  | BigInt64Array
-  | BigUint64Array;
 
 /** Anything malloc returns. */
-export type Pooled = TypedArray | Buffer | DataView | ArrayBuffer;
+export type Pooled = PoolArray | Buffer | DataView | ArrayBuffer;
 
 /** typedarray-pool's dtype strings and what malloc returns for each. */
 export interface DtypeMap {
@@ -247,7 +235,7 @@ const FREE = 0;
 const RECORD = Symbol('slabpool.compat.record');
 
 type Block = Uint8Array & { [RECORD]?: BlockRecord };
-type CompatView = TypedArray | DataView;
+type CompatView = PoolArray | DataView;
 
 /**
  * What compat knows of one class block. Its buffer and offset are kept here because V8 reads a
