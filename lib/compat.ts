@@ -85,7 +85,6 @@ export interface CompatStats {
   readonly foreignFrees: number;
 }
 
-
 /** Anything malloc returns. */
 export type Pooled = PoolArray | Buffer | DataView | ArrayBuffer;
 
@@ -110,7 +109,7 @@ export interface DtypeMap {
   arraybuffer: ArrayBuffer;
 }
 
-/** The typedarray-pool 1.2 API, plus stats() and trim(). Every function works unbound. */
+/** The typedarray-pool 1.2 API, plus stats(), trim() and check(). Every function works unbound. */
 export interface TypedArrayPool {
   malloc(n: number): ArrayBuffer;
   malloc<D extends keyof DtypeMap>(n: number, dtype: D): DtypeMap[D];
