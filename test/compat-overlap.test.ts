@@ -126,5 +126,5 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend: live allocations nev
       { numRuns: runs, seed, verbose: 1 },
     );
     console.log(`fuzz: compat on ${backend}: ${operations} operations in ${runs} runs (seed ${seed})`);
-  });
+  }, Math.max(60_000, runs * 100)); // check() walks every class pool after each operation: ~25 ms a run
 });
