@@ -109,7 +109,7 @@ export interface DtypeMap {
   arraybuffer: ArrayBuffer;
 }
 
-/** The typedarray-pool 1.2 API, plus stats(), trim() and check(). Every function works unbound. */
+/** The typedarray-pool 1.2 API, plus stats(), trim(), check() and addressOf(). Every function works unbound. */
 export interface TypedArrayPool {
   malloc(n: number): ArrayBuffer;
   malloc<D extends keyof DtypeMap>(n: number, dtype: D): DtypeMap[D];
@@ -155,6 +155,12 @@ export interface TypedArrayPool {
   stats(): CompatStats;
   /** Verifies compat's invariants and every class pool's; throws ERR_SLABPOOL_CHECK_FAILED at the first broken one. */
   check(): void;
+  /**
+   * The absolute address of a live typed array, Buffer or DataView from malloc, for handing to
+   * native code (blocks of 64 bytes and more are 64-byte aligned); null on the JavaScript
+   * fallback, which cannot know it. Throws ERR_SLABPOOL_FOREIGN_BLOCK for anything else.
+   */
+  addressOf(array: unknown): bigint | null;
 }
 
 // Kinds of view: the index of a view's two slots in its block's record.
@@ -457,7 +463,8 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
 
   /** n elements of 2^shift bytes in bytes. The common call, a small integer, stays in int32 arithmetic. */
   function bytesFor(n: number, shift: number): number {
-    return (n | 0) === n && n >= 0 && n < SMALL_COUNT ? n << shift : countOf(n, 2 ** shift) * 2 ** shift;
+    // typeof first: `n | 0` throws an uncoded TypeError for a bigint or a Symbol.
+    return typeof n === 'number' && (n | 0) === n && n >= 0 && n < SMALL_COUNT ? n << shift : countOf(n, 2 ** shift) * 2 ** shift;
   }
 
   function mallocArrayBuffer(n: number): ArrayBuffer {
@@ -556,6 +563,14 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     }
     if (cached !== abCachedBytes) throw checkFailed(`cached ArrayBuffers hold ${cached} bytes, counted ${abCachedBytes}`);
     if (abLive < 0) throw checkFailed(`${abLive} live ArrayBuffers`);
+  }
+
+  function addressOf(array: unknown): bigint | null {
+    const record = typeof array === 'object' && array !== null ? ViewMark.recordOf(array) : undefined;
+    if (record === undefined || record.live !== array) {
+      throw foreignBlock('array', array, record ? 'it was freed' : 'it is not a typed array, Buffer or DataView from malloc');
+    }
+    return record.cls.pool.addressOf(record.block);
   }
 
   function stats(): CompatStats {
@@ -694,6 +709,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     trim: () => release(false),
     stats,
     check,
+    addressOf,
   };
 }
 
@@ -739,4 +755,5 @@ export const {
   trim,
   stats,
   check,
+  addressOf,
 } = shared;

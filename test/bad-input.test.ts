@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryPool, type PoolOptions } from '../lib/index.js';
-import { BACKENDS, makePool } from './helpers.js';
+import { BACKENDS, MISSING, WRONG_VALUES, makePool } from './helpers.js';
 
 /*
  * The bad-input matrix: every option and every method argument against every kind of wrong value.
@@ -9,27 +9,7 @@ import { BACKENDS, makePool } from './helpers.js';
  * message names the parameter, and a rejected call must leave the pool exactly as it was.
  */
 
-const MISSING = Symbol('missing');
-const values: [string, unknown][] = [
-  ['missing', MISSING],
-  ['undefined', undefined],
-  ['null', null],
-  ['a string', '8'],
-  ['a boolean', true],
-  ['NaN', NaN],
-  ['Infinity', Infinity],
-  ['-Infinity', -Infinity],
-  ['-1', -1],
-  ['0', 0],
-  ['0.5', 0.5],
-  ['2^31', 2 ** 31],
-  ['2^53', 2 ** 53],
-  ['1e300', 1e300],
-  ['an object', {}],
-  ['an array', []],
-  ['a bigint', 8n],
-  ['a Symbol', Symbol('x')],
-];
+const values = WRONG_VALUES;
 
 type Verdict = 'ok' | 'TypeError' | 'RangeError';
 const absent = (v: unknown) => v === MISSING || v === undefined;

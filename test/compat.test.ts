@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as shared from '../lib/compat.js';
 import { createTypedArrayPool, type CompatStats, type Pooled, type TypedArrayPool } from '../lib/compat.js';
 import { DTYPES, extent, kindOf, sizeOf } from './compat-helpers.js';
-import { BACKENDS, rng } from './helpers.js';
+import { BACKENDS, MISSING, WRONG_VALUES, rng } from './helpers.js';
 
 const requireHere = createRequire(__filename);
 /** The real typedarray-pool 1.2, from its published package: the oracle for types and lengths. */
@@ -159,14 +159,21 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     for (const x of [a, b, c]) pool.free(x);
   });
 
-  it('aligns every block of 64 bytes or more to 64 within its slab', () => {
+  it('aligns every block of 64 bytes or more to 64: its address on native, its offset on the fallback', () => {
     const pool = make();
     const held = [];
     for (const n of [8, 9, 100, 1000, 5000]) {
       const a = pool.mallocDouble(n);
       held.push(a);
-      expect(a.byteOffset % 64).toBe(0);
+      const address = pool.addressOf(a);
+      if (backend === 'native') expect(address! % 64n).toBe(0n);
+      else expect([address, a.byteOffset % 64]).toEqual([null, 0]);
     }
+    const b = pool.mallocBuffer(100);
+    if (backend === 'native') expect(pool.addressOf(b)! % 64n).toBe(0n);
+    pool.free(b);
+    expectCode(() => pool.addressOf(b), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /\(it was freed\)/);
+    expectCode(() => pool.addressOf(new Float64Array(8)), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not a typed array, Buffer or DataView from malloc/);
     for (const a of held) pool.free(a);
   });
 
@@ -336,6 +343,54 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     expect(after.classes[0]).toMatchObject({ liveBlocks: 64, slabs: 1 });
     expect(after.arrayBuffers.cached).toBe(0);
     for (const a of held.slice(0, 64)) pool.free(a);
+  });
+});
+
+describe.each(BACKENDS)('the bad-input matrix for slabpool/compat on the %s backend', (backend) => {
+  /** What malloc makes of n with elements of `size` bytes: 'ok', or the error class. */
+  const verdict = (n: unknown, size: number): 'ok' | 'TypeError' | 'RangeError' =>
+    typeof n !== 'number' ? 'TypeError' : n >= 0 && n * size <= 2 ** 31 ? 'ok' : 'RangeError';
+  const sizes: Record<string, number> = { mallocArrayBuffer: 1, mallocBuffer: 1, mallocDataView: 1, mallocInt8: 1, mallocUint8: 1, mallocUint8Clamped: 1 };
+  const malloc = DTYPES.map(([, fn]) => fn).filter((fn, i, all) => all.indexOf(fn) === i);
+
+  it.each(malloc)('%s(n) against every kind of value, leaving the pool unchanged', (fn) => {
+    const pool = createTypedArrayPool({ backend });
+    const held = [pool.mallocDouble(10), pool.mallocArrayBuffer(10)];
+    const size = sizes[fn] ?? (/16/.test(fn) ? 2 : /32|Float$/.test(fn) ? 4 : 8);
+    const call = (pool as unknown as Record<string, (n?: unknown) => Pooled>)[fn]!;
+    for (const [label, value] of WRONG_VALUES) {
+      const expected = verdict(value === MISSING ? undefined : value, size);
+      // A valid size that large is accepted (2^31 bytes); it is not worth allocating here.
+      if (expected === 'ok' && (value as number) > 1) continue;
+      const before = pool.stats();
+      let thrown: (Error & { code?: string }) | undefined;
+      try {
+        const got = value === MISSING ? call() : call(value);
+        expect(sizeOf(got), `${fn}(${label})`).toBeGreaterThanOrEqual(0);
+        pool.free(got);
+      } catch (err) {
+        thrown = err as Error & { code?: string };
+      }
+      if (expected === 'ok') {
+        expect(thrown, `${fn}(${label}) should be accepted`).toBeUndefined();
+        continue;
+      }
+      expect({ name: thrown?.name, code: thrown?.code }, `${fn}(${label})`).toEqual({ name: expected, code: 'ERR_SLABPOOL_INVALID_ARG' });
+      expect(thrown!.message).toMatch(/^Expected .+ for n but received /);
+      expect(pool.stats(), `${fn}(${label}): stats changed`).toEqual(before);
+    }
+    pool.check();
+    for (const x of held) pool.free(x);
+  });
+
+  it('free(anything) never throws, counts what it ignores, and changes nothing else', () => {
+    const pool = createTypedArrayPool({ backend, strict: false });
+    const held = pool.mallocFloat(7);
+    const before = pool.stats();
+    for (const [, value] of WRONG_VALUES) pool.free(value === MISSING ? undefined : value);
+    expect(pool.stats()).toEqual({ ...before, foreignFrees: WRONG_VALUES.length });
+    pool.check();
+    pool.free(held);
   });
 });
 

@@ -2,6 +2,30 @@ import { expect } from 'vitest';
 import { MemoryPool, backendInfo, type Backend, type PoolArray, type PoolArrayConstructor, type PoolOptions, type PoolStats } from '../lib/index.js';
 import { POOL_TYPES } from '../lib/validate.js';
 
+/** Stands for an argument left out, in WRONG_VALUES. */
+export const MISSING = Symbol('missing');
+/** The kinds of value the bad-input matrices try for every parameter. */
+export const WRONG_VALUES: readonly [string, unknown][] = [
+  ['missing', MISSING],
+  ['undefined', undefined],
+  ['null', null],
+  ['a string', '8'],
+  ['a boolean', true],
+  ['NaN', NaN],
+  ['Infinity', Infinity],
+  ['-Infinity', -Infinity],
+  ['-1', -1],
+  ['0', 0],
+  ['0.5', 0.5],
+  ['2^31', 2 ** 31],
+  ['2^53', 2 ** 53],
+  ['1e300', 1e300],
+  ['an object', {}],
+  ['an array', []],
+  ['a bigint', 8n],
+  ['a Symbol', Symbol('x')],
+];
+
 /** Every element type a pool can hand out. */
 export const TYPES: readonly PoolArrayConstructor[] = POOL_TYPES;
 
