@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as shared from '../lib/compat.js';
 import { createTypedArrayPool, type CompatStats, type Pooled, type TypedArrayPool } from '../lib/compat.js';
 import { DTYPES, extent, kindOf, sizeOf } from './compat-helpers.js';
-import { BACKENDS, MISSING, WRONG_VALUES, rng } from './helpers.js';
+import { BACKENDS, MISSING, WRONG_VALUES, expectRejected, rng, type ExpectedError } from './helpers.js';
 
 const requireHere = createRequire(__filename);
 /** The real typedarray-pool 1.2, from its published package: the oracle for types and lengths. */
@@ -19,17 +19,8 @@ function comparable(stats: CompatStats): Omit<CompatStats, 'backend'> {
   return rest;
 }
 
-function expectCode(fn: () => unknown, name: string, code: string, message: RegExp): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown).toBeInstanceOf(Error);
-  const err = thrown as Error & { code?: string };
-  expect({ name: err.name, code: err.code }).toEqual({ name, code });
-  expect(err.message).toMatch(message);
+function expectCode(fn: () => unknown, name: ExpectedError['name'], code: string, message: RegExp): void {
+  expectRejected(undefined, fn, { name, code, message });
 }
 
 afterEach(() => {
