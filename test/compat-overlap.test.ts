@@ -2,7 +2,7 @@ import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createTypedArrayPool, type Pooled, type TypedArrayPool } from '../lib/compat.js';
 import { DTYPES, bytesOf, extent } from './compat-helpers.js';
-import { BACKENDS } from './helpers.js';
+import { BACKENDS, fuzzSettings } from './helpers.js';
 
 /*
  * The property compat exists for: however mallocs, frees, double frees, foreign frees, trims and
@@ -12,9 +12,7 @@ import { BACKENDS } from './helpers.js';
  * `npm run fuzz` runs it at full size with the core fuzzer (SLABPOOL_FUZZ=full, _RUNS, _SEED).
  */
 
-const full = process.env.SLABPOOL_FUZZ === 'full';
-const runs = Number(process.env.SLABPOOL_FUZZ_RUNS) || (full ? 5000 : 400);
-const seed = Number(process.env.SLABPOOL_FUZZ_SEED) || (full ? Date.now() % 2 ** 31 : 20261125);
+const { runs, seed } = fuzzSettings(5000, 400, 20261125);
 
 type Op =
   | { op: 'malloc'; dtype: number; n: number }

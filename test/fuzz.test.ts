@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { PoolOptions } from '../lib/index.js';
-import { BACKENDS } from './helpers.js';
+import { BACKENDS, fuzzSettings } from './helpers.js';
 import { Harness, type Model } from './model.js';
 
 /*
@@ -13,10 +13,8 @@ import { Harness, type Model } from './model.js';
  * (SLABPOOL_FUZZ=full, SLABPOOL_FUZZ_RUNS, SLABPOOL_FUZZ_SEED).
  */
 
-const full = process.env.SLABPOOL_FUZZ === 'full';
-const runs = Number(process.env.SLABPOOL_FUZZ_RUNS) || (full ? 4000 : 30);
+const { full, runs, seed } = fuzzSettings(4000, 30, 20261124);
 const maxCommands = full ? 600 : 200;
-const seed = Number(process.env.SLABPOOL_FUZZ_SEED) || (full ? Date.now() % 2 ** 31 : 20261124);
 
 class Step implements fc.Command<Model, Harness> {
   constructor(

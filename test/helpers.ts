@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 import { expect } from 'vitest';
 import { MemoryPool, backendInfo, type Backend, type PoolArray, type PoolArrayConstructor, type PoolOptions, type PoolStats } from '../lib/index.js';
 import { POOL_TYPES } from '../lib/validate.js';
@@ -125,3 +127,22 @@ export function fragmentationOf(largest: number, free: number): number {
 }
 
 export type { PoolStats };
+
+/** `npm pack dir` into `destination` without running scripts (npm test has built dist/); the tarball's path. */
+export function npmPack(dir: string, destination: string): string {
+  const out = execFileSync('npm', ['pack', dir, '--ignore-scripts', '--pack-destination', destination], { cwd: destination, encoding: 'utf8' });
+  return path.join(destination, out.trim().split('\n').at(-1)!);
+}
+
+/**
+ * Settings of a fast-check suite: npm test runs `sliceRuns` runs with a fixed seed; `npm run fuzz`
+ * (SLABPOOL_FUZZ=full) runs `fullRuns` with a fresh one. SLABPOOL_FUZZ_RUNS and _SEED override.
+ */
+export function fuzzSettings(fullRuns: number, sliceRuns: number, sliceSeed: number): { full: boolean; runs: number; seed: number } {
+  const full = process.env.SLABPOOL_FUZZ === 'full';
+  return {
+    full,
+    runs: Number(process.env.SLABPOOL_FUZZ_RUNS) || (full ? fullRuns : sliceRuns),
+    seed: Number(process.env.SLABPOOL_FUZZ_SEED) || (full ? Date.now() % 2 ** 31 : sliceSeed),
+  };
+}

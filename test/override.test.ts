@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { npmPack } from './helpers.js';
 
 /*
  * The README's one change, end to end: an application that depends on ndarray-scratch (which
@@ -29,8 +30,7 @@ interface Local {
 const locals = new Map<string, Local>();
 
 function pack(dir: string): Local {
-  const out = execFileSync('npm', ['pack', dir, '--ignore-scripts', '--pack-destination', work], { cwd: work, encoding: 'utf8' });
-  const file = path.join(work, out.trim().split('\n').at(-1)!);
+  const file = npmPack(dir, work);
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
   return { manifest, file, bytes: fs.readFileSync(file) };
 }

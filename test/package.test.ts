@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { npmPack } from './helpers.js';
 
 /*
  * The package as users get it: `npm pack`, then `npm install <tarball>` into a new project, on a
@@ -65,8 +66,7 @@ const smokeScript = `
 beforeAll(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-pack-'));
   // dist/ is built by npm test before the suites run; --ignore-scripts keeps pack from rebuilding it.
-  const packed = execFileSync('npm', ['pack', root, '--ignore-scripts', '--pack-destination', work], { cwd: work, encoding: 'utf8' });
-  tarball = path.join(work, packed.trim().split('\n').at(-1)!);
+  tarball = npmPack(root, work);
 
   const unpacked = path.join(work, 'unpacked');
   fs.mkdirSync(unpacked);
