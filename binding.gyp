@@ -2,11 +2,12 @@
   "targets": [
     {
       "target_name": "slabpool",
-      "sources": ["native/slab.cc", "native/binding.cc"],
+      "sources": ["native/os_posix.cc", "native/run_index.cc", "native/slab.cc", "native/binding.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
         "SLABPOOL_SOURCE_HASH=\"<!(node scripts/source-hash.js)\""
       ],

@@ -2,12 +2,32 @@ import type { Backend } from './options.js';
 
 /**
  * The allocator core ("engine") behind a pool: slabs, the free structure, coalescing. The
- * TypeScript fallback (fallback.ts) and the C++ allocator (native/) implement this same contract
- * with the same algorithm, so a pool behaves identically on both, down to which block comes next.
- * Policy (validation, the magazine of free blocks, views, counters, metrics) lives in pool.ts.
+ * TypeScript fallback (fallback.ts) and the C++ allocator (native/binding.cc over native/slab.cc)
+ * implement this same contract with the same algorithm, so a pool behaves identically on both,
+ * down to which block comes next. Policy (validation, the magazine of free blocks, views,
+ * counters, metrics) lives in pool.ts. test/engine-contract.test.ts holds both engines to this
+ * contract directly, including inputs the pool never sends.
  *
  * Indices are global: slot s holds blocks [s * slabBlocks, s * slabBlocks + blocks(s)).
- * An engine never trusts its arguments: a bad index is a bug in the pool layer and is refused.
+ * An engine never trusts its arguments: a bad index or count is a bug in the pool layer, and is
+ * refused with an `Error` whose code is ERR_SLABPOOL_INTERNAL (errors.ts internalError()), on
+ * both engines alike, with the engine unchanged unless the method says otherwise.
+ *
+ * Threads: an engine is not thread-safe. It belongs to the thread (JS realm) that created it;
+ * every method runs on that thread. Native slab memory is reference-counted atomically, which is
+ * the only state shared across threads (an ArrayBuffer's finalizer may drop the last reference).
+ *
+ * Lifetimes: the memory of a slab stays valid while the engine holds the slab or any ArrayBuffer
+ * over it is alive (native: each external ArrayBuffer holds a reference; js and V8 memory: V8
+ * owns it). freeSlab() and destroy() detach the slab's ArrayBuffer, so every view on it has
+ * length 0 from then on and no JavaScript can reach the memory again; native memory is freed as
+ * soon as its last reference goes.
+ *
+ * Costs (n blocks taken or given, c cached blocks, w bitmap words scanned from the cursor):
+ * acquire O(n + w); release O(n); acquireRun O(1) when the largest run is too short, else a walk
+ * over free runs from the lowest (the run index's firstFit); releaseRun O(k); largestRunWith
+ * O(c log c + runs touched); check O(capacity). On the native engine every call is also one
+ * crossing into C++ (~30-100 ns), which is why the pool batches acquire/release.
  */
 export interface Engine {
   readonly kind: Backend;
@@ -15,10 +35,10 @@ export interface Engine {
   readonly alignmentScope: 'address' | 'buffer';
   /** 'external': slabs from the engine's own aligned allocation; 'v8': ArrayBuffers V8 allocated. */
   readonly memory: 'external' | 'v8';
-  /** Live figures, readable without a call; indexed by the ES_* constants below. */
-  readonly state: Float64Array;
+  /** Live figures, readable without a call, indexed by Counter; exact after every method returns. */
+  readonly counters: Float64Array;
 
-  /** Allocates slot `slot` with `blocks` free blocks. False when the memory cannot be had. */
+  /** Allocates slot `slot` (an empty slot, or the next one) with `blocks` (1..slabBlocks) free blocks. False when the memory cannot be had. */
   addSlab(slot: number, blocks: number): boolean;
   /** Releases a wholly free slab, detaching its ArrayBuffer; returns the bytes given back. */
   freeSlab(slot: number): number;
@@ -30,23 +50,24 @@ export interface Engine {
   /** Absolute address of the slot's block 0, or null where it cannot be known (JavaScript). */
   slabAddress(slot: number): bigint | null;
 
-  /** Takes up to `max` free blocks, lowest index first; writes them to out[0..n) highest first. */
+  /** Takes up to `max` (<= out.length) free blocks, lowest index first; writes them to out[0..n) highest first; returns n. */
   acquire(out: Int32Array, max: number): number;
-  /** Frees the blocks out[0..count); neighbours merge at once. */
+  /** Frees the blocks list[0..count) in order; neighbours merge at once. Refuses at the first that is not allocated (those before it stay freed). */
   release(list: Int32Array, count: number): void;
-  /** First fit: the lowest free run of at least k blocks gives its first k. -1 if none. */
+  /** First fit: the lowest free run of at least k (>= 1) blocks gives its first k; returns its start, or -1 if none. */
   acquireRun(k: number): number;
+  /** Frees the k allocated blocks [start, start + k), which must lie in one slab. */
   releaseRun(start: number, k: number): void;
-  /** Largest run of free blocks counting mag[0..count) as free too (they are allocated here). */
+  /** Largest run of free blocks counting mag[0..count) as free too; each must be a block allocated here. */
   largestRunWith(mag: Int32Array, count: number): number;
-  /** The free structure is kept address-ordered; this re-anchors the search at the lowest free block. */
-  coalesce(): void;
+  /** Re-anchors the first-fit search at the lowest free block. The free structure is always address-ordered, so there is nothing else to merge. */
+  resetSearchCursor(): void;
   /**
-   * Walks everything; returns the first broken invariant, or null. `blockState[i] === BLOCK_FREE`
+   * Walks everything; returns the first broken invariant, or null. `blockStates[i] === BlockState.Free`
    * means the pool considers block i free; it must be free here unless it is in mag[0..count).
    */
-  check(blockState: Uint8Array, mag: Int32Array, count: number): string | null;
-  /** Detaches every ArrayBuffer this engine created and frees its memory. */
+  check(blockStates: Uint8Array, mag: Int32Array, count: number): string | null;
+  /** Detaches every ArrayBuffer this engine created and frees its memory; every later call but destroy() is refused. */
   destroy(): void;
 }
 
@@ -59,13 +80,29 @@ export interface EngineConfig {
 
 export type EngineFactory = (config: EngineConfig) => Engine;
 
-/** Indices into Engine.state. */
-export const ES_FREE = 0; // blocks free in the engine
-export const ES_LARGEST = 1; // largest run of engine-free blocks within one slab
-export const ES_CAPACITY = 2; // blocks in all slabs
-export const ES_SLABS = 3; // slabs allocated
-export const ES_RESERVED_BYTES = 4; // bytes allocated for slabs
-export const ES_LENGTH = 5;
+/** Indices into Engine.counters (native/slab.h `enum Counter`, in the same order). */
+export const enum Counter {
+  /** Blocks free in the engine. */
+  Free = 0,
+  /** Largest run of engine-free blocks within one slab. */
+  Largest = 1,
+  /** Blocks in all slabs. */
+  Capacity = 2,
+  /** Slabs allocated. */
+  Slabs = 3,
+  /** Bytes allocated for slabs. */
+  ReservedBytes = 4,
+  Length = 5,
+}
 
-/** The pool's per-block state value that means "free" (in the engine or in the magazine). */
-export const BLOCK_FREE = 0;
+/** What the pool records per block, for its own bookkeeping and for Engine.check(). */
+export const enum BlockState {
+  /** Free: in the engine or in the pool's magazine. */
+  Free = 0,
+  /** Handed out singly (getBlock, lease): known from the block's view, written only for check(). */
+  Held = 1,
+  /** The first block of a live run. */
+  RunStart = 2,
+  /** Another block of a live run. */
+  RunBody = 3,
+}

@@ -11,7 +11,8 @@ export type SlabpoolErrorCode =
   | 'ERR_SLABPOOL_FOREIGN_BLOCK'
   | 'ERR_SLABPOOL_DESTROYED'
   | 'ERR_SLABPOOL_NATIVE_UNAVAILABLE'
-  | 'ERR_SLABPOOL_CHECK_FAILED';
+  | 'ERR_SLABPOOL_CHECK_FAILED'
+  | 'ERR_SLABPOOL_INTERNAL';
 
 export interface SlabpoolError extends Error {
   readonly code: SlabpoolErrorCode;
@@ -121,4 +122,12 @@ export function nativeUnavailable(reasons: readonly string[]): SlabpoolError {
 
 export function checkFailed(invariant: string): SlabpoolError {
   return withCode(Error, 'ERR_SLABPOOL_CHECK_FAILED', `Pool invariant broken: ${invariant}`);
+}
+
+/**
+ * An engine refused an input (engine.ts): a bug in slabpool's pool layer, never a user's mistake.
+ * native/binding.cc builds the same error (same message prefix, same code) for the C++ engine.
+ */
+export function internalError(what: string): SlabpoolError {
+  return withCode(Error, 'ERR_SLABPOOL_INTERNAL', `slabpool internal error: ${what}`);
 }

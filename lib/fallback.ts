@@ -1,14 +1,6 @@
-import {
-  BLOCK_FREE,
-  ES_CAPACITY,
-  ES_FREE,
-  ES_LARGEST,
-  ES_LENGTH,
-  ES_RESERVED_BYTES,
-  ES_SLABS,
-  type Engine,
-  type EngineConfig,
-} from './engine.js';
+import { BlockState, Counter, type Engine, type EngineConfig } from './engine.js';
+import { internalError } from './errors.js';
+import { RunIndex, type FreeLayout, type Run } from './run-index.js';
 
 /*
  * The allocator core in TypeScript: the executable specification that native/slab.cc follows
@@ -19,9 +11,8 @@ import {
  *   tags: for every maximal run of free blocks [a, b]: tags[a] = tags[b] = b - a + 1.
  *         Other entries are stale. Runs never cross a slab.
  * Whole engine:
- *   runCount[len] = number of free runs of length len;  lenBits bit len = (runCount[len] > 0)
- *   LARGEST = max { len : runCount[len] > 0 }, 0 if none
- *   FREE = sum over runs of len = sum over slabs of slab.free
+ *   the run index (run-index.ts) holds exactly the maximal free runs; counters[Largest] = its largest()
+ *   counters[Free] = sum over runs of their length = sum over slabs of slab.free
  *   cursor <= index of the lowest free block (every free block is at or after the cursor)
  * Acquisition always takes the lowest free block (the start of its run), so a split only shortens
  * a run from the left: O(1). Release merges with both neighbours through the tags: O(1).
@@ -47,34 +38,31 @@ function detach(buffer: ArrayBuffer): void {
   structuredClone(buffer, { transfer: [buffer] });
 }
 
-export class JsEngine implements Engine {
+export class JsEngine implements Engine, FreeLayout {
   readonly kind = 'js' as const;
   readonly alignmentScope = 'buffer' as const;
   readonly memory = 'v8' as const;
-  readonly state = new Float64Array(ES_LENGTH);
+  readonly counters = new Float64Array(Counter.Length);
 
   readonly #stride: number;
   readonly #slabBlocks: number;
   readonly #slabs: (Slab | undefined)[] = [];
-  readonly #runCount: Int32Array;
-  readonly #lenBits: Uint32Array;
+  readonly #runs: RunIndex;
   #cursor = 0;
   #sorted = new Int32Array(64);
+  #destroyed = false;
 
   constructor(config: EngineConfig) {
     this.#stride = config.stride;
     this.#slabBlocks = config.slabBlocks;
-    this.#runCount = new Int32Array(config.slabBlocks + 1);
-    this.#lenBits = new Uint32Array((config.slabBlocks >>> 5) + 1);
+    this.#runs = new RunIndex(config.slabBlocks, this);
   }
 
   // ---- slabs ---------------------------------------------------------------------------------
 
   addSlab(slot: number, blocks: number): boolean {
-    this.#requireSlot(slot, false);
-    if (!Number.isInteger(blocks) || blocks < 1 || blocks > this.#slabBlocks) {
-      throw new Error(`slabpool internal: slab of ${blocks} blocks`);
-    }
+    this.#requireOpenSlot(slot);
+    if (!Number.isInteger(blocks) || blocks < 1 || blocks > this.#slabBlocks) throw internalError(`slab of ${blocks} blocks`);
     const bytes = blocks * this.#stride;
     let buffer: ArrayBuffer, used: Uint32Array, tags: Int32Array;
     try {
@@ -88,58 +76,63 @@ export class JsEngine implements Engine {
     const slab: Slab = { start: slot * this.#slabBlocks, blocks, bytes, buffer, used, tags, free: blocks };
     this.#slabs[slot] = slab;
     this.#setRun(slab, 0, blocks);
-    this.#bump(ES_FREE, blocks);
-    this.#bump(ES_CAPACITY, blocks);
-    this.#bump(ES_SLABS, 1);
-    this.#bump(ES_RESERVED_BYTES, bytes);
+    this.#bump(Counter.Free, blocks);
+    this.#bump(Counter.Capacity, blocks);
+    this.#bump(Counter.Slabs, 1);
+    this.#bump(Counter.ReservedBytes, bytes);
+    this.counters[Counter.Largest] = this.#runs.largest();
     if (slab.start < this.#cursor) this.#cursor = slab.start;
     return true;
   }
 
   freeSlab(slot: number): number {
-    const slab = this.#requireSlot(slot, true);
-    if (slab.free !== slab.blocks) throw new Error(`slabpool internal: slab ${slot} is not empty`);
-    this.#removeRun(slab.blocks);
-    this.#bump(ES_FREE, -slab.blocks);
-    this.#bump(ES_CAPACITY, -slab.blocks);
-    this.#bump(ES_SLABS, -1);
-    this.#bump(ES_RESERVED_BYTES, -slab.bytes);
+    const slab = this.#slabIn(slot);
+    if (slab.free !== slab.blocks) throw internalError(`slab ${slot} is not empty`);
+    this.#runs.remove(slab.start, slab.blocks);
+    this.#bump(Counter.Free, -slab.blocks);
+    this.#bump(Counter.Capacity, -slab.blocks);
+    this.#bump(Counter.Slabs, -1);
+    this.#bump(Counter.ReservedBytes, -slab.bytes);
+    this.counters[Counter.Largest] = this.#runs.largest();
     this.#slabs[slot] = undefined;
     detach(slab.buffer);
     return slab.bytes;
   }
 
   slabFree(slot: number): number {
-    return this.#requireSlot(slot, true).free;
+    return this.#slabIn(slot).free;
   }
 
   slabBuffer(slot: number): ArrayBuffer {
-    return this.#requireSlot(slot, true).buffer;
+    return this.#slabIn(slot).buffer;
   }
 
   slabBase(slot: number): number {
-    this.#requireSlot(slot, true);
+    this.#slabIn(slot);
     return 0;
   }
 
   slabAddress(slot: number): null {
-    this.#requireSlot(slot, true);
+    this.#slabIn(slot);
     return null;
   }
 
   destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
     for (const slab of this.#slabs) if (slab) detach(slab.buffer);
     this.#slabs.length = 0;
-    this.#runCount.fill(0);
-    this.#lenBits.fill(0);
-    this.state.fill(0);
+    this.#runs.clear();
+    this.counters.fill(0);
     this.#cursor = 0;
   }
 
   // ---- blocks and runs -----------------------------------------------------------------------
 
   acquire(out: Int32Array, max: number): number {
-    if (!(max >= 0 && max <= out.length)) throw new Error(`slabpool internal: acquire ${max}`);
+    this.#live();
+    if (!(out instanceof Int32Array)) throw internalError('acquire needs an Int32Array');
+    if (!(Number.isInteger(max) && max >= 0 && max <= out.length)) throw internalError(`acquire of ${max} into a list of ${out.length}`);
     let n = 0;
     let p = n < max ? this.#findFree(this.#cursor) : -1;
     while (p >= 0) {
@@ -153,6 +146,7 @@ export class JsEngine implements Engine {
       this.#cursor = p + take;
       p = n < max ? this.#findFree(p + take) : -1;
     }
+    this.counters[Counter.Largest] = this.#runs.largest();
     for (let i = 0, j = n - 1; i < j; i++, j--) {
       const t = out[i]!;
       out[i] = out[j]!;
@@ -162,43 +156,53 @@ export class JsEngine implements Engine {
   }
 
   release(list: Int32Array, count: number): void {
-    if (!(count >= 0 && count <= list.length)) throw new Error(`slabpool internal: release ${count}`);
-    for (let j = 0; j < count; j++) this.#releaseRange(list[j]!, 1);
+    this.#live();
+    if (!(list instanceof Int32Array)) throw internalError('release needs an Int32Array');
+    if (!(Number.isInteger(count) && count >= 0 && count <= list.length)) throw internalError(`release of ${count} from a list of ${list.length}`);
+    try {
+      for (let j = 0; j < count; j++) this.#releaseRange(list[j]!, 1);
+    } finally {
+      this.counters[Counter.Largest] = this.#runs.largest();
+    }
   }
 
   acquireRun(k: number): number {
-    if (!(Number.isInteger(k) && k >= 1)) throw new Error(`slabpool internal: acquireRun ${k}`);
-    if (this.state[ES_LARGEST]! < k) return -1;
-    let lowest = true;
-    let p = this.#findFree(this.#cursor);
-    while (p >= 0) {
-      // p follows an allocated block or a slab start, so it starts a run.
-      const slab = this.#slabs[Math.floor(p / this.#slabBlocks)]!;
-      const a = p - slab.start;
-      const len = slab.tags[a]!;
-      if (len >= k) {
-        this.#takeFromRun(slab, a, len, k);
-        if (lowest) this.#cursor = p + k;
-        return p;
-      }
-      lowest = false;
-      p = this.#findFree(p + len);
-    }
-    return -1;
+    this.#live();
+    if (!(Number.isInteger(k) && k >= 1)) throw internalError(`acquireRun of ${k} blocks`);
+    const runs = this.#runs;
+    if (runs.largest() < k) return -1;
+    // Re-anchor at the lowest free block (there is one: the largest run is at least k long).
+    const low = this.#findFree(this.#cursor);
+    this.#cursor = low;
+    const p = runs.firstFit(k, low);
+    if (p < 0) return -1;
+    const slab = this.#slabs[Math.floor(p / this.#slabBlocks)]!;
+    const a = p - slab.start;
+    this.#takeFromRun(slab, a, slab.tags[a]!, k);
+    if (p === low) this.#cursor = p + k;
+    this.counters[Counter.Largest] = runs.largest();
+    return p;
   }
 
   releaseRun(start: number, k: number): void {
+    this.#live();
     this.#releaseRange(start, k);
+    this.counters[Counter.Largest] = this.#runs.largest();
   }
 
   largestRunWith(mag: Int32Array, count: number): number {
-    let best = this.state[ES_LARGEST]!;
+    this.#live();
+    if (!(mag instanceof Int32Array)) throw internalError('largestRunWith needs an Int32Array');
+    if (!(Number.isInteger(count) && count >= 0 && count <= mag.length)) throw internalError(`largestRunWith of ${count} from a list of ${mag.length}`);
+    let best = this.#runs.largest();
     if (count === 0) return best;
     if (this.#sorted.length < count) this.#sorted = new Int32Array(count);
     const sorted = this.#sorted;
     // Insertion sort in place: count is at most the magazine's 64, and nothing is allocated.
     for (let i = 0; i < count; i++) {
       const v = mag[i]!;
+      const slab = this.#slabAt(v);
+      if (!this.#isUsed(slab, v - slab.start)) throw internalError(`cached block ${v} is free in the engine`);
       let j = i;
       for (; j > 0 && sorted[j - 1]! > v; j--) sorted[j] = sorted[j - 1]!;
       sorted[j] = v;
@@ -225,14 +229,19 @@ export class JsEngine implements Engine {
     return best;
   }
 
-  coalesce(): void {
+  resetSearchCursor(): void {
+    this.#live();
     const lowest = this.#findFree(0);
     this.#cursor = lowest >= 0 ? lowest : this.#slabs.length * this.#slabBlocks;
   }
 
   // ---- check ---------------------------------------------------------------------------------
 
-  check(blockState: Uint8Array, mag: Int32Array, count: number): string | null {
+  check(blockStates: Uint8Array, mag: Int32Array, count: number): string | null {
+    this.#live();
+    if (!(blockStates instanceof Uint8Array)) throw internalError("check needs the pool's Uint8Array of block states");
+    if (!(mag instanceof Int32Array)) throw internalError('check needs an Int32Array');
+    if (!(Number.isInteger(count) && count >= 0 && count <= mag.length)) throw internalError(`check of ${count} cached blocks from a list of ${mag.length}`);
     const cached = new Set<number>();
     for (let j = 0; j < count; j++) {
       const idx = mag[j]!;
@@ -242,7 +251,7 @@ export class JsEngine implements Engine {
       if (!this.#isUsed(slab, idx - slab.start)) return `cached block ${idx} is also free in the engine`;
       cached.add(idx);
     }
-    const runs = new Map<number, number>();
+    const runs: Run[] = [];
     let free = 0;
     let capacity = 0;
     let slabs = 0;
@@ -256,6 +265,7 @@ export class JsEngine implements Engine {
       capacity += slab.blocks;
       reserved += slab.bytes;
       if (slab.start !== slot * this.#slabBlocks) return `slab ${slot} starts at ${slab.start}`;
+      if (slab.start + slab.blocks > blockStates.length) return `slab ${slot} lies past the pool's block states`;
       if (slab.bytes !== slab.blocks * this.#stride || slab.buffer.byteLength !== slab.bytes) {
         return `slab ${slot} holds ${slab.buffer.byteLength} bytes, expected ${slab.blocks} * ${this.#stride}`;
       }
@@ -266,7 +276,7 @@ export class JsEngine implements Engine {
       let slabFree = 0;
       for (let a = 0; a < slab.blocks; ) {
         const idx = slab.start + a;
-        const poolFree = blockState[idx] === BLOCK_FREE && !cached.has(idx);
+        const poolFree = blockStates[idx] === BlockState.Free && !cached.has(idx);
         if (this.#isUsed(slab, a)) {
           if (poolFree) return `block ${idx} is allocated in the engine but neither in use nor cached by the pool`;
           a++;
@@ -279,10 +289,10 @@ export class JsEngine implements Engine {
           return `free run [${idx}, ${slab.start + b}] is tagged ${slab.tags[a]} and ${slab.tags[b]}, expected ${len}`;
         }
         for (let j = a; j <= b; j++) {
-          const state = blockState[slab.start + j];
-          if (state !== BLOCK_FREE) return `block ${slab.start + j} is free in the engine but the pool has it in state ${state}`;
+          const state = blockStates[slab.start + j];
+          if (state !== BlockState.Free) return `block ${slab.start + j} is free in the engine but the pool has it in state ${state}`;
         }
-        runs.set(len, (runs.get(len) ?? 0) + 1);
+        runs.push({ start: idx, length: len });
         if (lowest < 0) lowest = idx;
         largest = Math.max(largest, len);
         slabFree += len;
@@ -291,35 +301,53 @@ export class JsEngine implements Engine {
       if (slabFree !== slab.free) return `slab ${slot} counts ${slab.free} free blocks, its bitmap ${slabFree}`;
       free += slabFree;
     }
-    if (free !== this.state[ES_FREE]) return `engine counts ${this.state[ES_FREE]} free blocks, its slabs ${free}`;
-    if (capacity !== this.state[ES_CAPACITY]) return `engine counts capacity ${this.state[ES_CAPACITY]}, its slabs ${capacity}`;
-    if (slabs !== this.state[ES_SLABS]) return `engine counts ${this.state[ES_SLABS]} slabs, found ${slabs}`;
-    if (reserved !== this.state[ES_RESERVED_BYTES]) return `engine counts ${this.state[ES_RESERVED_BYTES]} reserved bytes, its slabs ${reserved}`;
-    if (largest !== this.state[ES_LARGEST]) return `engine records largest free run ${this.state[ES_LARGEST]}, its slabs ${largest}`;
-    for (let len = 1; len < this.#runCount.length; len++) {
-      const expected = runs.get(len) ?? 0;
-      if (this.#runCount[len] !== expected) return `engine counts ${this.#runCount[len]} free runs of ${len}, its slabs ${expected}`;
-      const bit = (this.#lenBits[len >>> 5]! >>> (len & 31)) & 1;
-      if (bit !== (expected > 0 ? 1 : 0)) return `run-length bit ${len} is ${bit} with ${expected} runs`;
-    }
+    const c = this.counters;
+    if (free !== c[Counter.Free]) return `engine counts ${c[Counter.Free]} free blocks, its slabs ${free}`;
+    if (capacity !== c[Counter.Capacity]) return `engine counts capacity ${c[Counter.Capacity]}, its slabs ${capacity}`;
+    if (slabs !== c[Counter.Slabs]) return `engine counts ${c[Counter.Slabs]} slabs, found ${slabs}`;
+    if (reserved !== c[Counter.ReservedBytes]) return `engine counts ${c[Counter.ReservedBytes]} reserved bytes, its slabs ${reserved}`;
+    if (largest !== c[Counter.Largest]) return `engine records largest free run ${c[Counter.Largest]}, its slabs ${largest}`;
+    const indexProblem = this.#runs.check(runs);
+    if (indexProblem !== null) return indexProblem;
     if (lowest >= 0 && this.#cursor > lowest) return `search cursor ${this.#cursor} is past the lowest free block ${lowest}`;
     return null;
   }
 
+  // ---- the free layout, as the run index reads it -----------------------------------------------
+
+  nextFree(from: number): number {
+    return this.#findFree(from);
+  }
+
+  runLength(start: number): number {
+    const slab = this.#slabs[Math.floor(start / this.#slabBlocks)]!;
+    return slab.tags[start - slab.start]!;
+  }
+
   // ---- internals -----------------------------------------------------------------------------
 
-  #requireSlot(slot: number, exists: boolean): Slab {
-    if (!Number.isInteger(slot) || slot < 0 || slot > this.#slabs.length || (slot === this.#slabs.length && exists)) {
-      throw new Error(`slabpool internal: slot ${slot}`);
-    }
-    const slab = this.#slabs[slot];
-    if (exists !== (slab !== undefined)) throw new Error(`slabpool internal: slot ${slot} ${exists ? 'is empty' : 'is taken'}`);
-    return slab!;
+  #live(): void {
+    if (this.#destroyed) throw internalError('engine used after destroy');
+  }
+
+  /** The slab in slot `slot`; refused unless there is one. */
+  #slabIn(slot: number): Slab {
+    this.#live();
+    const slab = Number.isInteger(slot) && slot >= 0 ? this.#slabs[slot] : undefined;
+    if (slab === undefined) throw internalError(`no slab in slot ${slot}`);
+    return slab;
+  }
+
+  /** Refuses `slot` unless it is empty or the next one: where addSlab may put a slab. */
+  #requireOpenSlot(slot: number): void {
+    this.#live();
+    if (!Number.isInteger(slot) || slot < 0 || slot > this.#slabs.length) throw internalError(`no slot ${slot}`);
+    if (this.#slabs[slot] !== undefined) throw internalError(`slot ${slot} is taken`);
   }
 
   #slabAt(idx: number): Slab {
     const slab = Number.isInteger(idx) && idx >= 0 ? this.#slabs[Math.floor(idx / this.#slabBlocks)] : undefined;
-    if (!slab || idx - slab.start >= slab.blocks) throw new Error(`slabpool internal: no block ${idx}`);
+    if (!slab || idx - slab.start >= slab.blocks) throw internalError(`no block ${idx}`);
     return slab;
   }
 
@@ -346,55 +374,41 @@ export class JsEngine implements Engine {
   /** Allocates the first `take` blocks of the free run [a, a+len). */
   #takeFromRun(slab: Slab, a: number, len: number, take: number): void {
     if (len > take) this.#setRun(slab, a + take, len - take);
-    this.#removeRun(len);
+    this.#runs.remove(slab.start + a, len);
     for (let j = a; j < a + take; j++) slab.used[j >>> 5]! |= 1 << (j & 31);
     slab.free -= take;
-    this.#bump(ES_FREE, -take);
+    this.#bump(Counter.Free, -take);
   }
 
   /** Frees [idx, idx+k), which must be allocated and inside one slab, merging with neighbours. */
   #releaseRange(idx: number, k: number): void {
     const slab = this.#slabAt(idx);
     const a = idx - slab.start;
-    if (!(Number.isInteger(k) && k >= 1 && a + k <= slab.blocks)) throw new Error(`slabpool internal: release ${idx}+${k}`);
+    if (!(Number.isInteger(k) && k >= 1 && a + k <= slab.blocks)) throw internalError(`release of ${k} blocks from ${idx}`);
     for (let j = a; j < a + k; j++) {
-      if (!this.#isUsed(slab, j)) throw new Error(`slabpool internal: block ${slab.start + j} is already free`);
+      if (!this.#isUsed(slab, j)) throw internalError(`block ${slab.start + j} is already free`);
     }
     for (let j = a; j < a + k; j++) slab.used[j >>> 5]! &= ~(1 << (j & 31));
     const left = a > 0 && !this.#isUsed(slab, a - 1) ? slab.tags[a - 1]! : 0;
     const right = a + k < slab.blocks && !this.#isUsed(slab, a + k) ? slab.tags[a + k]! : 0;
-    // Add the merged run before removing its parts, so LARGEST never has to search downwards here.
+    // Add the merged run before removing its parts, so the largest never has to search downwards here.
     this.#setRun(slab, a - left, left + k + right);
-    if (left) this.#removeRun(left);
-    if (right) this.#removeRun(right);
+    if (left) this.#runs.remove(idx - left, left);
+    if (right) this.#runs.remove(idx + k, right);
     slab.free += k;
-    this.#bump(ES_FREE, k);
+    this.#bump(Counter.Free, k);
     if (idx < this.#cursor) this.#cursor = idx;
   }
 
-  #bump(field: number, delta: number): void {
-    this.state[field] = this.state[field]! + delta;
+  #bump(field: Counter, delta: number): void {
+    this.counters[field] = this.counters[field]! + delta;
   }
 
+  /** Tags the free run [a, a+len) of the slab and indexes it. */
   #setRun(slab: Slab, a: number, len: number): void {
     slab.tags[a] = len;
     slab.tags[a + len - 1] = len;
-    if (this.#runCount[len]!++ === 0) this.#lenBits[len >>> 5]! |= 1 << (len & 31);
-    if (len > this.state[ES_LARGEST]!) this.state[ES_LARGEST] = len;
-  }
-
-  #removeRun(len: number): void {
-    if (--this.#runCount[len]! !== 0) return;
-    this.#lenBits[len >>> 5]! &= ~(1 << (len & 31));
-    if (len === this.state[ES_LARGEST]) this.state[ES_LARGEST] = this.#highestLengthBelow(len);
-  }
-
-  /** Largest run length present that is < len (its own bit is already clear), or 0. */
-  #highestLengthBelow(len: number): number {
-    let w = len >>> 5;
-    let word = this.#lenBits[w]! & ((1 << (len & 31)) - 1);
-    while (word === 0 && w > 0) word = this.#lenBits[--w]!;
-    return word === 0 ? 0 : (w << 5) + 31 - Math.clz32(word);
+    this.#runs.add(slab.start + a, len);
   }
 }
 

@@ -52,7 +52,7 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
   /**
    * Byte alignment of every block: a power of two from 8 to 4096. Blocks are laid out with a
    * stride of the block's bytes rounded up to this alignment, so padding costs
-   * `stride - blockLength * 8` bytes per block. The native backend aligns absolute addresses; the
+   * `stride - blockBytes` bytes per block. The native backend aligns absolute addresses; the
    * JavaScript fallback can only align offsets within its ArrayBuffers (see `stats().alignmentScope`).
    * @default 64
    */

@@ -1,16 +1,19 @@
 // The N-API surface of slabpool, and nothing else: an Engine object implementing the contract of
-// lib/engine.ts over slabpool::Allocator (slab.cc). Arguments are checked here again even though
-// lib/ validated them: a native method must never trust its caller.
+// lib/engine.ts over slabpool::Allocator (slab.h). Arguments are checked here again even though
+// lib/ validated them: a native method must never trust its caller. Every refusal throws an Error
+// with code ERR_SLABPOOL_INTERNAL and a message starting "slabpool internal error: ", as the TS
+// engine's do (lib/errors.ts internalError()).
 //
 // Memory reaches JavaScript as one ArrayBuffer per slab, created when the slab is added and kept
-// by a strong reference until the slab is trimmed or the pool destroyed; views are made in JS.
-// Lifetimes:
+// by a strong reference until the slab is freed or the engine destroyed; views are made in JS.
+// The lifetime rule itself (memory outlives the pool while an ArrayBuffer over it lives;
+// freeSlab/destroy make every view length 0) is part of the engine contract in lib/engine.ts.
+// How this file keeps it:
 //   - external ArrayBuffer (the normal case): it holds a reference to the slab memory through a
 //     BufferHold, released by its finalizer (a later setImmediate, after GC). The allocator holds
 //     another. Memory is freed with the last one, so blocks survive a garbage-collected pool.
-//   - trim()/destroy() detach the slab's ArrayBuffer: every view on it has length 0 from then on,
-//     so no JS code can reach the memory, and the buffer's reference is dropped at once instead
-//     of at its finalizer (which runs only after the current JS turn: a loop creating and
+//   - freeSlab()/destroy() detach the slab's ArrayBuffer and drop the buffer's reference at once
+//     instead of at its finalizer (which runs only after the current JS turn: a loop creating and
 //     destroying pools would otherwise keep every slab until it yields).
 //   - where external ArrayBuffers are refused (V8 sandbox), slabs live in V8-owned ArrayBuffers
 //     over-allocated by the alignment and offset to it; V8 frees them.
@@ -44,8 +47,9 @@ void FinalizeSlab(napi_env /*env*/, void* /*data*/, void* hint) {
   delete hold;
 }
 
+// The one builder of the errors this file throws.
 Napi::Error InternalError(Napi::Env env, const std::string& what) {
-  Napi::Error err = Napi::Error::New(env, "slabpool native: " + what);
+  Napi::Error err = Napi::Error::New(env, "slabpool internal error: " + what);
   err.Set("code", Napi::String::New(env, "ERR_SLABPOOL_INTERNAL"));
   return err;
 }
@@ -70,7 +74,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
             InstanceMethod<&Engine::AcquireRun>("acquireRun"),
             InstanceMethod<&Engine::ReleaseRun>("releaseRun"),
             InstanceMethod<&Engine::LargestRunWith>("largestRunWith"),
-            InstanceMethod<&Engine::Coalesce>("coalesce"),
+            InstanceMethod<&Engine::ResetSearchCursor>("resetSearchCursor"),
             InstanceMethod<&Engine::Check>("check"),
             InstanceMethod<&Engine::Destroy>("destroy"),
         });
@@ -97,10 +101,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
       return;
     }
     // The figures live in a V8-owned buffer that JS reads without a call; synced after every change.
-    Napi::Float64Array state = Napi::Float64Array::New(env, slabpool::kCounterCount);
-    state_data_ = state.Data();
-    state_ = Napi::Persistent(state);
-    info.This().As<Napi::Object>().DefineProperty(Napi::PropertyDescriptor::Value("state", state, napi_enumerable));
+    Napi::Float64Array counters = Napi::Float64Array::New(env, slabpool::kCounterCount);
+    counters_data_ = counters.Data();
+    counters_ = Napi::Persistent(counters);
+    info.This().As<Napi::Object>().DefineProperty(Napi::PropertyDescriptor::Value("counters", counters, napi_enumerable));
   }
 
  private:
@@ -153,14 +157,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
       buffer = Napi::Value(env, ab);
     }
     if (result == Allocator::Result::kNoMemory) return Napi::Boolean::New(env, false);
-    if (buffers_.size() <= slot) {
-      buffers_.resize(slot + 1);
-      bases_.resize(slot + 1, 0);
-      holds_.resize(slot + 1, nullptr);
-    }
-    buffers_[slot] = Napi::Persistent(buffer.As<Napi::ArrayBuffer>());
-    bases_[slot] = base;
-    holds_[slot] = hold;
+    if (slots_.size() <= slot) slots_.resize(slot + 1);
+    slots_[slot].buffer = Napi::Persistent(buffer.As<Napi::ArrayBuffer>());
+    slots_[slot].base = base;
+    slots_[slot].hold = hold;
     Sync();
     return Napi::Boolean::New(env, true);
   }
@@ -185,13 +185,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value SlabBuffer(const Napi::CallbackInfo& info) {
     uint32_t slot;
     if (!Live(info.Env()) || !SlotArg(info, 0, &slot)) return Napi::Value();
-    return buffers_[slot].Value();
+    return slots_[slot].buffer.Value();
   }
 
   Napi::Value SlabBase(const Napi::CallbackInfo& info) {
     uint32_t slot;
     if (!Live(info.Env()) || !SlotArg(info, 0, &slot)) return Napi::Value();
-    return Napi::Number::New(info.Env(), bases_[slot]);
+    return Napi::Number::New(info.Env(), slots_[slot].base);
   }
 
   Napi::Value SlabAddress(const Napi::CallbackInfo& info) {
@@ -226,6 +226,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     uint32_t k;
     if (!Live(env) || !Uint32Arg(info, 0, &k)) return Napi::Value();
     int64_t start = allocator_->acquire_run(k);
+    if (start == slabpool::kRefused) return Fail(env, "acquireRun of 0 blocks");
     Sync();
     return Napi::Number::New(env, static_cast<double>(start));
   }
@@ -244,12 +245,14 @@ class Engine : public Napi::ObjectWrap<Engine> {
     int32_t* cached;
     uint32_t count;
     if (!Live(env) || !ListArgs(info, 0, &cached, &count)) return Napi::Value();
-    return Napi::Number::New(env, allocator_->largest_run_with(cached, count));
+    int64_t largest = allocator_->largest_run_with(cached, count);
+    if (largest == slabpool::kRefused) return Fail(env, "largestRunWith given an index that is not an allocated block");
+    return Napi::Number::New(env, static_cast<double>(largest));
   }
 
-  Napi::Value Coalesce(const Napi::CallbackInfo& info) {
+  Napi::Value ResetSearchCursor(const Napi::CallbackInfo& info) {
     if (!Live(info.Env())) return Napi::Value();
-    allocator_->coalesce();
+    allocator_->reset_search_cursor();
     return info.Env().Undefined();
   }
 
@@ -268,7 +271,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (problem.empty()) {
       for (size_t slot = 0; slot < allocator_->slot_count() && problem.empty(); slot++) {
         bool has = allocator_->has_slab(static_cast<uint32_t>(slot));
-        if (has != (slot < buffers_.size() && !buffers_[slot].IsEmpty())) problem = "slab " + std::to_string(slot) + " and its ArrayBuffer disagree";
+        if (has != (slot < slots_.size() && !slots_[slot].buffer.IsEmpty())) problem = "slab " + std::to_string(slot) + " and its ArrayBuffer disagree";
       }
     }
     if (problem.empty()) return env.Null();
@@ -278,9 +281,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Destroy(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (allocator_ == nullptr) return env.Undefined();
-    for (size_t slot = 0; slot < buffers_.size(); slot++) DropBuffer(static_cast<uint32_t>(slot));
+    for (size_t slot = 0; slot < slots_.size(); slot++) DropBuffer(static_cast<uint32_t>(slot));
     allocator_.reset();
-    for (int i = 0; i < slabpool::kCounterCount; i++) state_data_[i] = 0;
+    for (int i = 0; i < slabpool::kCounterCount; i++) counters_data_[i] = 0;
     return env.Undefined();
   }
 
@@ -289,21 +292,23 @@ class Engine : public Napi::ObjectWrap<Engine> {
   size_t SlabBytes(uint32_t blocks) const { return static_cast<size_t>(blocks) * stride_; }
 
   void DropBuffer(uint32_t slot) {
-    if (slot >= buffers_.size() || buffers_[slot].IsEmpty()) return;
-    Napi::ArrayBuffer ab = buffers_[slot].Value();
+    if (slot >= slots_.size() || slots_[slot].buffer.IsEmpty()) return;
+    Slot& s = slots_[slot];
+    Napi::ArrayBuffer ab = s.buffer.Value();
     // Every view on it now has length 0: no JavaScript can reach the memory, so the buffer's
     // reference goes now; its finalizer, later, only frees the hold.
-    if (napi_detach_arraybuffer(Env(), ab) == napi_ok && holds_[slot] != nullptr) {
-      slabpool::slab_memory_release(holds_[slot]->memory);
-      holds_[slot]->memory = nullptr;
+    if (napi_detach_arraybuffer(Env(), ab) == napi_ok && s.hold != nullptr) {
+      slabpool::slab_memory_release(s.hold->memory);
+      s.hold->memory = nullptr;
     }
-    holds_[slot] = nullptr;
-    buffers_[slot].Reset();
+    s.hold = nullptr;
+    s.buffer.Reset();
+    s.base = 0;
   }
 
   void Sync() {
     const double* c = allocator_->counters();
-    for (int i = 0; i < slabpool::kCounterCount; i++) state_data_[i] = c[i];
+    for (int i = 0; i < slabpool::kCounterCount; i++) counters_data_[i] = c[i];
   }
 
   bool Live(Napi::Env env) {
@@ -331,7 +336,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   bool SlotArg(const Napi::CallbackInfo& info, size_t i, uint32_t* slot) {
     if (!Uint32Arg(info, i, slot)) return false;
-    if (allocator_->has_slab(*slot) && *slot < buffers_.size() && !buffers_[*slot].IsEmpty()) return true;
+    if (allocator_->has_slab(*slot) && *slot < slots_.size() && !slots_[*slot].buffer.IsEmpty()) return true;
     InternalError(info.Env(), "no slab in slot " + std::to_string(*slot)).ThrowAsJavaScriptException();
     return false;
   }
@@ -352,12 +357,18 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return true;
   }
 
+  // What the binding keeps per slab slot beside the allocator's own; per-slot state to come (such
+  // as pins) goes here too.
+  struct Slot {
+    Napi::Reference<Napi::ArrayBuffer> buffer;  // empty while the slot holds no slab
+    uint32_t base = 0;                          // byte offset of block 0 within buffer
+    BufferHold* hold = nullptr;                 // owned by the buffer's finalizer; null for V8-owned slabs
+  };
+
   std::unique_ptr<Allocator> allocator_;
-  std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers_;
-  std::vector<uint32_t> bases_;
-  std::vector<BufferHold*> holds_;  // owned by the buffers' finalizers; null for V8-owned slabs
-  Napi::Reference<Napi::Float64Array> state_;
-  double* state_data_ = nullptr;
+  std::vector<Slot> slots_;
+  Napi::Reference<Napi::Float64Array> counters_;
+  double* counters_data_ = nullptr;
   size_t alignment_ = 8;
   size_t stride_ = 8;
   bool v8_memory_ = false;

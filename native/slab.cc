@@ -1,73 +1,38 @@
 #include "slab.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <new>
 #include <unordered_set>
 
-// The free structure, per slab of n blocks (the same as lib/fallback.ts):
-//   used:  bitmap, bit i = 1 iff block i is allocated; bits n..32*ceil(n/32)-1 are set.
-//   tags:  for every maximal run of free blocks [a, b]: tags[a] = tags[b] = b - a + 1.
-// Whole allocator:
-//   run_count_[len] = number of free runs of length len;  len_bits_ bit len = (run_count_[len] > 0)
-//   counters_[kLargest] = max { len : run_count_[len] > 0 }, 0 if none
-//   counters_[kFree] = sum of run lengths = sum of slab.free
-//   cursor_ <= index of the lowest free block
-// Acquisition takes the lowest free block, the start of its run, so a split shortens a run from
-// the left: O(1). Release merges with both neighbours through the tags: O(1). Runs never cross
-// slabs. The largest run is known at all times; finding the next length down after the largest
-// run disappears scans len_bits_ a word at a time.
+#include "bits.h"
+#include "os.h"
+
+// The free structure and its invariants are in slab.h. Acquisition takes the lowest free block,
+// the start of its run, so a split shortens a run from the left: O(1). Release merges with both
+// neighbours through the tags: O(1). The run index (run_index.h) hears of every run that appears
+// or disappears and so knows the largest at all times.
 
 namespace slabpool {
 
 struct SlabMemory {
   uint8_t* base;
   size_t bytes;
-  bool mapped;  // from mmap (large slabs: zero pages arrive lazily), else posix_memalign
+  bool mapped;  // how os::alloc_slab obtained it
   std::atomic<uint32_t> refs;
 };
 
 namespace {
 
-// Zeroed memory from this size on comes from mmap: page-aligned (>= every alignment we accept)
-// and zeroed by the kernel page by page as it is first touched, so a large pool or its metadata
-// costs nothing until used. Below it, a memset is cheaper than a system call; above it, a memset
-// would fault in every page at construction.
-constexpr size_t kMapThreshold = size_t{64} << 10;
-
 std::atomic<size_t> live_bytes{0};
 
-void* zeroed_alloc(size_t bytes) {
-  if (bytes < kMapThreshold) return std::calloc(1, bytes);
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;
-}
-
-void zeroed_free(void* p, size_t bytes) {
-  if (p == nullptr) return;
-  if (bytes < kMapThreshold) std::free(p);
-  else munmap(p, bytes);
-}
-
 SlabMemory* allocate_slab_memory(size_t bytes, size_t alignment) {
-  void* p = nullptr;
-  bool mapped = bytes >= kMapThreshold;
-  if (mapped) {
-    p = zeroed_alloc(bytes);
-    if (p == nullptr) return nullptr;
-  } else {
-    // Zeroed, so a fresh block never shows what the process freed before.
-    if (posix_memalign(&p, alignment, bytes) != 0 || p == nullptr) return nullptr;
-    std::memset(p, 0, bytes);
-  }
+  bool mapped = false;
+  void* p = os::alloc_slab(bytes, alignment, &mapped);
+  if (p == nullptr) return nullptr;
   SlabMemory* m = new (std::nothrow) SlabMemory{static_cast<uint8_t*>(p), bytes, mapped, {1}};
   if (m == nullptr) {
-    if (mapped) munmap(p, bytes);
-    else std::free(p);
+    os::free_slab(p, bytes, mapped);
     return nullptr;
   }
   live_bytes.fetch_add(bytes, std::memory_order_relaxed);
@@ -84,8 +49,7 @@ SlabMemory* slab_memory_retain(SlabMemory* memory) {
 void slab_memory_release(SlabMemory* memory) {
   if (memory->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     live_bytes.fetch_sub(memory->bytes, std::memory_order_relaxed);
-    if (memory->mapped) munmap(memory->base, memory->bytes);
-    else std::free(memory->base);
+    os::free_slab(memory->base, memory->bytes, memory->mapped);
     delete memory;
   }
 }
@@ -104,42 +68,39 @@ struct Allocator::Slab {
   uint32_t* tags;  // only run ends are ever read, and they are always written first
 
   ~Slab() {
-    zeroed_free(used, used_words * sizeof(uint32_t));
-    zeroed_free(tags, blocks * sizeof(uint32_t));
+    os::zeroed_free(used, used_words * sizeof(uint32_t));
+    os::zeroed_free(tags, blocks * sizeof(uint32_t));
   }
   bool is_used(uint32_t a) const { return (used[a >> 5] >> (a & 31)) & 1u; }
 };
 
 namespace {
 
-inline uint32_t ctz32(uint32_t word) { return static_cast<uint32_t>(__builtin_ctz(word)); }
-
 inline bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
-size_t RunCountBytes(uint32_t slab_blocks) { return (static_cast<size_t>(slab_blocks) + 1) * sizeof(uint32_t); }
-size_t LenBitsBytes(uint32_t slab_blocks) { return ((slab_blocks >> 5) + 1) * sizeof(uint32_t); }
+// slab_blocks if the geometry is valid, else 0 (and the run index then gets no tables).
+uint32_t ValidSlabBlocks(size_t stride, size_t alignment, uint32_t slab_blocks) {
+  if (!is_power_of_two(alignment) || alignment < 8 || alignment > 4096) return 0;
+  if (stride == 0 || stride % alignment != 0) return 0;
+  if (slab_blocks == 0 || slab_blocks > (1u << 30)) return 0;
+  size_t bytes;
+  if (mul_overflow(stride, static_cast<size_t>(slab_blocks), &bytes)) return 0;
+  return slab_blocks;
+}
 
 }  // namespace
 
 // ---- construction ------------------------------------------------------------------------------
 
 Allocator::Allocator(size_t stride, size_t alignment, uint32_t slab_blocks)
-    : stride_(stride), alignment_(alignment), slab_blocks_(0) {
-  if (!is_power_of_two(alignment) || alignment < 8 || alignment > 4096) return;
-  if (stride == 0 || stride % alignment != 0) return;
-  if (slab_blocks == 0 || slab_blocks > (1u << 30)) return;
-  size_t bytes;
-  if (__builtin_mul_overflow(stride, static_cast<size_t>(slab_blocks), &bytes)) return;
-  run_count_ = static_cast<uint32_t*>(zeroed_alloc(RunCountBytes(slab_blocks)));
-  len_bits_ = static_cast<uint32_t*>(zeroed_alloc(LenBitsBytes(slab_blocks)));
-  if (run_count_ != nullptr && len_bits_ != nullptr) slab_blocks_ = slab_blocks;
-  else pending_blocks_ = slab_blocks;
+    : stride_(stride),
+      alignment_(alignment),
+      slab_blocks_(0),
+      index_(ValidSlabBlocks(stride, alignment, slab_blocks), *this) {
+  if (index_.valid()) slab_blocks_ = slab_blocks;
 }
 
 Allocator::~Allocator() {
-  uint32_t sized = slab_blocks_ != 0 ? slab_blocks_ : pending_blocks_;
-  zeroed_free(run_count_, RunCountBytes(sized));
-  zeroed_free(len_bits_, LenBitsBytes(sized));
   for (Slab* s : slabs_) {
     if (s == nullptr) continue;
     if (s->memory != nullptr) slab_memory_release(s->memory);
@@ -155,15 +116,15 @@ Allocator::Result Allocator::add_slab(uint32_t slot, uint32_t blocks, uint8_t* m
   int64_t start = static_cast<int64_t>(slot) * slab_blocks_;
   if (start + blocks > INT32_MAX) return Result::kInvalid;  // indices are int32 in JavaScript
   size_t bytes;
-  if (__builtin_mul_overflow(stride_, static_cast<size_t>(blocks), &bytes)) return Result::kInvalid;
+  if (mul_overflow(stride_, static_cast<size_t>(blocks), &bytes)) return Result::kInvalid;
   if (memory != nullptr && reinterpret_cast<uintptr_t>(memory) % alignment_ != 0) return Result::kInvalid;
 
   Slab* s = new (std::nothrow) Slab();
   if (s == nullptr) return Result::kNoMemory;
   s->used_words = (blocks + 31) >> 5;
   s->blocks = blocks;
-  s->used = static_cast<uint32_t*>(zeroed_alloc(s->used_words * sizeof(uint32_t)));
-  s->tags = static_cast<uint32_t*>(zeroed_alloc(blocks * sizeof(uint32_t)));
+  s->used = static_cast<uint32_t*>(os::zeroed_alloc(s->used_words * sizeof(uint32_t)));
+  s->tags = static_cast<uint32_t*>(os::zeroed_alloc(blocks * sizeof(uint32_t)));
   SlabMemory* owned = nullptr;
   if (memory == nullptr && s->used != nullptr && s->tags != nullptr) {
     owned = allocate_slab_memory(bytes, alignment_);
@@ -182,7 +143,7 @@ Allocator::Result Allocator::add_slab(uint32_t slot, uint32_t blocks, uint8_t* m
   s->memory = owned;
   if (slot == slabs_.size()) slabs_.push_back(nullptr);
   slabs_[slot] = s;
-  set_run(*s, 0, blocks);
+  add_run(*s, 0, blocks);
   counters_[kFree] += blocks;
   counters_[kCapacity] += blocks;
   counters_[kSlabs] += 1;
@@ -195,7 +156,7 @@ size_t Allocator::free_slab(uint32_t slot) {
   if (!has_slab(slot)) return 0;
   Slab* s = slabs_[slot];
   if (s->free != s->blocks) return 0;
-  remove_run(s->blocks);
+  remove_run(*s, 0, s->blocks);
   counters_[kFree] -= s->blocks;
   counters_[kCapacity] -= s->blocks;
   counters_[kSlabs] -= 1;
@@ -217,7 +178,7 @@ SlabMemory* Allocator::slab_memory(uint32_t slot) const { return has_slab(slot) 
 
 uint32_t Allocator::acquire(int32_t* out, uint32_t max) {
   uint32_t n = 0;
-  int64_t p = max > 0 ? find_free(cursor_) : -1;
+  int64_t p = max > 0 ? next_free(cursor_) : -1;
   while (p >= 0) {
     // p is the lowest free block, hence the start of its run.
     Slab& s = *slab_at(p);
@@ -227,7 +188,7 @@ uint32_t Allocator::acquire(int32_t* out, uint32_t max) {
     take_from_run(s, a, len, take);
     for (uint32_t j = 0; j < take; j++) out[n++] = static_cast<int32_t>(p + j);
     cursor_ = p + take;
-    p = n < max ? find_free(p + take) : -1;
+    p = n < max ? next_free(p + take) : -1;
   }
   std::reverse(out, out + n);
   return n;
@@ -241,37 +202,34 @@ bool Allocator::release(const int32_t* list, uint32_t count) {
 }
 
 int64_t Allocator::acquire_run(uint32_t k) {
-  if (k == 0 || counters_[kLargest] < k) return -1;
-  bool lowest = true;
-  int64_t p = find_free(cursor_);
-  while (p >= 0) {
-    // p follows an allocated block or a slab start, so it starts a run.
-    Slab& s = *slab_at(p);
-    uint32_t a = static_cast<uint32_t>(p - s.start);
-    uint32_t len = s.tags[a];
-    if (len >= k) {
-      take_from_run(s, a, len, k);
-      if (lowest) cursor_ = p + k;
-      return p;
-    }
-    lowest = false;
-    p = find_free(p + len);
-  }
-  return -1;
+  if (k == 0) return kRefused;
+  if (index_.largest() < k) return -1;
+  int64_t low = next_free(cursor_);  // the lowest free block, as cursor_ <= it
+  if (low < 0) return -1;
+  cursor_ = low;
+  int64_t p = index_.first_fit(k, low);
+  if (p < 0) return -1;
+  Slab& s = *slab_at(p);
+  uint32_t a = static_cast<uint32_t>(p - s.start);
+  take_from_run(s, a, s.tags[a], k);
+  if (p == low) cursor_ = p + k;
+  return p;
 }
 
 bool Allocator::release_run(int64_t start, uint32_t k) { return release_range(start, k); }
 
-uint32_t Allocator::largest_run_with(const int32_t* cached, uint32_t count) {
-  uint32_t best = static_cast<uint32_t>(counters_[kLargest]);
+int64_t Allocator::largest_run_with(const int32_t* cached, uint32_t count) {
+  uint32_t best = index_.largest();
   if (count == 0) return best;
+  for (uint32_t j = 0; j < count; j++) {
+    const Slab* s = slab_at(cached[j]);
+    if (s == nullptr || !s->is_used(static_cast<uint32_t>(cached[j] - s->start))) return kRefused;
+  }
   sorted_.assign(cached, cached + count);
   std::sort(sorted_.begin(), sorted_.end());
   uint32_t i = 0;
   while (i < count) {
-    const Slab* sp = slab_at(sorted_[i++]);
-    if (sp == nullptr) continue;  // not a block: counts for nothing (check() reports it)
-    const Slab& s = *sp;
+    const Slab& s = *slab_at(sorted_[i++]);
     uint32_t a = static_cast<uint32_t>(sorted_[i - 1] - s.start);
     uint32_t run_start = (a > 0 && !s.is_used(a - 1)) ? a - s.tags[a - 1] : a;
     uint32_t end = a;
@@ -293,8 +251,8 @@ uint32_t Allocator::largest_run_with(const int32_t* cached, uint32_t count) {
   return best;
 }
 
-void Allocator::coalesce() {
-  int64_t lowest = find_free(0);
+void Allocator::reset_search_cursor() {
+  int64_t lowest = next_free(0);
   cursor_ = lowest >= 0 ? lowest : static_cast<int64_t>(slabs_.size()) * slab_blocks_;
 }
 
@@ -311,7 +269,7 @@ std::string Allocator::check(const uint8_t* state, size_t state_len, const int32
     if (!in_cache.insert(idx).second) return "block " + at(idx) + " is cached twice";
     if (!s->is_used(static_cast<uint32_t>(idx - s->start))) return "cached block " + at(idx) + " is also free in the engine";
   }
-  std::vector<uint32_t> runs(static_cast<size_t>(slab_blocks_) + 1, 0);
+  std::vector<Run> runs;
   double free = 0, capacity = 0, slabs = 0, reserved = 0;
   uint32_t largest = 0;
   int64_t lowest = -1;
@@ -347,7 +305,7 @@ std::string Allocator::check(const uint8_t* state, size_t state_len, const int32
           return "block " + at(s->start + j) + " is free in the engine but the pool has it in state " + at(state[s->start + j]);
         }
       }
-      runs[len]++;
+      runs.push_back(Run{idx, len});
       if (lowest < 0) lowest = idx;
       largest = std::max(largest, len);
       slab_free += len;
@@ -362,11 +320,8 @@ std::string Allocator::check(const uint8_t* state, size_t state_len, const int32
   if (slabs != counters_[kSlabs]) return "engine counts " + num(counters_[kSlabs]) + " slabs, found " + num(slabs);
   if (reserved != counters_[kReservedBytes]) return "engine counts " + num(counters_[kReservedBytes]) + " reserved bytes, its slabs " + num(reserved);
   if (largest != counters_[kLargest]) return "engine records largest free run " + num(counters_[kLargest]) + ", its slabs " + at(largest);
-  for (size_t len = 1; len <= slab_blocks_; len++) {
-    if (run_count_[len] != runs[len]) return "engine counts " + at(run_count_[len]) + " free runs of " + at(len) + ", its slabs " + at(runs[len]);
-    uint32_t bit = (len_bits_[len >> 5] >> (len & 31)) & 1u;
-    if (bit != (runs[len] > 0 ? 1u : 0u)) return "run-length bit " + at(len) + " is " + at(bit) + " with " + at(runs[len]) + " runs";
-  }
+  std::string index_problem = index_.check(runs);
+  if (!index_problem.empty()) return index_problem;
   if (lowest >= 0 && cursor_ > lowest) return "search cursor " + at(cursor_) + " is past the lowest free block " + at(lowest);
   return std::string();
 }
@@ -382,7 +337,8 @@ Allocator::Slab* Allocator::slab_at(int64_t index) const {
   return s;
 }
 
-int64_t Allocator::find_free(int64_t from) const {
+int64_t Allocator::next_free(int64_t from) const {
+  if (slab_blocks_ == 0) return -1;  // an invalid allocator has no blocks
   size_t slot = static_cast<size_t>(from / slab_blocks_);
   uint32_t a = static_cast<uint32_t>(from - static_cast<int64_t>(slot) * slab_blocks_);
   for (; slot < slabs_.size(); slot++, a = 0) {
@@ -396,9 +352,14 @@ int64_t Allocator::find_free(int64_t from) const {
   return -1;
 }
 
+uint32_t Allocator::run_length(int64_t start) const {
+  const Slab* s = slab_at(start);
+  return s == nullptr ? 0 : s->tags[start - s->start];
+}
+
 void Allocator::take_from_run(Slab& s, uint32_t a, uint32_t len, uint32_t take) {
-  if (len > take) set_run(s, a + take, len - take);
-  remove_run(len);
+  if (len > take) add_run(s, a + take, len - take);
+  remove_run(s, a, len);
   for (uint32_t j = a; j < a + take; j++) s.used[j >> 5] |= 1u << (j & 31);
   s.free -= take;
   counters_[kFree] -= take;
@@ -417,33 +378,25 @@ bool Allocator::release_range(int64_t index, uint32_t k) {
   uint32_t left = (a > 0 && !s.is_used(a - 1)) ? s.tags[a - 1] : 0;
   uint32_t right = (a + k < s.blocks && !s.is_used(a + k)) ? s.tags[a + k] : 0;
   // Add the merged run before removing its parts, so the largest never has to search down here.
-  set_run(s, a - left, left + k + right);
-  if (left) remove_run(left);
-  if (right) remove_run(right);
+  add_run(s, a - left, left + k + right);
+  if (left) remove_run(s, a - left, left);
+  if (right) remove_run(s, a + k, right);
   s.free += k;
   counters_[kFree] += k;
   if (index < cursor_) cursor_ = index;
   return true;
 }
 
-void Allocator::set_run(Slab& s, uint32_t a, uint32_t len) {
+void Allocator::add_run(Slab& s, uint32_t a, uint32_t len) {
   s.tags[a] = len;
   s.tags[a + len - 1] = len;
-  if (run_count_[len]++ == 0) len_bits_[len >> 5] |= 1u << (len & 31);
-  if (len > counters_[kLargest]) counters_[kLargest] = len;
+  index_.add(s.start + a, len);
+  counters_[kLargest] = index_.largest();
 }
 
-void Allocator::remove_run(uint32_t len) {
-  if (--run_count_[len] != 0) return;
-  len_bits_[len >> 5] &= ~(1u << (len & 31));
-  if (len == counters_[kLargest]) counters_[kLargest] = highest_length_below(len);
-}
-
-uint32_t Allocator::highest_length_below(uint32_t len) const {
-  size_t w = len >> 5;
-  uint32_t word = len_bits_[w] & ((1u << (len & 31)) - 1);
-  while (word == 0 && w > 0) word = len_bits_[--w];
-  return word == 0 ? 0 : static_cast<uint32_t>((w << 5) + 31 - __builtin_clz(word));
+void Allocator::remove_run(const Slab& s, uint32_t a, uint32_t len) {
+  index_.remove(s.start + a, len);
+  counters_[kLargest] = index_.largest();
 }
 
 }  // namespace slabpool

@@ -1,7 +1,15 @@
 // slabpool's allocator core: slabs of fixed-size aligned blocks, a free structure with immediate
-// coalescing, exact counters and a full check(). No N-API here: binding.cc is the only bridge,
-// and test/native/slab_test.cc exercises this file alone. lib/fallback.ts is the same algorithm
-// in TypeScript; the two must stay in step (the differential test compares them).
+// coalescing, exact counters and a full check(). Algorithm only: memory comes from os.h, free runs
+// are summarised by run_index.h, and binding.cc is the only bridge to N-API. lib/fallback.ts is
+// the same algorithm in TypeScript (the differential test holds the two together).
+//
+// Threads: an Allocator is not thread-safe; one thread owns it. The only state shared across
+// threads is SlabMemory's atomic reference count and the process-wide live-bytes counter.
+//
+// Invariants. Per slab of n blocks: used bit i = 1 iff block i is allocated (bits n..32*ceil(n/32)-1
+// set); for every maximal free run [a, b], tags[a] = tags[b] = b - a + 1; runs never cross slabs.
+// counters[kFree] = sum of run lengths = sum of slab free counts; counters[kLargest] =
+// index.largest() = the longest run; cursor <= the lowest free block.
 #ifndef SLABPOOL_SLAB_H_
 #define SLABPOOL_SLAB_H_
 
@@ -9,6 +17,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "run_index.h"
 
 namespace slabpool {
 
@@ -22,11 +32,14 @@ size_t slab_memory_live_bytes();                 // bytes of slab memory not yet
 // Figures kept exact at every call (indices into Allocator::counters()).
 enum Counter { kFree, kLargest, kCapacity, kSlabs, kReservedBytes, kCounterCount };
 
-class Allocator {
+// Returned by acquire_run and largest_run_with when the arguments break the contract.
+constexpr int64_t kRefused = -2;
+
+class Allocator final : private FreeLayout {
  public:
-  // stride: bytes per block, a multiple of alignment; alignment: a power of two, 8..4096.
-  // Invalid arguments (or no memory for the run-length table) leave valid() false, and every
-  // later call is refused.
+  // stride: bytes per block, a multiple of alignment; alignment: a power of two, 8..4096;
+  // slab_blocks: 1..2^30. Invalid arguments (or no memory for the run index) leave valid() false,
+  // and every later call is refused.
   Allocator(size_t stride, size_t alignment, uint32_t slab_blocks);
   ~Allocator();
   Allocator(const Allocator&) = delete;
@@ -37,8 +50,7 @@ class Allocator {
   enum class Result { kOk, kInvalid, kNoMemory };
   // Allocates block memory at the alignment, or adopts `memory` (already aligned, not owned).
   Result add_slab(uint32_t slot, uint32_t blocks, uint8_t* memory = nullptr);
-  // Drops a wholly free slab; returns its bytes, 0 if refused.
-  size_t free_slab(uint32_t slot);
+  size_t free_slab(uint32_t slot);  // drops a wholly free slab; returns its bytes, 0 if refused
   bool has_slab(uint32_t slot) const;
   uint32_t slab_blocks(uint32_t slot) const;  // 0 for an empty slot
   uint32_t slab_free(uint32_t slot) const;
@@ -47,16 +59,20 @@ class Allocator {
   size_t slot_count() const { return slabs_.size(); }
 
   // ---- blocks and runs ----
-  // Up to max lowest free blocks; writes out[0..n) highest first; returns n.
+  // Up to max lowest free blocks, to out[0..n) highest first; returns n.
+  // O(taken + bitmap words scanned from the cursor).
   uint32_t acquire(int32_t* out, uint32_t max);
-  // Frees list[0..count) in order; stops at the first index that is not an allocated block.
+  // Frees list[0..count) in order, merging at once: O(count). False at the first that is not allocated.
   bool release(const int32_t* list, uint32_t count);
-  // First fit: start of the lowest free run of >= k blocks, taking its first k; -1 if none.
+  // First fit: start of the lowest free run of >= k blocks, taking its first k; -1 if none;
+  // kRefused for k == 0. O(1) when it fails on the largest run, else a scan of the free runs from
+  // the lowest (issue 12 bounds it).
   int64_t acquire_run(uint32_t k);
-  bool release_run(int64_t start, uint32_t k);
-  // Largest free run if the blocks cached[0..count) (allocated here) were free as well.
-  uint32_t largest_run_with(const int32_t* cached, uint32_t count);
-  void coalesce();  // the structure is always address-ordered: re-anchors the search cursor
+  bool release_run(int64_t start, uint32_t k);  // O(k)
+  // Largest free run if the blocks cached[0..count), allocated here, were free as well; kRefused
+  // if one is not a block or is free here. O(c log c + runs touched).
+  int64_t largest_run_with(const int32_t* cached, uint32_t count);
+  void reset_search_cursor();  // re-anchors the search at the lowest free block
 
   const double* counters() const { return counters_; }
   // Empty when every invariant holds, else the first broken one. state[i] == 0 means the pool
@@ -65,23 +81,21 @@ class Allocator {
 
  private:
   struct Slab;
+  int64_t next_free(int64_t from) const override;
+  uint32_t run_length(int64_t start) const override;
   Slab* slab_at(int64_t index) const;
-  int64_t find_free(int64_t from) const;
   void take_from_run(Slab& s, uint32_t a, uint32_t len, uint32_t take);
   bool release_range(int64_t index, uint32_t k);
-  void set_run(Slab& s, uint32_t a, uint32_t len);
-  void remove_run(uint32_t len);
-  uint32_t highest_length_below(uint32_t len) const;
+  void add_run(Slab& s, uint32_t a, uint32_t len);
+  void remove_run(const Slab& s, uint32_t a, uint32_t len);
 
   size_t stride_;
   size_t alignment_;
-  uint32_t slab_blocks_;
+  uint32_t slab_blocks_;  // 0 when invalid
   std::vector<Slab*> slabs_;
-  uint32_t* run_count_ = nullptr;  // [slab_blocks + 1], calloc: run_count_[len] = free runs of length len
-  uint32_t* len_bits_ = nullptr;   // [slab_blocks / 32 + 1], calloc: bit len set iff run_count_[len] > 0
-  std::vector<int32_t> sorted_;      // scratch for largest_run_with
-  uint32_t pending_blocks_ = 0;      // slab_blocks asked for when the tables could not be had
-  int64_t cursor_ = 0;               // <= the lowest free index
+  RunIndex index_;
+  std::vector<int32_t> sorted_;  // scratch for largest_run_with
+  int64_t cursor_ = 0;
   double counters_[kCounterCount] = {};
 };
 

@@ -1,11 +1,12 @@
 'use strict';
 // Memory checks of the native code, beyond npm test:
 //   node scripts/check-native.js asan      (npm run test:asan)
-//     1. the C++ unit test of native/slab.cc built with AddressSanitizer and UBSan;
+//     1. the C++ unit tests of the allocator core (native/ less binding.cc) and of its run index,
+//        built with AddressSanitizer and UBSan;
 //     2. the addon built with both into build-asan/, then the vitest suites on it (the ASAN
 //        runtime preloaded into node, which is not itself instrumented).
 //   node scripts/check-native.js valgrind  (npm run test:valgrind)
-//     the C++ unit test under valgrind memcheck.
+//     the C++ unit tests under valgrind memcheck.
 // Each fails on any report: a sanitizer finding, a memcheck error or a leak.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -13,6 +14,13 @@ const path = require('node:path');
 const { sourceHash, localNodeDir } = require('./source-hash.js');
 
 const root = path.resolve(__dirname, '..');
+// The allocator core without N-API, in the order binding.gyp lists it.
+const CORE = ['native/os_posix.cc', 'native/run_index.cc', 'native/slab.cc'];
+// Each unit test: its sources beside the core's, and the arguments it runs with (seeds).
+const UNIT_TESTS = [
+  { name: 'slab_test', sources: [...CORE, 'test/native/slab_test.cc'], asanArgs: ['40'], valgrindArgs: ['8'] },
+  { name: 'run_index_test', sources: ['native/os_posix.cc', 'native/run_index.cc', 'test/native/run_index_test.cc'], asanArgs: [], valgrindArgs: [] },
+];
 const cxx = process.env.CXX || 'g++';
 const mode = process.argv[2];
 
@@ -31,27 +39,29 @@ function fail(message, output = '') {
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer', '-g', '-O1'];
 const REPORT = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
 
-function unitTest(flags, out) {
+function unitTest(test, flags, out) {
   const exe = path.join(root, 'build-asan', out);
   fs.mkdirSync(path.dirname(exe), { recursive: true });
-  const build = run(cxx, ['-std=c++17', '-Wall', '-Wextra', '-Werror', ...flags, 'native/slab.cc', 'test/native/slab_test.cc', '-o', exe]);
-  if (build.status !== 0) fail('could not build the C++ unit test', build.output);
+  const build = run(cxx, ['-std=c++17', '-Wall', '-Wextra', '-Werror', ...flags, ...test.sources, '-o', exe]);
+  if (build.status !== 0) fail(`could not build the C++ unit test ${test.name}`, build.output);
   return exe;
 }
 
 function asan() {
-  const exe = unitTest(SANITIZE, 'slab_test_asan');
-  const unit = run(exe, ['40'], { env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' } });
-  if (unit.status !== 0 || REPORT.test(unit.output)) fail('the C++ unit test failed under ASAN+UBSan', unit.output);
-  console.log(unit.output.trim().split('\n').at(-1));
+  for (const test of UNIT_TESTS) {
+    const exe = unitTest(test, SANITIZE, `${test.name}_asan`);
+    const unit = run(exe, test.asanArgs, { env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' } });
+    if (unit.status !== 0 || REPORT.test(unit.output)) fail(`the C++ unit test ${test.name} failed under ASAN+UBSan`, unit.output);
+    console.log(`${test.name}: ${unit.output.trim().split('\n').at(-1)}`);
+  }
 
   const addon = path.join(root, 'build-asan', 'slabpool.node');
   const include = require('node-addon-api').include_dir;
   const headers = path.join(localNodeDir() ?? fail('no Node headers beside this node'), 'include', 'node');
   const build = run(cxx, [
     '-std=c++17', '-shared', '-fPIC', '-Wall', '-Wextra', '-Werror', ...SANITIZE,
-    '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED', `-DSLABPOOL_SOURCE_HASH="${sourceHash()}"`,
-    `-I${headers}`, `-I${include}`, 'native/slab.cc', 'native/binding.cc', '-o', addon,
+    '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED', `-DSLABPOOL_SOURCE_HASH="${sourceHash()}"`,
+    `-I${headers}`, `-I${include}`, ...CORE, 'native/binding.cc', '-o', addon,
   ]);
   if (build.status !== 0) fail('could not build the instrumented addon', build.output);
 
@@ -76,12 +86,14 @@ function asan() {
 }
 
 function valgrind() {
-  const exe = unitTest(['-g', '-O1'], 'slab_test_plain');
-  const memcheck = run('valgrind', ['--tool=memcheck', '--error-exitcode=99', '--leak-check=full', '--show-leak-kinds=all', '--errors-for-leak-kinds=all', exe, '8']);
-  const summary = /ERROR SUMMARY: (\d+) errors/.exec(memcheck.output);
-  const leaks = /All heap blocks were freed -- no leaks are possible/.test(memcheck.output);
-  if (memcheck.status !== 0 || !summary || summary[1] !== '0' || !leaks) fail('valgrind memcheck reported errors or leaks', memcheck.output);
-  console.log(memcheck.output.split('\n').filter((l) => /passed|ERROR SUMMARY|All heap blocks/.test(l)).join('\n'));
+  for (const test of UNIT_TESTS) {
+    const exe = unitTest(test, ['-g', '-O1'], `${test.name}_plain`);
+    const memcheck = run('valgrind', ['--tool=memcheck', '--error-exitcode=99', '--leak-check=full', '--show-leak-kinds=all', '--errors-for-leak-kinds=all', exe, ...test.valgrindArgs]);
+    const summary = /ERROR SUMMARY: (\d+) errors/.exec(memcheck.output);
+    const leaks = /All heap blocks were freed -- no leaks are possible/.test(memcheck.output);
+    if (memcheck.status !== 0 || !summary || summary[1] !== '0' || !leaks) fail(`valgrind memcheck reported errors or leaks in ${test.name}`, memcheck.output);
+    console.log(`${test.name}:\n${memcheck.output.split('\n').filter((l) => /passed|ERROR SUMMARY|All heap blocks/.test(l)).join('\n')}`);
+  }
   console.log('check-native valgrind: 0 errors, 0 leaks');
 }
 

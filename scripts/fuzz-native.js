@@ -1,7 +1,8 @@
 'use strict';
-// npm run fuzz:native: libFuzzer on native/slab.cc alone (test/native/slab_fuzz.cc) with
-// AddressSanitizer and UBSan, for SLABPOOL_FUZZ_SECONDS (default 60). Needs clang with its
-// libFuzzer runtime; as root on Debian it installs them (clang, libclang-rt-14-dev) if missing.
+// npm run fuzz:native: libFuzzer on the allocator core alone (native/ less binding.cc, driven by
+// test/native/slab_fuzz.cc) with AddressSanitizer and UBSan, for SLABPOOL_FUZZ_SECONDS (default
+// 60). Needs clang with its libFuzzer runtime; as root on Debian it installs them (clang,
+// libclang-rt-14-dev) if missing.
 // The corpus lives in build-asan/fuzz-corpus and grows from run to run; a finding is written to
 // build-asan/ and fails the run.
 const { spawnSync } = require('node:child_process');
@@ -17,7 +18,7 @@ function compile() {
   return spawnSync('clang++', [
     '-std=c++17', '-O1', '-g', '-Wall', '-Wextra', '-Werror',
     '-fsanitize=fuzzer,address,undefined', '-fno-sanitize-recover=undefined',
-    'native/slab.cc', 'test/native/slab_fuzz.cc', '-o', path.join(out, 'slab_fuzz'),
+    'native/os_posix.cc', 'native/run_index.cc', 'native/slab.cc', 'test/native/slab_fuzz.cc', '-o', path.join(out, 'slab_fuzz'),
   ], { cwd: root, encoding: 'utf8' });
 }
 

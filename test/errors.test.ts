@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryPool, type PoolOptions } from '../lib/index.js';
-import { ES_FREE, ES_LARGEST } from '../lib/engine.js';
+import { Counter } from '../lib/engine.js';
 import { checkFailed } from '../lib/errors.js';
 import { JsEngine } from '../lib/fallback.js';
 import { BACKENDS, expectRejected, makePool } from './helpers.js';
@@ -230,10 +230,10 @@ describe('check() finds corruption', () => {
 
   it('names a counter that disagrees with the slabs', () => {
     const { engine, blockState, mag } = setup();
-    engine.state[ES_FREE] = 4;
+    engine.counters[Counter.Free] = 4;
     expect(engine.check(blockState, mag, 1)).toBe('engine counts 4 free blocks, its slabs 5');
-    engine.state[ES_FREE] = 5;
-    engine.state[ES_LARGEST] = 6;
+    engine.counters[Counter.Free] = 5;
+    engine.counters[Counter.Largest] = 6;
     expect(engine.check(blockState, mag, 1)).toBe('engine records largest free run 6, its slabs 5');
   });
 

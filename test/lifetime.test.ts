@@ -150,6 +150,32 @@ describe.skipIf(!BACKENDS.includes('native'))('native memory lifetimes', () => {
     expect(out.leftover).toBe(0);
   });
 
+  it('survives workers terminated while inside a native call (the process used to abort in napi_throw)', () => {
+    // Regression: terminating a worker in the middle of an engine call made every N-API call in
+    // it fail, the binding's error could not be thrown, and node-addon-api aborted the whole
+    // process (5 of 5 runs before the fix). NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS fixes it.
+    const out = childJson(`(async () => {
+      const { Worker } = require('node:worker_threads');
+      const body = \`
+        const { parentPort } = require('node:worker_threads');
+        const { MemoryPool } = require('slabpool');
+        const pool = new MemoryPool({ blockSize: 8, numBlocks: 64, backend: 'native' });
+        parentPort.postMessage('started');
+        for (;;) { pool.returnBlock(pool.getRun(3)); pool.stats(); pool.check(); }
+      \`;
+      let terminated = 0;
+      for (let round = 0; round < 6; round++) {
+        await Promise.all(Array.from({ length: 6 }, (_, i) => new Promise((resolve) => {
+          const w = new Worker(body, { eval: true });
+          w.on('message', () => setTimeout(() => w.terminate(), (round * 6 + i) % 20));
+          w.on('exit', (code) => { if (code === 1) terminated++; resolve(); });
+        })));
+      }
+      console.log(JSON.stringify({ terminated }));
+    })()`);
+    expect(out).toEqual({ terminated: 36 });
+  });
+
   it('puts slabs in V8-owned ArrayBuffers, still aligned, when asked to (as where external buffers are refused)', () => {
     const out = childJson(
       `(async () => {

@@ -97,13 +97,20 @@ class Shadow {
     return true;
   }
 
-  // Releases that must be refused: a free block, a block past the end, a run past its slab.
+  // Calls that must be refused, changing nothing: releasing a free block, a block past the end or
+  // a run past its slab; acquire_run(0); largest_run_with given a non-block or a free block.
   bool release_wrong(uint32_t pick) {
     int32_t bogus[] = {free_.empty() ? -1 : *std::next(free_.begin(), static_cast<long>(pick % free_.size())), -1,
                        static_cast<int32_t>(kMaxSlots * slab_blocks_)};
     int32_t idx = bogus[pick % 3];
     if (a_.release(&idx, 1)) return fail("release of " + std::to_string(idx) + " was accepted");
     if (!held_.empty() && a_.release_run(held_[pick % held_.size()].first, slab_blocks_ + 1)) return fail("a run past its slab was released");
+    if (a_.acquire_run(0) != slabpool::kRefused) return fail("acquire_run(0) was not refused");
+    std::vector<int32_t> with(cached_);
+    with.push_back(idx);
+    if (a_.largest_run_with(with.data(), static_cast<uint32_t>(with.size())) != slabpool::kRefused) {
+      return fail("largest_run_with accepted " + std::to_string(idx));
+    }
     return true;
   }
 
@@ -121,15 +128,15 @@ class Shadow {
     return true;
   }
 
-  bool coalesce() {
-    a_.coalesce();
+  bool reset_search_cursor() {
+    a_.reset_search_cursor();
     return true;
   }
 
   bool largest_with_cache() {
     std::set<int32_t> with(free_);
     with.insert(cached_.begin(), cached_.end());
-    uint32_t got = a_.largest_run_with(cached_.data(), static_cast<uint32_t>(cached_.size()));
+    int64_t got = a_.largest_run_with(cached_.data(), static_cast<uint32_t>(cached_.size()));
     if (got != largest(with)) return fail("largest_run_with gave " + std::to_string(got) + ", expected " + std::to_string(largest(with)));
     return true;
   }

@@ -1,6 +1,6 @@
-// Unit test of native/slab.cc alone, without Node: scenarios, then a random walk checked against
-// a brute-force model after every operation. Built and run by test/native-core.test.ts (npm test);
-// the hardening work runs the same program under sanitizers and valgrind.
+// Unit test of the allocator core (native/slab.cc, with run_index.cc and os_posix.cc) alone, without
+// Node: scenarios, then a random walk checked against a brute-force model after every operation.
+// Built and run by test/native-core.test.ts (npm test), and under sanitizers and valgrind.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -114,7 +114,7 @@ static void test_blocks_and_runs() {
   EXPECT_EQ(a.counters()[slabpool::kLargest], 2.0);
   std::vector<int32_t> cached = {9};
   state[9] = 0;
-  EXPECT_EQ(a.largest_run_with(cached.data(), 1), 4u);
+  EXPECT_EQ(a.largest_run_with(cached.data(), 1), 4);
   EXPECT(check_all(a, state, cached).empty());
   EXPECT(!check_all(a, state, none).empty());  // block 9 allocated but neither used nor cached
 }
@@ -147,6 +147,72 @@ static void test_slabs() {
   EXPECT(b.slab_memory(0) == nullptr);
 }
 
+// The contract's refusals, which the pool never sends (the TS engine throws on each).
+static void test_refusals() {
+  Allocator a(64, 64, 8);
+  EXPECT(a.add_slab(0, 8) == Allocator::Result::kOk);
+  std::vector<uint8_t> state(8, 0);
+  std::vector<int32_t> none;
+  EXPECT_EQ(a.acquire_run(0), slabpool::kRefused);
+  EXPECT_EQ(a.counters()[slabpool::kFree], 8.0);
+  EXPECT(check_all(a, state, none).empty());
+  int32_t out[2];
+  EXPECT_EQ(a.acquire(out, 2), 2u);  // blocks 0 and 1
+  state[0] = 1;
+  std::vector<int32_t> cached = {1};
+  EXPECT_EQ(a.largest_run_with(cached.data(), 1), 7);
+  for (int32_t bad : {-1, 2, 7, 8, 99, INT32_MAX, INT32_MIN}) {  // not a block, or free here
+    std::vector<int32_t> with = {1, bad};
+    EXPECT_EQ(a.largest_run_with(with.data(), 2), slabpool::kRefused);
+  }
+  EXPECT(check_all(a, state, cached).empty());
+
+  // An allocator with invalid arguments refuses every call and crashes on none.
+  Allocator invalid(64, 48, 8);
+  EXPECT(!invalid.valid());
+  EXPECT_EQ(invalid.acquire(out, 2), 0u);
+  EXPECT_EQ(invalid.acquire_run(1), -1);
+  EXPECT_EQ(invalid.acquire_run(0), slabpool::kRefused);
+  invalid.reset_search_cursor();
+  int32_t zero = 0;
+  EXPECT(!invalid.release(&zero, 1));
+  EXPECT(!invalid.release_run(0, 1));
+  EXPECT_EQ(invalid.largest_run_with(&zero, 0), 0);
+  EXPECT_EQ(invalid.largest_run_with(&zero, 1), slabpool::kRefused);
+  EXPECT(invalid.add_slab(0, 1) == Allocator::Result::kInvalid);
+  EXPECT(!check_all(invalid, state, none).empty());
+}
+
+// acquire_run takes the lowest run that fits, not the lowest run; the search cursor stays at or
+// below the lowest free block, so acquire still takes block 0 next.
+static void test_first_fit_past_a_short_run() {
+  Allocator a(8, 8, 12);
+  EXPECT(a.add_slab(0, 12) == Allocator::Result::kOk);
+  std::vector<uint8_t> state(12, 1);
+  std::vector<int32_t> none;
+  int32_t out[12];
+  EXPECT_EQ(a.acquire(out, 12), 12u);
+  int32_t freed[] = {0, 3, 4, 5, 6, 9, 10};  // runs [0], [3, 6], [9, 10]
+  EXPECT(a.release(freed, 7));
+  for (int32_t i : freed) state[i] = 0;
+  EXPECT_EQ(a.acquire_run(3), 3);
+  for (int i = 3; i < 6; i++) state[i] = 1;
+  EXPECT(check_all(a, state, none).empty());
+  EXPECT_EQ(a.acquire_run(2), 9);
+  state[9] = state[10] = 1;
+  EXPECT_EQ(a.counters()[slabpool::kLargest], 1.0);
+  EXPECT_EQ(a.acquire_run(2), -1);
+  EXPECT_EQ(a.acquire(out, 1), 1u);
+  EXPECT_EQ(out[0], 0);
+  state[0] = 1;
+  EXPECT_EQ(a.acquire_run(1), 6);
+  state[6] = 1;
+  EXPECT_EQ(a.counters()[slabpool::kFree], 0.0);
+  EXPECT(check_all(a, state, none).empty());
+  a.reset_search_cursor();
+  EXPECT(check_all(a, state, none).empty());
+}
+
 // Random walk against the shadow model (shadow.h): every operation checked, then check().
 static void test_random(uint32_t seed) {
   std::mt19937 gen(seed);
@@ -160,7 +226,7 @@ static void test_random(uint32_t seed) {
       case 2:
       case 3: ok = shadow.release(gen(), below(2) == 0); break;
       case 4: ok = shadow.acquire_run(gen()); break;
-      case 5: ok = shadow.coalesce(); break;
+      case 5: ok = shadow.reset_search_cursor(); break;
       case 6: ok = below(2) ? shadow.add_slab(gen(), gen()) : shadow.free_slab(gen()); break;
       case 7: ok = shadow.release_wrong(gen()); break;
       default: ok = shadow.largest_with_cache(); break;
@@ -180,6 +246,8 @@ int main(int argc, char** argv) {
   test_alignment();
   test_blocks_and_runs();
   test_slabs();
+  test_refusals();
+  test_first_fit_past_a_short_run();
   for (uint32_t seed = 1; seed <= seeds; seed++) test_random(seed);
   std::printf("%d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;

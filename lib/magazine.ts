@@ -1,0 +1,103 @@
+import type { Engine } from './engine.js';
+import { INDEX, type PoolView, type ViewTable } from './views.js';
+
+const MAGAZINE_MAX = 64;
+const REFILL_MAX = 16;
+
+/**
+ * The magazine (Bonwick, "Magazines and Vmem", USENIX 2001): a small stack of views of free
+ * blocks that getBlock pops and returnBlock pushes without calling the engine, refilled from it
+ * and flushed to it in batches of block indices, one call each. Blocks in the magazine are free
+ * to the pool and allocated to the engine.
+ *
+ * Capacity follows the pool's size (capacity / 8, at most 64; refills of capacity / 16, at most
+ * 16), so that cached blocks never hide much of a small pool's free space.
+ * Invariant: length <= capacity.
+ */
+export class Magazine {
+  readonly #engine: Engine;
+  readonly #views: ViewTable;
+  #stack: PoolView[] = [];
+  /** Block indices for the engine: the magazine's, or a batch in flight. */
+  readonly scratch = new Int32Array(MAGAZINE_MAX);
+  #capacity = 1;
+  #refillSize = 1;
+
+  constructor(engine: Engine, views: ViewTable) {
+    this.#engine = engine;
+    this.#views = views;
+  }
+
+  get length(): number {
+    return this.#stack.length;
+  }
+
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** The most recently pushed view, or undefined when empty. O(1), no call into the engine. */
+  pop(): PoolView | undefined {
+    return this.#stack.pop();
+  }
+
+  get full(): boolean {
+    return this.#stack.length === this.#capacity;
+  }
+
+  /** Pushes a free block's view; the caller flushes first when the magazine is full. */
+  push(view: PoolView): void {
+    this.#stack.push(view);
+  }
+
+  /**
+   * Takes a batch of the lowest free blocks from the engine (the caller grows the pool first if
+   * it may) and pushes their views, lowest on top; returns how many came.
+   */
+  refill(): number {
+    const batch = this.scratch;
+    const n = this.#engine.acquire(batch, this.#refillSize);
+    // The batch is highest first, so the lowest block ends on top.
+    for (let j = 0; j < n; j++) this.#stack.push(this.#views.blockOrNew(batch[j]!));
+    return n;
+  }
+
+  /** Hands the bottom (least recently returned) `count` views' blocks back to the engine. */
+  flush(count: number): void {
+    if (count === 0) return;
+    const stack = this.#stack;
+    for (let j = 0; j < count; j++) this.scratch[j] = stack[j]![INDEX]!;
+    this.#engine.release(this.scratch, count);
+    stack.copyWithin(0, count);
+    stack.length -= count;
+  }
+
+  /** Hands every cached block back to the engine. */
+  flushAll(): void {
+    this.flush(this.#stack.length);
+  }
+
+  /** Sizes the magazine for a pool of `capacityBlocks`, flushing what no longer fits. */
+  resize(capacityBlocks: number): void {
+    this.#capacity = Math.max(1, Math.min(MAGAZINE_MAX, capacityBlocks >>> 3));
+    this.#refillSize = Math.max(1, Math.min(REFILL_MAX, capacityBlocks >>> 4));
+    if (this.#stack.length > this.#capacity) this.flush(this.#stack.length - this.#capacity);
+  }
+
+  /** Writes the cached block indices to scratch; returns how many. */
+  indices(): number {
+    const stack = this.#stack;
+    for (let j = 0; j < stack.length; j++) this.scratch[j] = stack[j]![INDEX]!;
+    return stack.length;
+  }
+
+  /** The cached views, bottom first (for check()). */
+  views(): readonly PoolView[] {
+    return this.#stack;
+  }
+
+  /** Drops every cached view without telling the engine (it is being destroyed). */
+  clear(): void {
+    this.#stack = [];
+  }
+}
