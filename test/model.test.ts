@@ -4,11 +4,12 @@ import { BACKENDS } from './helpers.js';
 import { Harness, randomWalk } from './model.js';
 
 /*
- * Model-based random testing: a seeded random walk of operations on a pool beside its model
- * (test/model.ts), which predicts every figure the pool reports, whether each get/getRun
- * succeeds, when the pool grows, what trim frees and when auto-coalescing fires. check() runs
- * after every operation, and every live block carries a stamp that must survive everything done
- * to the others. test/fuzz.test.ts drives the same harness with fast-check.
+ * Model-based random testing: a seeded random walk of the operations of test/operations.ts on a
+ * pool beside its model (test/model.ts), which predicts every figure the pool reports, whether
+ * each get/getRun succeeds, when the pool grows, what trim frees, when auto-coalescing fires and
+ * what every wrong or stale return throws. check() runs after every operation, and every live
+ * block carries a stamp that must survive everything done to the others. test/fuzz.test.ts drives
+ * the same harness with fast-check.
  */
 
 type Options = Omit<PoolOptions, 'backend'>;

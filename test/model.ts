@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import type { Backend, MemoryPool, PoolArray, PoolArrayConstructor, PoolOptions } from '../lib/index.js';
-import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, rng, stampFor } from './helpers.js';
+import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, stampFor } from './helpers.js';
+import { runSeeded, type Target } from './operations.js';
 
 /**
  * A trivially correct model of a pool: which blocks exist (per slab slot), which are free, what
@@ -85,22 +86,35 @@ export class Model {
 }
 
 
+/** A view given back. trim() makes it foreign if it was still the view the pool keeps for its block or run. */
+interface Given {
+  readonly view: PoolArray;
+  readonly start: number;
+  foreign: boolean;
+}
+
 /**
- * A pool driven beside its model. Every operation acts on the pool, predicts the outcome from the
- * model, and asserts it; `verify()` then runs check() and compares every figure and every live
- * block's stamp. Choices come in as numbers (`pick`), so any driver can steer it: the seeded
- * random walk, and fast-check's commands, which can also shrink a failing sequence.
+ * A pool driven beside its model. Every operation of test/operations.ts acts on the pool, predicts
+ * the outcome from the model, and asserts it; `verify()` then runs check() and compares every
+ * figure and every live block's stamp. Choices come in as numbers, so any driver can steer it:
+ * the seeded random walk, and fast-check's commands, which can also shrink a failing sequence.
  */
-export class Harness {
+export class Harness implements Target {
   readonly model: Model;
   readonly pool: MemoryPool<PoolArray>;
   readonly other: MemoryPool<PoolArray>;
   readonly type: PoolArrayConstructor;
   readonly stride: number;
-  readonly freed: PoolArray[] = [];
+  /** Every view given back, in order (again each time). */
+  readonly returned: Given[] = [];
   destroyed = false;
   operations = 0;
   #stamp = 1;
+  /** The run view the pool keeps for each start: getRun replaces it when the length differs. */
+  readonly #runViews = new Map<number, PoolArray>();
+  /** Views from getRun, a run of one block included: they are not block views. */
+  readonly #runs = new WeakSet<PoolArray>();
+  #otherBlock: PoolArray | null = null;
 
   constructor(backend: Backend, options: Omit<PoolOptions<PoolArray>, 'backend'>) {
     this.model = new Model(options);
@@ -118,7 +132,11 @@ export class Harness {
   getRun(want: number): void {
     const k = 1 + (want % this.model.slabBlocks);
     const run = this.#acquire(k, () => this.pool.getRun(k));
-    if (run) this.#hold(run, k);
+    if (run) {
+      this.#hold(run, k);
+      this.#runViews.set(this.pool.indexOf(run), run);
+      this.#runs.add(run);
+    }
   }
 
   lease(): void {
@@ -126,15 +144,110 @@ export class Harness {
     if (lease) this.#hold(lease.block, 1, lease);
   }
 
-  /** Returns a held block or run: a lease by disposing it, otherwise by its view or its index. */
-  returnHeld(pick: number, byIndex: boolean): void {
-    const held = [...this.model.held.values()];
-    if (held.length === 0) return;
-    const h = held[pick % held.length]!;
-    if (h.lease) h.lease[Symbol.dispose]();
-    else this.pool.returnBlock(byIndex ? h.start : h.view);
-    this.model.give(h);
-    if (h.length === 1) this.freed.push(h.view);
+  returnHeld(pick: number): void {
+    const h = this.#pickHeld(pick);
+    if (!h) return;
+    this.pool.returnBlock(h.view);
+    this.#gave(h);
+  }
+
+  returnHeldByIndex(pick: number): void {
+    const h = this.#pickHeld(pick);
+    if (!h) return;
+    this.pool.returnBlock(h.start);
+    this.#gave(h);
+  }
+
+  endLease(pick: number): void {
+    const h = pickFrom([...this.model.held.values()].filter((x) => x.lease), pick);
+    if (!h) return;
+    h.lease![Symbol.dispose]();
+    this.#gave(h);
+  }
+
+  /**
+   * Views are cached: a block handed out again comes back as the same view (a run as the same view
+   * when it has the same start and length), so a stale view is taken back if it is held again.
+   */
+  returnStale(pick: number): void {
+    const given = pickFrom(this.returned, pick);
+    if (!given) return;
+    const { view, start } = given;
+    const h = this.model.held.get(start);
+    if (given.foreign) {
+      this.#refused('a view of a trimmed slab', () => this.pool.returnBlock(view), 'ERR_SLABPOOL_FOREIGN_BLOCK');
+    } else if (h?.view === view) {
+      this.pool.returnBlock(view);
+      this.#gave(h);
+    } else {
+      this.#refused('a view given back twice', () => this.pool.returnBlock(view), 'ERR_SLABPOOL_DOUBLE_RETURN');
+    }
+  }
+
+  returnAnyIndex(n: number): void {
+    const { model } = this;
+    const index = (n % (3 * model.slabBlocks)) - 2;
+    const slot = Math.floor(index / model.slabBlocks);
+    const h = model.held.get(index);
+    if (index < 0 || slot >= model.slots.length || index - slot * model.slabBlocks >= model.slots[slot]!) {
+      this.#refused(`index ${index}, not a block`, () => this.pool.returnBlock(index), 'ERR_SLABPOOL_INVALID_ARG');
+    } else if (h) {
+      this.pool.returnBlock(index);
+      this.#gave(h);
+    } else if ([...model.held.values()].some((x) => x.start < index && index < x.start + x.length)) {
+      this.#refused(`index ${index}, inside a run`, () => this.pool.returnBlock(index), 'ERR_SLABPOOL_INVALID_ARG');
+    } else {
+      expect(model.free.has(index), `block ${index} neither held nor free`).toBe(true);
+      this.#refused(`index ${index}, free`, () => this.pool.returnBlock(index), 'ERR_SLABPOOL_DOUBLE_RETURN');
+    }
+  }
+
+  returnFreeIndex(pick: number): void {
+    const index = pickFrom([...this.model.free], pick);
+    if (index === undefined) return;
+    this.#refused('the index of a free block', () => this.pool.returnBlock(index), 'ERR_SLABPOOL_DOUBLE_RETURN');
+  }
+
+  returnInsideRun(pick: number): void {
+    const run = pickFrom([...this.model.held.values()].filter((h) => h.length > 1), pick);
+    if (!run) return;
+    const index = run.start + 1 + (pick % (run.length - 1));
+    this.#refused('an index inside a run', () => this.pool.returnBlock(index), 'ERR_SLABPOOL_INVALID_ARG');
+  }
+
+  returnHead(pick: number): void {
+    const h = this.#pickHeld(pick);
+    if (h) this.#refused('a subarray of a block', () => this.pool.returnBlock(h.view.subarray(0, 1)), 'ERR_SLABPOOL_FOREIGN_BLOCK');
+  }
+
+  returnTail(pick: number): void {
+    const h = this.#pickHeld(pick);
+    if (h) this.#refused('a block without its first element', () => this.pool.returnBlock(h.view.subarray(1)), 'ERR_SLABPOOL_FOREIGN_BLOCK');
+  }
+
+  returnPlainArray(): void {
+    const { pool, type } = this;
+    const plain = new type(new ArrayBuffer(pool.blockLength * type.BYTES_PER_ELEMENT), 0, pool.blockLength);
+    this.#refused(`a plain ${type.name}`, () => pool.returnBlock(plain), 'ERR_SLABPOOL_FOREIGN_BLOCK');
+  }
+
+  returnOtherPoolsBlock(): void {
+    const block = (this.#otherBlock ??= this.other.getBlock()!);
+    this.#refused("another pool's block", () => this.pool.returnBlock(block), 'ERR_SLABPOOL_FOREIGN_BLOCK');
+  }
+
+  returnPastTheEnd(): void {
+    const index = this.model.slots.length * this.model.slabBlocks;
+    this.#refused('an index past the end', () => this.pool.returnBlock(index), 'ERR_SLABPOOL_INVALID_ARG');
+  }
+
+  returnNegativeIndex(): void {
+    this.#refused('index -1', () => this.pool.returnBlock(-1), 'ERR_SLABPOOL_INVALID_ARG');
+  }
+
+  getRunTooLong(): void {
+    const k = this.model.slabBlocks + 1;
+    this.#refused('a run longer than a slab', () => this.pool.getRun(k), 'ERR_SLABPOOL_INVALID_ARG');
   }
 
   coalesce(): void {
@@ -154,36 +267,10 @@ export class Harness {
       for (let i = first; i < first + blocks; i++) model.free.delete(i);
       model.slots[slot] = 0;
       model.trims++;
+      this.#forgetViews(first, first + blocks);
       expected += blocks * this.stride;
     }
     expect(this.pool.trim()).toBe(expected);
-  }
-
-  /** A wrong call, chosen by `kind`: it must throw its code and change nothing. */
-  wrongReturn(kind: number, pick: number): void {
-    const { model, pool } = this;
-    const before = pool.stats();
-    const stale = this.freed.filter((v) => v.length > 0 && model.free.has(pool.indexOf(v)));
-    const held = [...model.held.values()];
-    const free = [...model.free];
-    const attempts: [string, () => unknown, string][] = [
-      [`a plain ${this.type.name}`, () => pool.returnBlock(new this.type(new ArrayBuffer(pool.blockLength * this.type.BYTES_PER_ELEMENT), 0, pool.blockLength)), 'ERR_SLABPOOL_FOREIGN_BLOCK'],
-      ['an index past the end', () => pool.returnBlock(model.slots.length * model.slabBlocks), 'ERR_SLABPOOL_INVALID_ARG'],
-      ['index -1', () => pool.returnBlock(-1), 'ERR_SLABPOOL_INVALID_ARG'],
-      ['a run longer than a slab', () => pool.getRun(model.slabBlocks + 1), 'ERR_SLABPOOL_INVALID_ARG'],
-    ];
-    const o = this.other.getBlock();
-    if (o) attempts.push(["another pool's block", () => pool.returnBlock(o), 'ERR_SLABPOOL_FOREIGN_BLOCK']);
-    if (stale.length > 0) attempts.push(['a block returned twice', () => pool.returnBlock(stale[pick % stale.length]!), 'ERR_SLABPOOL_DOUBLE_RETURN']);
-    if (free.length > 0) attempts.push(['the index of a free block', () => pool.returnBlock(free[pick % free.length]!), 'ERR_SLABPOOL_DOUBLE_RETURN']);
-    if (held.length > 0) {
-      const h = held[pick % held.length]!;
-      attempts.push(['a subarray of a block', () => pool.returnBlock(h.view.subarray(0, 1)), 'ERR_SLABPOOL_FOREIGN_BLOCK']);
-      if (h.length > 1) attempts.push(['an index inside a run', () => pool.returnBlock(h.start + 1), 'ERR_SLABPOOL_INVALID_ARG']);
-    }
-    const [what, call, code] = attempts[kind % attempts.length]!;
-    expect(call, what).toThrow(expect.objectContaining({ code }));
-    expect(pool.stats(), `${what} changed the pool`).toEqual(before);
   }
 
   metrics(): void {
@@ -259,6 +346,31 @@ export class Harness {
     this.other.destroy();
   }
 
+  #pickHeld(pick: number): Held | undefined {
+    return pickFrom([...this.model.held.values()], pick);
+  }
+
+  #gave(h: Held): void {
+    this.model.give(h);
+    this.returned.push({ view: h.view, start: h.start, foreign: false });
+  }
+
+  /** What trim() does to the views of blocks from `first` to `end`: every kept one stops naming a block. */
+  #forgetViews(first: number, end: number): void {
+    for (const given of this.returned) {
+      if (given.start < first || given.start >= end) continue;
+      if (!this.#runs.has(given.view) || this.#runViews.get(given.start) === given.view) given.foreign = true;
+    }
+    for (const start of this.#runViews.keys()) if (start >= first && start < end) this.#runViews.delete(start);
+  }
+
+  /** A call that must throw `code` and change nothing. */
+  #refused(what: string, call: () => unknown, code: string): void {
+    const before = this.pool.stats();
+    expect(call, what).toThrow(expect.objectContaining({ code }));
+    expect(this.pool.stats(), `${what} changed the pool`).toEqual(before);
+  }
+
   #hold(view: PoolArray, length: number, lease?: Held['lease']): void {
     const { model, pool } = this;
     const start = pool.indexOf(view);
@@ -298,34 +410,14 @@ export class Harness {
   }
 }
 
+function pickFrom<T>(candidates: readonly T[], pick: number): T | undefined {
+  return candidates.length === 0 ? undefined : candidates[pick % candidates.length];
+}
+
 /**
- * A seeded random walk of `steps` operations on the harness, weighted towards gets and returns,
- * verified after each; a failure names the seed and the step.
+ * A seeded random walk of `steps` operations of test/operations.ts on the harness, verified after
+ * each, then destroy(); a failure names the seed, the step and the call.
  */
 export function randomWalk(h: Harness, seed: number, steps: number): void {
-  const random = rng(seed);
-  const n = () => Math.floor(random() * 2 ** 30);
-  const operations: [number, () => void][] = [
-    [30, () => h.getBlock()],
-    [10, () => h.getRun(n())],
-    [25, () => h.returnHeld(n(), false)],
-    [10, () => h.returnHeld(n(), true)],
-    [5, () => h.lease()],
-    [3, () => h.coalesce()],
-    [3, () => h.trim()],
-    [8, () => h.wrongReturn(n(), n())],
-    [6, () => h.metrics()],
-  ];
-  const total = operations.reduce((a, [w]) => a + w, 0);
-  for (let step = 0; step < steps; step++) {
-    let r = random() * total;
-    const op = operations.find(([w]) => (r -= w) < 0)![1];
-    try {
-      op();
-      h.verify();
-    } catch (err) {
-      (err as Error).message = `seed ${seed}, step ${step}: ${(err as Error).message}`;
-      throw err;
-    }
-  }
+  runSeeded(h, seed, steps, () => h.verify());
 }
