@@ -1,7 +1,8 @@
 import { Buffer } from 'node:buffer';
-import { alreadyFreed, checkFailed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
+import { ArrayBufferCache, BufferState, bufferStateOf } from './compat-arraybuffer-cache.js';
+import { type CompatView, SizeClasses, ViewKind, classOf, recordOf, recordOfBlock, viewFor } from './compat-size-classes.js';
+import { alreadyFreed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
 import { resolveBackend } from './loader.js';
-import { MemoryPool } from './pool.js';
 import type { Backend, PoolArray } from './options.js';
 import { validateCompatOptions } from './validate.js';
 
@@ -13,14 +14,10 @@ import { validateCompatOptions } from './validate.js';
  * nothing. An ArrayBuffer cannot be a window into a slab, so mallocArrayBuffer keeps a separate,
  * bounded cache of ArrayBuffers of their own.
  *
- * Invariants (the tests check them through stats() and the overlap property):
- *   a view is live  <=> it is its block's record.live (its ViewMark names the record)
- *   record.live !== null  => the block is held from its class pool
- *   so freeing a view twice is detected even after its block went out again, never aliased
- *   class pool's inUseBlocks = class.live + (class.parked ? 1 : 0)
- *   class.parked.live === null: a parked block is free to compat, held from the pool
- * check() verifies them, with every class pool's own check().
- *   an ArrayBuffer of ours has a BufferMark: LIVE (handed out) or FREE (cached or dropped)
+ * This file holds the API, the validation of sizes and the hot path (malloc's take() and free);
+ * compat-size-classes.ts holds the size classes, the block records and the views over them, with
+ * their invariants; compat-arraybuffer-cache.ts holds mallocArrayBuffer's cache. check() verifies
+ * the invariants of both (the tests also check them through stats() and the overlap property).
  */
 
 /** Options of `createTypedArrayPool(options)`. Unknown keys are rejected. */
@@ -163,170 +160,15 @@ export interface TypedArrayPool {
   addressOf(array: unknown): bigint | null;
 }
 
-// Kinds of view: the index of a view's two slots in its block's record.
-const INT8 = 0;
-const INT16 = 1;
-const INT32 = 2;
-const UINT8 = 3;
-const UINT16 = 4;
-const UINT32 = 5;
-const FLOAT32 = 6;
-const FLOAT64 = 7;
-const UINT8C = 8;
-const BIGINT64 = 9;
-const BIGUINT64 = 10;
-const BUFFER = 11;
-const DATAVIEW = 12;
-const KINDS = 13;
-
 /** Counts below this take the int32 fast path (n << 3 stays below 2^31). */
 const SMALL_COUNT = 2 ** 27;
 
 /** typedarray-pool sizes everything with 32-bit arithmetic: 2^31 bytes is its largest buffer. */
 const MAX_BYTES = 2 ** 31;
-/** Blocks are at least 8 bytes (the smallest alignment); smaller requests share that class. */
-const MIN_CLASS = 3;
-/** Slabs of small classes hold about this many bytes; from this size up, one block per slab. */
-const SLAB_BYTES = 1 << 16;
-/** A class reconsiders its size after this many frees, or its capacity if larger. */
-const EPOCH_FREES = 256;
-/** mallocArrayBuffer's cache keeps at most this many bytes (or one buffer, if larger). */
-const ARRAYBUFFER_CACHE_BYTES = 64 * 2 ** 20;
-
-/*
- * Marks are private fields stamped onto objects the pool hands out (a base constructor that
- * returns its argument lets a subclass add its private field to any object). Unlike a property,
- * a private field is invisible to reflection, util.inspect and deepStrictEqual, so a pooled array
- * compares equal to a plain one; and stamping one costs a few ns, where defineProperty costs ~150.
- */
-class Stamp {
-  constructor(target: object) {
-    return target as Stamp;
-  }
-}
-
-/** On the views malloc hands out: the record of the block they view. */
-class ViewMark extends Stamp {
-  readonly #record: BlockRecord;
-  constructor(view: object, record: BlockRecord) {
-    super(view);
-    this.#record = record;
-  }
-  /** undefined for an object that was never a view of ours */
-  static recordOf(view: object): BlockRecord | undefined {
-    return #record in view ? (view as ViewMark).#record : undefined;
-  }
-}
-
-/** On mallocArrayBuffer's buffers: LIVE while handed out, FREE once freed. */
-class BufferMark extends Stamp {
-  #state: number;
-  constructor(buffer: ArrayBuffer) {
-    super(buffer);
-    this.#state = LIVE;
-  }
-  static stateOf(buffer: object): number | undefined {
-    return #state in buffer ? (buffer as BufferMark).#state : undefined;
-  }
-  static setState(buffer: ArrayBuffer, state: number): void {
-    (buffer as unknown as BufferMark).#state = state;
-  }
-}
-const LIVE = 1;
-const FREE = 0;
-
-// On class blocks (which the pool never hands out beyond us): compat's record of the block. Set
-// once per block, so defineProperty's cost does not matter here.
-const RECORD = Symbol('slabpool.compat.record');
-
-type Block = Uint8Array & { [RECORD]?: BlockRecord };
-type CompatView = PoolArray | DataView;
-
-/**
- * What compat knows of one class block. Its buffer and offset are kept here because V8 reads a
- * typed array's `buffer` and `byteOffset` through calls (~15 ns each on Node 20), which would
- * double the cost of making a view.
- */
-class BlockRecord {
-  /** The view handed out for this block now, or null while the block is free. */
-  live: CompatView | null = null;
-  /**
-   * Two slots per kind: the cached view, then the size in bytes last asked of that kind. A view
-   * is cached only when the same size comes twice in a row, so random sizes make short-lived
-   * views that die young in V8's nursery instead of cached ones that survive into the old
-   * generation.
-   */
-  readonly slots: (CompatView | number | undefined)[] = Array.from({ length: 2 * KINDS }, (_, i) => (i & 1 ? -1 : undefined));
-  constructor(
-    readonly block: Block,
-    readonly cls: SizeClass,
-    readonly buffer: ArrayBuffer,
-    readonly offset: number,
-  ) {}
-}
-
-interface SizeClass {
-  readonly pool: MemoryPool<Uint8Array>;
-  readonly slabBlocks: number;
-  /**
-   * The block freed last, kept back from the pool for the next malloc of the class: the
-   * malloc-free-malloc of one size (the common loop) then never touches the pool. One block per
-   * class; trim and clearCache give it back first.
-   */
-  parked: BlockRecord | null;
-  /** Blocks handed out. */
-  live: number;
-  /** Highest `live` since the class was opened. */
-  peak: number;
-  mallocs: number;
-  /** Highest `live` in this epoch. */
-  epochPeak: number;
-  /** Frees left in this epoch. */
-  countdown: number;
-}
-
-/**
- * A view of `kind` over `bytes` bytes at `offset`. Each constructor is named at its own call site:
- * V8 compiles `new Float64Array(...)` to a fast path, but not a construct through a variable.
- */
-function viewOver(buffer: ArrayBuffer, offset: number, kind: number, bytes: number): CompatView {
-  switch (kind) {
-    case INT8:
-      return new Int8Array(buffer, offset, bytes);
-    case INT16:
-      return new Int16Array(buffer, offset, bytes >>> 1);
-    case INT32:
-      return new Int32Array(buffer, offset, bytes >>> 2);
-    case UINT8:
-      return new Uint8Array(buffer, offset, bytes);
-    case UINT16:
-      return new Uint16Array(buffer, offset, bytes >>> 1);
-    case UINT32:
-      return new Uint32Array(buffer, offset, bytes >>> 2);
-    case FLOAT32:
-      return new Float32Array(buffer, offset, bytes >>> 2);
-    case FLOAT64:
-      return new Float64Array(buffer, offset, bytes >>> 3);
-    case UINT8C:
-      return new Uint8ClampedArray(buffer, offset, bytes);
-    case BIGINT64:
-      return new BigInt64Array(buffer, offset, bytes >>> 3);
-    case BIGUINT64:
-      return new BigUint64Array(buffer, offset, bytes >>> 3);
-    case BUFFER:
-      return Buffer.from(buffer, offset, bytes);
-    default:
-      return new DataView(buffer, offset, bytes);
-  }
-}
 
 /** The smallest power of two >= n (1 for 0), as typedarray-pool rounds. n <= 2^31. */
 function nextPow2(n: number): number {
   return n <= 1 ? 1 : 2 ** (32 - Math.clz32(n - 1));
-}
-
-function classOf(bytes: number): number {
-  return bytes <= 1 << MIN_CLASS ? MIN_CLASS : 32 - Math.clz32(bytes - 1);
 }
 
 /**
@@ -335,86 +177,26 @@ function classOf(bytes: number): number {
  */
 export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   const { backend, strict } = validateCompatOptions(options);
-  const classes: (SizeClass | undefined)[] = new Array<SizeClass | undefined>(32).fill(undefined);
-  const abCache: ArrayBuffer[][] = Array.from({ length: 32 }, () => []);
-  let abCachedBytes = 0;
-  let abLive = 0;
-  let abMallocs = 0;
-  let abFrees = 0;
+  const sizeClasses = new SizeClasses(backend);
+  // The hot path indexes the table directly; SizeClasses only ever sets its entries.
+  const classes = sizeClasses.byLog2;
+  const arrayBuffers = new ArrayBufferCache();
   let doubleFrees = 0;
   let foreignFrees = 0;
-  // The mallocs of classes that clearCache() closed (all freed).
-  let closedMallocs = 0;
   // The backend the classes will use, known before any class exists (stats() reports it).
   const resolvedBackend = resolveBackend(backend);
 
   const isStrict = (): boolean => strict ?? process.env.SLABPOOL_COMPAT_STRICT === '1';
 
-  function openClass(k: number): SizeClass {
-    const bytes = 2 ** k;
-    const slabBlocks = Math.max(1, SLAB_BYTES / bytes);
-    const pool = new MemoryPool({
-      type: Uint8Array,
-      blockSize: bytes,
-      numBlocks: slabBlocks,
-      alignment: Math.min(64, bytes), // so that the stride is the block: no padding in any class
-      grow: true,
-      autoCoalesceThreshold: 100, // blocks are never taken as runs: contiguity does not matter
-      backend,
-    });
-    const cls: SizeClass = { pool, slabBlocks, parked: null, live: 0, peak: 0, mallocs: 0, epochPeak: 0, countdown: EPOCH_FREES };
-    classes[k] = cls;
-    return cls;
-  }
-
-  /**
-   * The trim policy, at the end of each epoch of max(256, capacity) frees: when the class held a
-   * whole slab more than its peak demand during the epoch, give its empty slabs back. A loop that
-   * reuses the same blocks never trims; memory from a burst goes back within an epoch or two.
-   */
-  function endEpoch(cls: SizeClass): void {
-    const pool = cls.pool;
-    if (pool.numBlocks - cls.epochPeak >= cls.slabBlocks && pool.numBlocks > cls.slabBlocks) trimClass(cls);
-    else newEpoch(cls);
-  }
-
-  /** Gives back the class's parked block and its empty slabs (never the first); returns the bytes. */
-  function trimClass(cls: SizeClass): number {
-    unpark(cls);
-    const released = cls.pool.trim();
-    newEpoch(cls);
-    return released;
-  }
-
-  function newEpoch(cls: SizeClass): void {
-    cls.epochPeak = cls.live;
-    cls.countdown = Math.max(EPOCH_FREES, cls.pool.numBlocks);
-  }
-
-  function unpark(cls: SizeClass): void {
-    if (cls.parked === null) return;
-    cls.pool.returnBlock(cls.parked.block);
-    cls.parked = null;
-  }
-
-  function makeView(record: BlockRecord, kind: number, bytes: number): CompatView {
-    const view = viewOver(record.buffer, record.offset, kind, bytes);
-    new ViewMark(view, record);
-    return view;
-  }
-
   /**
    * A view of `kind` over `bytes` bytes of a block of the right class; `bytes` is validated. Kept
    * small, with every cold path in a function of its own, so that V8 inlines it into callers.
    */
-  function take(kind: number, bytes: number): CompatView {
-    const cls = classes[classOf(bytes)] ?? openClass(classOf(bytes));
+  function take(kind: ViewKind, bytes: number): CompatView {
+    const cls = classes[classOf(bytes)] ?? sizeClasses.open(classOf(bytes));
     let record = cls.parked;
     if (record !== null) cls.parked = null;
-    else {
-      const block: Block = cls.pool.getBlock() ?? exhausted(bytes);
-      record = block[RECORD] ?? recordBlock(block, cls);
-    }
+    else record = recordOfBlock(cls.pool.getBlock() ?? exhausted(bytes), cls);
     cls.mallocs++;
     if (++cls.live > cls.epochPeak) {
       cls.epochPeak = cls.live;
@@ -422,24 +204,6 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     }
     const view = record.slots[2 * kind] as CompatView | undefined;
     return (record.live = view !== undefined && record.slots[2 * kind + 1] === bytes ? view : viewFor(record, kind, bytes));
-  }
-
-  /** take's miss: a new view, cached when the same size came last time too. */
-  function viewFor(record: BlockRecord, kind: number, bytes: number): CompatView {
-    const slots = record.slots;
-    const view = makeView(record, kind, bytes);
-    if (slots[2 * kind + 1] === bytes) slots[2 * kind] = view;
-    else {
-      slots[2 * kind + 1] = bytes;
-      slots[2 * kind] = undefined;
-    }
-    return view;
-  }
-
-  function recordBlock(block: Block, cls: SizeClass): BlockRecord {
-    const record = new BlockRecord(block, cls, block.buffer as ArrayBuffer, block.byteOffset);
-    Object.defineProperty(block, RECORD, { value: record });
-    return record;
   }
 
   function exhausted(bytes: number): never {
@@ -468,105 +232,60 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   }
 
   function mallocArrayBuffer(n: number): ArrayBuffer {
-    const size = nextPow2(countOf(n, 1));
-    const k = 31 - Math.clz32(size);
-    let ab = abCache[k]!.pop();
-    if (ab === undefined) {
-      ab = new ArrayBuffer(size);
-      new BufferMark(ab);
-    } else {
-      abCachedBytes -= size;
-      BufferMark.setState(ab, LIVE);
-    }
-    abLive++;
-    abMallocs++;
-    return ab;
+    return arrayBuffers.malloc(nextPow2(countOf(n, 1)));
   }
 
-  function freeArrayBuffer(ab: ArrayBuffer): void {
-    BufferMark.setState(ab, FREE);
-    abLive--;
-    abFrees++;
-    const size = ab.byteLength;
-    if (abCachedBytes === 0 || abCachedBytes + size <= ARRAYBUFFER_CACHE_BYTES) {
-      abCache[31 - Math.clz32(size)]!.push(ab);
-      abCachedBytes += size;
-    }
+  /** free() of an array already freed: thrown in strict mode, else ignored and counted. */
+  function rejectDoubleFree(array: unknown): void {
+    if (isStrict()) throw alreadyFreed('array', array);
+    doubleFrees++;
   }
 
-  function rejectFree(array: unknown, twice: boolean): void {
-    if (isStrict()) {
-      throw twice ? alreadyFreed('array', array) : foreignBlock('array', array, 'it was not returned by malloc, or is a subarray of an array that was');
-    }
-    if (twice) doubleFrees++;
-    else foreignFrees++;
+  /** free() of anything malloc did not return: thrown in strict mode, else ignored and counted. */
+  function rejectForeignFree(array: unknown): void {
+    if (isStrict()) throw foreignBlock('array', array, 'it was not returned by malloc, or is a subarray of an array that was');
+    foreignFrees++;
   }
 
   function free(array: unknown): void {
     if (typeof array === 'object' && array !== null) {
-      const record = ViewMark.recordOf(array);
+      const record = recordOf(array);
       if (record !== undefined && record.live === array) {
         record.live = null;
         const cls = record.cls;
         if (cls.parked === null) cls.parked = record;
         else cls.pool.returnBlock(record.block);
         cls.live--;
-        if (--cls.countdown === 0) endEpoch(cls);
+        if (--cls.countdown === 0) cls.endEpoch();
         return;
       }
       // A view of ours that is not its block's live one was freed already (its block may have
       // been handed out again since, as another view).
-      if (record !== undefined) return rejectFree(array, true);
+      if (record !== undefined) return rejectDoubleFree(array);
       // An ArrayBuffer from mallocArrayBuffer, or (as typedarray-pool allowed) a view over one.
       const ab = ArrayBuffer.isView(array) ? array.buffer : array;
-      const state = BufferMark.stateOf(ab);
-      if (state === LIVE) return freeArrayBuffer(ab as ArrayBuffer);
-      if (state === FREE) return rejectFree(array, true);
+      const state = bufferStateOf(ab);
+      if (state === BufferState.Live) return arrayBuffers.free(ab as ArrayBuffer);
+      if (state === BufferState.Free) return rejectDoubleFree(array);
     }
-    rejectFree(array, false);
+    rejectForeignFree(array);
   }
 
-  function release(destroyIdle: boolean): number {
-    let released = 0;
-    for (let k = 0; k < classes.length; k++) {
-      const cls = classes[k];
-      if (cls === undefined) continue;
-      if (destroyIdle && cls.live === 0) {
-        released += cls.pool.stats().reservedBytes;
-        closedMallocs += cls.mallocs;
-        cls.pool.destroy(); // every view of it is free: detaching them exposes nothing
-        classes[k] = undefined;
-        continue;
-      }
-      released += trimClass(cls);
-    }
-    for (const list of abCache) list.length = 0;
-    released += abCachedBytes;
-    abCachedBytes = 0;
-    return released;
+  function clearCache(): number {
+    return sizeClasses.closeIdleAndTrimOthers() + arrayBuffers.clear();
+  }
+
+  function trim(): number {
+    return sizeClasses.trimEach() + arrayBuffers.clear();
   }
 
   function check(): void {
-    for (const cls of classes) {
-      if (cls === undefined) continue;
-      cls.pool.check();
-      const inUse = cls.pool.stats().inUseBlocks;
-      const bytes = cls.pool.blockLength;
-      if (inUse !== cls.live + (cls.parked ? 1 : 0)) throw checkFailed(`class ${bytes}: pool has ${inUse} blocks in use, compat counts ${cls.live} live and ${cls.parked ? 1 : 0} parked`);
-      if (cls.parked !== null && cls.parked.live !== null) throw checkFailed(`class ${bytes}: the parked block has a live view`);
-      if (cls.peak < cls.live || cls.epochPeak < cls.live) throw checkFailed(`class ${bytes}: peak below live`);
-    }
-    let cached = 0;
-    for (const list of abCache) {
-      for (const ab of list) if (BufferMark.stateOf(ab) !== FREE) throw checkFailed('a cached ArrayBuffer is not free');
-      cached += list.reduce((sum, ab) => sum + ab.byteLength, 0);
-    }
-    if (cached !== abCachedBytes) throw checkFailed(`cached ArrayBuffers hold ${cached} bytes, counted ${abCachedBytes}`);
-    if (abLive < 0) throw checkFailed(`${abLive} live ArrayBuffers`);
+    sizeClasses.check();
+    arrayBuffers.check();
   }
 
   function addressOf(array: unknown): bigint | null {
-    const record = typeof array === 'object' && array !== null ? ViewMark.recordOf(array) : undefined;
+    const record = typeof array === 'object' && array !== null ? recordOf(array) : undefined;
     if (record === undefined || record.live !== array) {
       throw foreignBlock('array', array, record ? 'it was freed' : 'it is not a typed array, Buffer or DataView from malloc');
     }
@@ -574,60 +293,37 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   }
 
   function stats(): CompatStats {
-    const list: CompatClassStats[] = [];
-    let liveBytes = 0;
-    let reservedBytes = 0;
-    let mallocs = closedMallocs + abMallocs;
-    let live = abLive;
-    for (const cls of classes) {
-      if (cls === undefined) continue;
-      const s = cls.pool.stats();
-      list.push({
-        bytes: s.blockBytes,
-        liveBlocks: cls.live,
-        peakLiveBlocks: cls.peak,
-        capacityBlocks: s.capacityBlocks,
-        reservedBytes: s.reservedBytes,
-        slabs: s.slabs,
-        mallocs: cls.mallocs,
-        frees: cls.mallocs - cls.live,
-        trims: s.trims,
-      });
-      mallocs += cls.mallocs;
-      live += cls.live;
-      liveBytes += cls.live * s.blockBytes;
-      reservedBytes += s.reservedBytes;
-    }
-    let cached = 0;
-    for (const l of abCache) cached += l.length;
+    const classStats = sizeClasses.stats();
+    const ab = arrayBuffers.stats();
+    const mallocs = classStats.mallocs + ab.mallocs;
     return {
       backend: resolvedBackend,
       strict: isStrict(),
-      classes: list,
+      classes: classStats.classes,
       mallocs,
-      frees: mallocs - live,
-      liveBytes,
-      reservedBytes,
-      arrayBuffers: { live: abLive, cached, cachedBytes: abCachedBytes, mallocs: abMallocs, frees: abFrees },
+      frees: mallocs - (classStats.live + ab.live),
+      liveBytes: classStats.liveBytes,
+      reservedBytes: classStats.reservedBytes,
+      arrayBuffers: ab,
       doubleFrees,
       foreignFrees,
     };
   }
 
-  const mallocInt8 = (n: number): Int8Array => take(INT8, bytesFor(n, 0)) as Int8Array;
-  const mallocInt16 = (n: number): Int16Array => take(INT16, bytesFor(n, 1)) as Int16Array;
-  const mallocInt32 = (n: number): Int32Array => take(INT32, bytesFor(n, 2)) as Int32Array;
-  const mallocUint8 = (n: number): Uint8Array => take(UINT8, bytesFor(n, 0)) as Uint8Array;
-  const mallocUint16 = (n: number): Uint16Array => take(UINT16, bytesFor(n, 1)) as Uint16Array;
-  const mallocUint32 = (n: number): Uint32Array => take(UINT32, bytesFor(n, 2)) as Uint32Array;
-  const mallocFloat = (n: number): Float32Array => take(FLOAT32, bytesFor(n, 2)) as Float32Array;
-  const mallocDouble = (n: number): Float64Array => take(FLOAT64, bytesFor(n, 3)) as Float64Array;
-  const mallocUint8Clamped = (n: number): Uint8ClampedArray => take(UINT8C, bytesFor(n, 0)) as Uint8ClampedArray;
-  const mallocBigInt64 = (n: number): BigInt64Array => take(BIGINT64, bytesFor(n, 3)) as BigInt64Array;
-  const mallocBigUint64 = (n: number): BigUint64Array => take(BIGUINT64, bytesFor(n, 3)) as BigUint64Array;
+  const mallocInt8 = (n: number): Int8Array => take(ViewKind.Int8, bytesFor(n, 0)) as Int8Array;
+  const mallocInt16 = (n: number): Int16Array => take(ViewKind.Int16, bytesFor(n, 1)) as Int16Array;
+  const mallocInt32 = (n: number): Int32Array => take(ViewKind.Int32, bytesFor(n, 2)) as Int32Array;
+  const mallocUint8 = (n: number): Uint8Array => take(ViewKind.Uint8, bytesFor(n, 0)) as Uint8Array;
+  const mallocUint16 = (n: number): Uint16Array => take(ViewKind.Uint16, bytesFor(n, 1)) as Uint16Array;
+  const mallocUint32 = (n: number): Uint32Array => take(ViewKind.Uint32, bytesFor(n, 2)) as Uint32Array;
+  const mallocFloat = (n: number): Float32Array => take(ViewKind.Float32, bytesFor(n, 2)) as Float32Array;
+  const mallocDouble = (n: number): Float64Array => take(ViewKind.Float64, bytesFor(n, 3)) as Float64Array;
+  const mallocUint8Clamped = (n: number): Uint8ClampedArray => take(ViewKind.Uint8Clamped, bytesFor(n, 0)) as Uint8ClampedArray;
+  const mallocBigInt64 = (n: number): BigInt64Array => take(ViewKind.BigInt64, bytesFor(n, 3)) as BigInt64Array;
+  const mallocBigUint64 = (n: number): BigUint64Array => take(ViewKind.BigUint64, bytesFor(n, 3)) as BigUint64Array;
   // typedarray-pool's Buffers have the power-of-two length, its DataViews the requested one.
-  const mallocBuffer = (n: number): Buffer => take(BUFFER, nextPow2(countOf(n, 1))) as unknown as Buffer;
-  const mallocDataView = (n: number): DataView => take(DATAVIEW, countOf(n, 1)) as DataView;
+  const mallocBuffer = (n: number): Buffer => take(ViewKind.Buffer, nextPow2(countOf(n, 1))) as unknown as Buffer;
+  const mallocDataView = (n: number): DataView => take(ViewKind.DataView, countOf(n, 1)) as DataView;
 
   function malloc(n: number, dtype?: string): Pooled | null {
     switch (dtype) {
@@ -705,8 +401,8 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     freeBigUint64: free,
     freeBuffer: free,
     freeDataView: free,
-    clearCache: () => release(true),
-    trim: () => release(false),
+    clearCache,
+    trim,
     stats,
     check,
     addressOf,

@@ -173,6 +173,7 @@ export class JsEngine implements Engine, FreeLayout {
     if (runs.largest() < k) return -1;
     // Re-anchor at the lowest free block (there is one: the largest run is at least k long).
     const low = this.#findFree(this.#cursor);
+    if (low < 0) return -1;
     this.#cursor = low;
     const p = runs.firstFit(k, low);
     if (p < 0) return -1;

@@ -28,6 +28,9 @@ import { INDEX, MARK, POOL, RUN_LENGTH, ViewState, ViewTable, isArrayOf, mark, s
  */
 
 let poolSerial = 0;
+// The hot path's mark symbol as a module constant: CommonJS output reads an imported binding
+// from its module object on every use.
+const HOT_MARK: typeof MARK = MARK;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 let endLease: (pool: MemoryPool<any>, lease: Lease<any>) => void;
@@ -165,7 +168,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   getBlock(): T | null {
     const view = this.#magazine.pop() ?? this.#refill();
     if (view === undefined) return null;
-    view[MARK] = this.#heldMark;
+    view[HOT_MARK] = this.#heldMark;
     if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
     this.#acquires++;
     return view as T;
@@ -178,7 +181,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
    * path (a block view): one mark compare and a push onto the magazine.
    */
   returnBlock(block: T | number): void {
-    if (typeof block === 'object' && block !== null && (block as PoolView)[MARK] === this.#heldMark) {
+    if (typeof block === 'object' && block !== null && (block as PoolView)[HOT_MARK] === this.#heldMark) {
       this.#releaseBlock(block);
       return;
     }
@@ -402,7 +405,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   #releaseBlock(block: PoolView): void {
-    block[MARK] = ViewState.Free;
+    block[HOT_MARK] = ViewState.Free;
     if (this.#poisonNaN) (block as Float64Array).fill(NaN); // float types only (validated)
     const magazine = this.#magazine;
     if (magazine.full) this.#flush(magazine.length - (magazine.length >>> 1));
