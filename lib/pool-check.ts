@@ -73,7 +73,7 @@ export function checkPool(p: PoolParts): string | null {
       if (problem !== null) return problem;
     }
   }
-  for (const view of magazine.views()) {
+  for (const view of magazine.stack) {
     const idx = view[INDEX]!;
     if (views.block(idx) !== view) return `magazine holds a view that is not block ${idx}'s`;
     if (states[idx] !== BlockState.Free || view[MARK] !== ViewState.Free) return `cached free block ${idx} is in state ${states[idx]}, marked ${view[MARK]}`;

@@ -74,6 +74,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #slots: SlotTable;
   readonly #views: ViewTable;
   readonly #magazine: Magazine;
+  /** The magazine's stack and capacity, held here for the hot path (magazine.ts). */
+  readonly #stack: PoolView[];
+  #stackCap = 1;
 
   /** Per block: BlockState.RunStart / RunBody for blocks of live runs, else Free (single blocks are marked on their views). */
   #states: Uint8Array = new Uint8Array(0);
@@ -126,6 +129,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#slots = new SlotTable(cfg.slabBlocks, cfg.stride);
     this.#views = new ViewTable(this.#id, cfg.type, cfg.blockLength, this.#slots);
     this.#magazine = new Magazine(this.#engine, this.#views);
+    this.#stack = this.#magazine.stack;
     this.#addSlab(cfg.slabBlocks);
   }
 
@@ -166,7 +170,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
    * magazine-size acquisitions, one engine call refills a batch.
    */
   getBlock(): T | null {
-    const view = this.#magazine.pop() ?? this.#refill();
+    const view = this.#stack.pop() ?? this.#refill();
     if (view === undefined) return null;
     view[HOT_MARK] = this.#heldMark;
     if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
@@ -284,7 +288,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#capacity -= blocks;
       this.#trims++;
     }
-    this.#magazine.resize(this.#capacity);
+    this.#resizeMagazine();
     this.#updateCoalesceGate();
     return released;
   }
@@ -407,9 +411,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #releaseBlock(block: PoolView): void {
     block[HOT_MARK] = ViewState.Free;
     if (this.#poisonNaN) (block as Float64Array).fill(NaN); // float types only (validated)
-    const magazine = this.#magazine;
-    if (magazine.full) this.#flush(magazine.length - (magazine.length >>> 1));
-    magazine.push(block);
+    const stack = this.#stack;
+    if (stack.length === this.#stackCap) this.#flush(stack.length - (stack.length >>> 1));
+    stack.push(block);
     if (--this.#inUse < this.#gateInUse) this.#autoCoalesceCheck();
   }
 
@@ -451,6 +455,11 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#updateCoalesceGate();
   }
 
+  #resizeMagazine(): void {
+    this.#magazine.resize(this.#capacity);
+    this.#stackCap = this.#magazine.capacity;
+  }
+
   #largestFreeRun(): number {
     if (this.#capacity === this.#inUse) return 0;
     const magazine = this.#magazine;
@@ -481,7 +490,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     }
     this.#slots.fill(slot, blocks, this.#engine.slabBuffer(slot), this.#engine.slabBase(slot));
     this.#capacity += blocks;
-    this.#magazine.resize(this.#capacity);
+    this.#resizeMagazine();
     this.#updateCoalesceGate();
   }
 
