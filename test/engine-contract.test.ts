@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BlockState, Counter, type Engine, type EngineConfig } from '../lib/engine.js';
 import { engineFactory } from '../lib/loader.js';
-import { BACKENDS, rng } from './helpers.js';
+import { BACKENDS, rng, thrownBy } from './helpers.js';
 
 /*
  * The engine contract (lib/engine.ts) tested on each engine directly, including inputs the pool
@@ -38,14 +38,7 @@ function attempt(fn: () => unknown): Outcome {
 /** Asserts fn is refused with ERR_SLABPOOL_INTERNAL and leaves the counters as they were. */
 function expectRefused(engine: Engine, fn: () => unknown): void {
   const before = counters(engine);
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown, 'expected a refusal').toBeInstanceOf(Error);
-  const err = thrown as Error & { code?: string };
+  const err = thrownBy(fn);
   expect({ name: err.name, code: err.code }).toEqual({ name: 'Error', code: 'ERR_SLABPOOL_INTERNAL' });
   expect(err.message).toMatch(/^slabpool internal error: /);
   expect(counters(engine)).toEqual(before);
@@ -301,6 +294,11 @@ function differentialWalk(seed: number, config: EngineConfig, steps: number): nu
     return a;
   };
   const anyIndex = () => int(-2, n * maxSlots + 1);
+  /** `count` indices, each an allocated block with probability `ofAllocated` (if there is one), else any index. */
+  const someIndices = (count: number, ofAllocated: number): number[] => {
+    const picks = [...allocated];
+    return [...Array(count)].map(() => (random() < ofAllocated && picks.length > 0 ? picks[int(0, picks.length - 1)]! : anyIndex()));
+  };
 
   for (let step = 0; step < steps; step++) {
     const r = random();
@@ -324,8 +322,7 @@ function differentialWalk(seed: number, config: EngineConfig, steps: number): nu
       if (typeof out.value === 'number') for (let j = 0; j < out.value; j++) allocated.add(lists[0][j]!);
     } else if (r < 0.6) {
       const count = int(0, 4);
-      const picks = [...allocated];
-      const values = [...Array(count)].map(() => (random() < 0.8 && picks.length > 0 ? picks[int(0, picks.length - 1)]! : anyIndex()));
+      const values = someIndices(count, 0.8);
       set(values);
       both(`release([${values}])`, (e, list) => e.release(list, count));
     } else if (r < 0.72) {
@@ -333,21 +330,19 @@ function differentialWalk(seed: number, config: EngineConfig, steps: number): nu
       const out = both(`acquireRun(${k})`, (e) => e.acquireRun(k));
       if (typeof out.value === 'number' && out.value >= 0) for (let j = 0; j < k; j++) allocated.add(out.value + j);
     } else if (r < 0.82) {
-      const start = random() < 0.8 && allocated.size > 0 ? [...allocated][int(0, allocated.size - 1)]! : anyIndex();
+      const start = someIndices(1, 0.8)[0]!;
       const k = int(0, 4);
       both(`releaseRun(${start}, ${k})`, (e) => e.releaseRun(start, k));
     } else if (r < 0.92) {
       const count = int(0, 4);
-      const picks = [...allocated];
-      const values = [...Array(count)].map(() => (random() < 0.85 && picks.length > 0 ? picks[int(0, picks.length - 1)]! : anyIndex()));
+      const values = someIndices(count, 0.85);
       set(values);
       both(`largestRunWith([${values}])`, (e, list) => e.largestRunWith(list, count));
     } else if (r < 0.96) {
       both('resetSearchCursor()', (e) => e.resetSearchCursor());
     } else {
       const count = int(0, 3);
-      const picks = [...allocated];
-      const values = [...Array(count)].map(() => picks[int(0, Math.max(0, picks.length - 1))] ?? 0);
+      const values = someIndices(count, 1);
       set(values);
       states.fill(BlockState.Free);
       for (const i of allocated) states[i] = BlockState.Held;

@@ -69,9 +69,8 @@ export interface ExpectedError {
   message: RegExp;
 }
 
-/** Asserts fn throws the expected error and that the pool is exactly as before. */
-export function expectRejected(pool: MemoryPool | undefined, fn: () => unknown, expected: ExpectedError): void {
-  const before = pool?.stats();
+/** What fn throws, asserted to be an Error. */
+export function thrownBy(fn: () => unknown): Error & { code?: string } {
   let thrown: unknown;
   try {
     fn();
@@ -79,7 +78,13 @@ export function expectRejected(pool: MemoryPool | undefined, fn: () => unknown, 
     thrown = err;
   }
   expect(thrown, 'expected the call to throw').toBeInstanceOf(Error);
-  const err = thrown as Error & { code?: string };
+  return thrown as Error & { code?: string };
+}
+
+/** Asserts fn throws the expected error and that the pool is exactly as before. */
+export function expectRejected(pool: MemoryPool | undefined, fn: () => unknown, expected: ExpectedError): void {
+  const before = pool?.stats();
+  const err = thrownBy(fn);
   expect({ name: err.name, code: err.code }).toEqual({ name: expected.name, code: expected.code });
   expect(err.message).toMatch(expected.message);
   if (pool) {

@@ -11,33 +11,10 @@
 #include <vector>
 
 #include "../../native/run_index.h"
+#include "expect.h"
 
 using slabpool::Run;
 using slabpool::RunIndex;
-
-static int checks = 0;
-static int failures = 0;
-
-#define EXPECT_EQ(a, b)                                                                           \
-  do {                                                                                            \
-    checks++;                                                                                     \
-    auto va = (a);                                                                                \
-    auto vb = (b);                                                                                \
-    if (!(va == vb)) {                                                                            \
-      failures++;                                                                                 \
-      std::fprintf(stderr, "%s:%d: %s == %s: %s vs %s\n", __FILE__, __LINE__, #a, #b,           \
-                   show(va).c_str(), show(vb).c_str());                                           \
-    }                                                                                             \
-  } while (0)
-
-inline std::string show(const std::string& s) { return '"' + s + '"'; }
-inline std::string show(long long v) { return std::to_string(v); }
-inline std::string show(unsigned long long v) { return std::to_string(v); }
-inline std::string show(int v) { return std::to_string(v); }
-inline std::string show(unsigned v) { return std::to_string(v); }
-inline std::string show(long v) { return std::to_string(v); }
-inline std::string show(unsigned long v) { return std::to_string(v); }
-inline std::string show(bool v) { return v ? "true" : "false"; }
 
 // A free structure written as a string; counts the calls an index makes into it.
 class FakeLayout final : public slabpool::FreeLayout {
@@ -257,6 +234,5 @@ int main() {
   test_first_fit();
   test_check_catches();
   for (uint32_t seed = 1; seed <= 20; seed++) test_random(seed);
-  std::printf("%d passed, %d failed\n", checks - failures, failures);
-  return failures == 0 ? 0 : 1;
+  return expect_summary();
 }

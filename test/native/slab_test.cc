@@ -11,33 +11,10 @@
 #include <vector>
 
 #include "../../native/slab.h"
+#include "expect.h"
 #include "shadow.h"
 
 using slabpool::Allocator;
-
-static int checks = 0;
-static int failures = 0;
-
-#define EXPECT(cond)                                                      \
-  do {                                                                    \
-    checks++;                                                             \
-    if (!(cond)) {                                                        \
-      failures++;                                                         \
-      std::fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                     \
-  } while (0)
-
-#define EXPECT_EQ(a, b)                                                                        \
-  do {                                                                                         \
-    checks++;                                                                                  \
-    auto va = (a);                                                                             \
-    auto vb = (b);                                                                             \
-    if (!(va == vb)) {                                                                         \
-      failures++;                                                                              \
-      std::fprintf(stderr, "%s:%d: %s == %s: %lld vs %lld\n", __FILE__, __LINE__, #a, #b,      \
-                   static_cast<long long>(va), static_cast<long long>(vb));                    \
-    }                                                                                          \
-  } while (0)
 
 static std::string check_all(const Allocator& a, const std::vector<uint8_t>& state, const std::vector<int32_t>& cached) {
   return a.check(state.data(), state.size(), cached.data(), static_cast<uint32_t>(cached.size()));
@@ -249,6 +226,5 @@ int main(int argc, char** argv) {
   test_refusals();
   test_first_fit_past_a_short_run();
   for (uint32_t seed = 1; seed <= seeds; seed++) test_random(seed);
-  std::printf("%d passed, %d failed\n", checks - failures, failures);
-  return failures == 0 ? 0 : 1;
+  return expect_summary();
 }
