@@ -9,7 +9,7 @@
  * that length). add/remove O(1); largest() O(1); when the largest run goes, the next length down
  * is found a bitmap word at a time (O(maxLength / 32) worst case). firstFit walks the runs from
  * the lowest free block, one run at a time: O(runs below the first fit), which depends on the
- * layout (issue 12 bounds it).
+ * layout: a long walk past many short runs is possible, which a better index bounds.
  *
  * Invariants: count[len] = number of free runs of length len; bit len of lengthBits = count[len] > 0;
  * largest = max { len : count[len] > 0 }, 0 if none.

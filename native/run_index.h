@@ -1,8 +1,8 @@
 // The free-run index: what the allocator knows about its free runs beyond the bitmap, so that it
 // can tell the largest run in O(1) and find a run for acquire_run(k). Its own unit (lib/run-index.ts
-// is the same in TypeScript) so that a better index (issue 12: TLSF or a segment tree) replaces
-// this one unit per language. The allocator tells it of every maximal free run that appears or
-// disappears, by position; an index may read the free structure through FreeLayout.
+// is the same in TypeScript) so that a better index (TLSF, or a segment tree of per-range largest
+// runs) replaces this one unit per language. The allocator tells it of every maximal free run that
+// appears or disappears, by position; an index may read the free structure through FreeLayout.
 //
 // This index: a histogram of run lengths and a bitmap over lengths. add/remove O(1); largest()
 // O(1); when the largest run goes, the next length down is found a bitmap word at a time

@@ -66,7 +66,7 @@ class Allocator final : private FreeLayout {
   bool release(const int32_t* list, uint32_t count);
   // First fit: start of the lowest free run of >= k blocks, taking its first k; -1 if none;
   // kRefused for k == 0. O(1) when it fails on the largest run, else a scan of the free runs from
-  // the lowest (issue 12 bounds it).
+  // the lowest (see run_index.h).
   int64_t acquire_run(uint32_t k);
   bool release_run(int64_t start, uint32_t k);  // O(k)
   // Largest free run if the blocks cached[0..count), allocated here, were free as well; kRefused
