@@ -71,6 +71,12 @@ export interface Engine {
   destroy(): void;
 }
 
+/**
+ * An engine's geometry; an engine refuses (ERR_SLABPOOL_INTERNAL) any other at construction.
+ * alignment: a power of two from 8 to 4096; stride: a multiple of alignment; blockBytes: 1 to
+ * stride; slabBlocks: 1 to 2^30; stride * slabBlocks <= 2^32 (one slab is one ArrayBuffer, which
+ * Node 20 caps at 4 GiB: a single block may be that large).
+ */
 export interface EngineConfig {
   readonly blockBytes: number;
   readonly stride: number;

@@ -1,6 +1,7 @@
 import { BlockState, Counter, type Engine, type EngineConfig } from './engine.js';
 import { internalError } from './errors.js';
 import { RunIndex, type FreeLayout, type Run } from './run-index.js';
+import { MAX_BLOCKS, MAX_SLAB_BYTES } from './validate.js';
 
 /*
  * The allocator core in TypeScript: the executable specification that native/slab.cc follows
@@ -38,6 +39,17 @@ function detach(buffer: ArrayBuffer): void {
   structuredClone(buffer, { transfer: [buffer] });
 }
 
+/** What is wrong with an engine geometry (the contract in engine.ts EngineConfig), or null. */
+function geometryProblem({ blockBytes, stride, alignment, slabBlocks }: EngineConfig): string | null {
+  const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+  if (!isInt(alignment) || alignment < 8 || alignment > 4096 || (alignment & (alignment - 1)) !== 0) return `alignment ${alignment}`;
+  if (!isInt(stride) || stride <= 0 || stride % alignment !== 0) return `stride ${stride}`;
+  if (!isInt(blockBytes) || blockBytes < 1 || blockBytes > stride) return `block bytes ${blockBytes}`;
+  if (!isInt(slabBlocks) || slabBlocks < 1 || slabBlocks > MAX_BLOCKS) return `slab blocks ${slabBlocks}`;
+  if (stride * slabBlocks > MAX_SLAB_BYTES) return `a slab of ${slabBlocks} blocks of ${stride} bytes`;
+  return null;
+}
+
 export class JsEngine implements Engine, FreeLayout {
   readonly kind = 'js' as const;
   readonly alignmentScope = 'buffer' as const;
@@ -53,6 +65,8 @@ export class JsEngine implements Engine, FreeLayout {
   #destroyed = false;
 
   constructor(config: EngineConfig) {
+    const problem = geometryProblem(config);
+    if (problem !== null) throw internalError(`invalid pool geometry: ${problem}`);
     this.#stride = config.stride;
     this.#slabBlocks = config.slabBlocks;
     this.#runs = new RunIndex(config.slabBlocks, this);

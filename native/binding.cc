@@ -19,6 +19,8 @@
 //     over-allocated by the alignment and offset to it; V8 frees them.
 #include <napi.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -83,8 +85,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
   // new NativeEngine(blockBytes, stride, alignment, slabBlocks, v8Memory)
   explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
     Napi::Env env = info.Env();
-    uint32_t block_bytes, stride, alignment, slab_blocks;
-    if (!Uint32Arg(info, 0, &block_bytes) || !Uint32Arg(info, 1, &stride) || !Uint32Arg(info, 2, &alignment) ||
+    size_t block_bytes, stride;
+    uint32_t alignment, slab_blocks;
+    if (!SizeArg(info, 0, &block_bytes) || !SizeArg(info, 1, &stride) || !Uint32Arg(info, 2, &alignment) ||
         !Uint32Arg(info, 3, &slab_blocks)) {
       return;
     }
@@ -331,6 +334,19 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
     }
     InternalError(info.Env(), "argument " + std::to_string(i) + " must be an unsigned 32-bit integer").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // A byte count: an integer from 0 to 2^53 (a block or stride may be 4 GiB, past uint32).
+  static bool SizeArg(const Napi::CallbackInfo& info, size_t i, size_t* out) {
+    if (i < info.Length() && info[i].IsNumber()) {
+      double d = info[i].As<Napi::Number>().DoubleValue();
+      if (d >= 0 && d <= 9007199254740992.0 && d <= static_cast<double>(SIZE_MAX) && d == std::floor(d)) {
+        *out = static_cast<size_t>(d);
+        return true;
+      }
+    }
+    InternalError(info.Env(), "argument " + std::to_string(i) + " must be a byte count").ThrowAsJavaScriptException();
     return false;
   }
 

@@ -84,7 +84,7 @@ uint32_t ValidSlabBlocks(size_t stride, size_t alignment, uint32_t slab_blocks) 
   if (stride == 0 || stride % alignment != 0) return 0;
   if (slab_blocks == 0 || slab_blocks > (1u << 30)) return 0;
   size_t bytes;
-  if (mul_overflow(stride, static_cast<size_t>(slab_blocks), &bytes)) return 0;
+  if (mul_overflow(stride, static_cast<size_t>(slab_blocks), &bytes) || bytes > kMaxSlabBytes) return 0;
   return slab_blocks;
 }
 

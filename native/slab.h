@@ -32,14 +32,17 @@ size_t slab_memory_live_bytes();                 // bytes of slab memory not yet
 // Figures kept exact at every call (indices into Allocator::counters()).
 enum Counter { kFree, kLargest, kCapacity, kSlabs, kReservedBytes, kCounterCount };
 
+// One slab is one ArrayBuffer, which Node 20 caps at 4 GiB (lib/validate.ts MAX_SLAB_BYTES).
+constexpr uint64_t kMaxSlabBytes = uint64_t{1} << 32;
+
 // Returned by acquire_run and largest_run_with when the arguments break the contract.
 constexpr int64_t kRefused = -2;
 
 class Allocator final : private FreeLayout {
  public:
   // stride: bytes per block, a multiple of alignment; alignment: a power of two, 8..4096;
-  // slab_blocks: 1..2^30. Invalid arguments (or no memory for the run index) leave valid() false,
-  // and every later call is refused.
+  // slab_blocks: 1..2^30; stride * slab_blocks <= kMaxSlabBytes. Invalid arguments (or no memory
+  // for the run index) leave valid() false, and every later call is refused.
   Allocator(size_t stride, size_t alignment, uint32_t slab_blocks);
   ~Allocator();
   Allocator(const Allocator&) = delete;

@@ -51,6 +51,43 @@ function statesFor(length: number, allocated: Iterable<number>): Uint8Array {
   return states;
 }
 
+describe.each(BACKENDS)('the engine geometry on the %s engine', (kind) => {
+  it('refuses at construction every geometry outside the contract', () => {
+    const good = { blockBytes: 24, stride: 64, alignment: 64, slabBlocks: 8 };
+    for (const bad of [
+      { alignment: 48 },
+      { alignment: 4 },
+      { alignment: 8192, stride: 8192 },
+      { stride: 96 },
+      { stride: 0 },
+      { blockBytes: 0 },
+      { blockBytes: 65 },
+      { blockBytes: 1.5 },
+      { slabBlocks: 0 },
+      { slabBlocks: 2 ** 30 + 1 },
+      { slabBlocks: 2 ** 26 + 1 }, // 64-byte strides: one block past 4 GiB
+      { stride: 2 ** 32 + 64, blockBytes: 2 ** 32 + 1, slabBlocks: 1 },
+      { stride: -64 },
+      { stride: NaN },
+    ]) {
+      const err = thrownBy(() => make(kind, { ...good, ...bad }));
+      expect({ name: err.name, code: err.code }, JSON.stringify(bad)).toEqual({ name: 'Error', code: 'ERR_SLABPOOL_INTERNAL' });
+      expect(err.message).toMatch(/^slabpool internal error: /);
+    }
+  });
+
+  it('accepts a slab of one 4 GiB block, the largest there is', () => {
+    const e = make(kind, { blockBytes: 2 ** 32, stride: 2 ** 32, alignment: 4096, slabBlocks: 1 });
+    expect(e.addSlab(0, 1)).toBe(true);
+    expect(counters(e)).toEqual([1, 1, 1, 1, 2 ** 32]);
+    expect(e.acquireRun(1)).toBe(0);
+    e.releaseRun(0, 1);
+    e.destroy();
+    const many = make(kind, { blockBytes: 64, stride: 64, alignment: 64, slabBlocks: 2 ** 26 });
+    many.destroy();
+  });
+});
+
 describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
   describe.each(GEOMETRIES)('with %s', (_label, config) => {
     const n = config.slabBlocks;

@@ -87,6 +87,15 @@ describe.each(BACKENDS)('element types on the %s backend', (backend) => {
         code: 'ERR_SLABPOOL_INVALID_ARG',
         message: new RegExp(`^Expected integer from 1 to ${max} for blockSize but received ${max + 1} of type number$`),
       });
+      // ... and the limit itself is a pool on every backend (the native one refused 4 GiB blocks once).
+      const pool = new MemoryPool<PoolArray>({ blockSize: max, numBlocks: 1, type, backend, alignment: 4096 });
+      expect(pool.stats()).toMatchObject({ blockBytes: 2 ** 32, stride: 2 ** 32, reservedBytes: 2 ** 32 });
+      const block = pool.getBlock()!;
+      fillWith(block.subarray(max - 2), stampFor(type, 5));
+      expect(block[max - 1]).toBe(stampFor(type, 5));
+      pool.returnBlock(block);
+      pool.check();
+      pool.destroy();
     });
 
     it('detaches its blocks at destroy', () => {
