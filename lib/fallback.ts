@@ -189,9 +189,12 @@ export class JsEngine implements Engine, FreeLayout {
     const low = this.#findFree(this.#cursor);
     if (low < 0) return -1;
     this.#cursor = low;
-    const p = runs.firstFit(k, low);
+    // The lowest run is the first fit when it is long enough (the common case); else ask the index.
+    let slab = this.#slabs[Math.floor(low / this.#slabBlocks)]!;
+    const lowLength = slab.tags[low - slab.start]!;
+    const p = lowLength >= k ? low : runs.firstFit(k, low + lowLength);
     if (p < 0) return -1;
-    const slab = this.#slabs[Math.floor(p / this.#slabBlocks)]!;
+    if (p !== low) slab = this.#slabs[Math.floor(p / this.#slabBlocks)]!;
     const a = p - slab.start;
     this.#takeFromRun(slab, a, slab.tags[a]!, k);
     if (p === low) this.#cursor = p + k;

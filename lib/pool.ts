@@ -195,7 +195,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /**
    * `count` contiguous blocks inside one slab as one typed array (count * blockLength
    * elements), or null. First fit: the lowest run that is long enough. Return it with
-   * returnBlock. Throws ERR_SLABPOOL_INVALID_ARG unless 1 <= count <= numBlocks (a slab).
+   * returnBlock. Throws ERR_SLABPOOL_INVALID_ARG unless 1 <= count <= the numBlocks option (one slab).
    */
   getRun(count: number): T | null {
     this.#live('getRun');

@@ -207,7 +207,10 @@ int64_t Allocator::acquire_run(uint32_t k) {
   int64_t low = next_free(cursor_);  // the lowest free block, as cursor_ <= it
   if (low < 0) return -1;
   cursor_ = low;
-  int64_t p = index_.first_fit(k, low);
+  // The lowest run is the first fit when it is long enough (the common case); else ask the index.
+  const Slab& lowest = *slab_at(low);
+  uint32_t low_length = lowest.tags[low - lowest.start];
+  int64_t p = low_length >= k ? low : index_.first_fit(k, low + low_length);
   if (p < 0) return -1;
   Slab& s = *slab_at(p);
   uint32_t a = static_cast<uint32_t>(p - s.start);
