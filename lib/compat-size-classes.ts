@@ -190,7 +190,7 @@ export class SizeClass {
   /** Frees left in this epoch. */
   countdown = EPOCH_FREES;
 
-  constructor(k: number, backend: 'auto' | Backend) {
+  constructor(k: number, backend: 'auto' | Backend, detach: boolean) {
     const bytes = 2 ** k;
     this.slabBlocks = Math.max(1, SLAB_BYTES / bytes);
     this.pool = new MemoryPool({
@@ -201,6 +201,7 @@ export class SizeClass {
       grow: true,
       autoCoalesceThreshold: 100, // blocks are never taken as runs: contiguity does not matter
       backend,
+      detach,
     });
   }
 
@@ -267,10 +268,13 @@ export class SizeClasses {
   /** The mallocs of classes that closeIdleAndTrimOthers() closed (all freed). */
   #closedMallocs = 0;
 
-  constructor(readonly backend: 'auto' | Backend) {}
+  constructor(
+    readonly backend: 'auto' | Backend,
+    readonly detach: boolean,
+  ) {}
 
   open(k: number): SizeClass {
-    const cls = new SizeClass(k, this.backend);
+    const cls = new SizeClass(k, this.backend, this.detach);
     this.byLog2[k] = cls;
     return cls;
   }
@@ -294,7 +298,7 @@ export class SizeClasses {
       if (cls.live === 0) {
         released += cls.pool.stats().reservedBytes;
         this.#closedMallocs += cls.mallocs;
-        cls.pool.destroy(); // every view of it is free: detaching them exposes nothing
+        cls.pool.destroy(); // every view of it is free; on native they read zeros from now on
         this.byLog2[k] = undefined;
       } else released += cls.trim();
     }

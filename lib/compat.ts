@@ -35,6 +35,13 @@ export interface CompatOptions {
    * @default process.env.SLABPOOL_COMPAT_STRICT === '1'
    */
   readonly strict?: boolean;
+  /**
+   * For debugging only, as MemoryPool's `detach` option: trim(), clearCache() and the trim policy
+   * detach the slabs they give back, so stale views have length 0, at the cost of a V8 fast path
+   * for every typed array in the process from then on. Off, nothing is ever detached.
+   * @default process.env.SLABPOOL_DETACH === '1'
+   */
+  readonly detach?: boolean;
 }
 
 /** One size class in `stats().classes`. */
@@ -176,8 +183,8 @@ function nextPow2(n: number): number {
  * this makes independent ones (each with its own classes and counters).
  */
 export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
-  const { backend, strict } = validateCompatOptions(options);
-  const sizeClasses = new SizeClasses(backend);
+  const { backend, strict, detach } = validateCompatOptions(options);
+  const sizeClasses = new SizeClasses(backend, detach);
   // The hot path indexes the table directly; SizeClasses only ever sets its entries.
   const classes = sizeClasses.byLog2;
   const arrayBuffers = new ArrayBufferCache();

@@ -19,9 +19,13 @@ import type { Backend } from './options.js';
  *
  * Lifetimes: the memory of a slab stays valid while the engine holds the slab or any ArrayBuffer
  * over it is alive (native: each external ArrayBuffer holds a reference; js and V8 memory: V8
- * owns it). freeSlab() and destroy() detach the slab's ArrayBuffer, so every view on it has
- * length 0 from then on and no JavaScript can reach the memory again; native memory is freed as
- * soon as its last reference goes.
+ * owns it), and is never given to anything else before. freeSlab() and destroy() detach nothing
+ * (one detach costs the whole process V8's typed-array fast path): the engine drops its
+ * references; native memory is decommitted at once (its pages go back to the OS and every view
+ * left on it reads zeros) and its address range is freed with the last ArrayBuffer over it;
+ * V8-owned memory goes when V8 collects it (its views keep reading what was last written). Only
+ * with EngineConfig.detach do they detach the slab's ArrayBuffer, so every view on it has
+ * length 0 and native memory is freed at once.
  *
  * Costs (n blocks taken or given, c cached blocks, w bitmap words scanned from the cursor):
  * acquire O(n + w); release O(n); acquireRun O(1) when the largest run is too short, else a walk
@@ -40,7 +44,7 @@ export interface Engine {
 
   /** Allocates slot `slot` (an empty slot, or the next one) with `blocks` (1..slabBlocks) free blocks. False when the memory cannot be had. */
   addSlab(slot: number, blocks: number): boolean;
-  /** Releases a wholly free slab, detaching its ArrayBuffer; returns the bytes given back. */
+  /** Releases a wholly free slab (see Lifetimes above); returns the bytes given back. */
   freeSlab(slot: number): number;
   /** Blocks of the slot that are free in the engine (blocks the pool caches count as allocated). */
   slabFree(slot: number): number;
@@ -67,7 +71,7 @@ export interface Engine {
    * means the pool considers block i free; it must be free here unless it is in mag[0..count).
    */
   check(blockStates: Uint8Array, mag: Int32Array, count: number): string | null;
-  /** Detaches every ArrayBuffer this engine created and frees its memory; every later call but destroy() is refused. */
+  /** Releases every slab, blocks in use included (see Lifetimes above); every later call but destroy() is refused. */
   destroy(): void;
 }
 
@@ -82,6 +86,8 @@ export interface EngineConfig {
   readonly stride: number;
   readonly alignment: number;
   readonly slabBlocks: number;
+  /** Detach the ArrayBuffer of every slab released (the pool's `detach` option). */
+  readonly detach: boolean;
 }
 
 export type EngineFactory = (config: EngineConfig) => Engine;

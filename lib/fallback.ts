@@ -33,6 +33,7 @@ function ctz32(word: number): number {
   return 31 - Math.clz32(word & -word);
 }
 
+/** The `detach` option's release: every view on `buffer` gets length 0. */
 function detach(buffer: ArrayBuffer): void {
   // Node 20 has no ArrayBuffer.prototype.transfer; a transferring structuredClone moves the
   // backing store away, leaving `buffer` (and every view on it) with length 0.
@@ -58,6 +59,7 @@ export class JsEngine implements Engine, FreeLayout {
 
   readonly #stride: number;
   readonly #slabBlocks: number;
+  readonly #detach: boolean;
   readonly #slabs: (Slab | undefined)[] = [];
   readonly #runs: RunIndex;
   #cursor = 0;
@@ -69,6 +71,7 @@ export class JsEngine implements Engine, FreeLayout {
     if (problem !== null) throw internalError(`invalid pool geometry: ${problem}`);
     this.#stride = config.stride;
     this.#slabBlocks = config.slabBlocks;
+    this.#detach = config.detach;
     this.#runs = new RunIndex(config.slabBlocks, this);
   }
 
@@ -108,8 +111,8 @@ export class JsEngine implements Engine, FreeLayout {
     this.#bump(Counter.Slabs, -1);
     this.#bump(Counter.ReservedBytes, -slab.bytes);
     this.counters[Counter.Largest] = this.#runs.largest();
-    this.#slabs[slot] = undefined;
-    detach(slab.buffer);
+    this.#slabs[slot] = undefined; // its memory goes when V8 collects the last view on it
+    if (this.#detach) detach(slab.buffer);
     return slab.bytes;
   }
 
@@ -134,7 +137,7 @@ export class JsEngine implements Engine, FreeLayout {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    for (const slab of this.#slabs) if (slab) detach(slab.buffer);
+    if (this.#detach) for (const slab of this.#slabs) if (slab) detach(slab.buffer);
     this.#slabs.length = 0;
     this.#runs.clear();
     this.counters.fill(0);

@@ -2,7 +2,7 @@ import type { Engine, EngineConfig, EngineFactory } from './engine.js';
 
 /** What build/Release/slabpool.node (native/binding.cc) exports. */
 export interface NativeAddon {
-  readonly NativeEngine: new (blockBytes: number, stride: number, alignment: number, slabBlocks: number, v8Memory: boolean) => Engine;
+  readonly NativeEngine: new (blockBytes: number, stride: number, alignment: number, slabBlocks: number, v8Memory: boolean, detach: boolean) => Engine;
   /** Hash of the native sources the addon was built from (scripts/source-hash.js). */
   readonly sourceHash: string;
 }
@@ -18,5 +18,5 @@ export function isNativeAddon(value: unknown): value is NativeAddon {
  */
 export function nativeEngineFactory(addon: NativeAddon): EngineFactory {
   return (config: EngineConfig) =>
-    new addon.NativeEngine(config.blockBytes, config.stride, config.alignment, config.slabBlocks, process.env.SLABPOOL_NATIVE_MEMORY === 'v8');
+    new addon.NativeEngine(config.blockBytes, config.stride, config.alignment, config.slabBlocks, process.env.SLABPOOL_NATIVE_MEMORY === 'v8', config.detach);
 }

@@ -97,6 +97,21 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * @default 'auto'
    */
   readonly backend?: 'auto' | Backend;
+
+  /**
+   * For debugging use after release: `trim()` and `destroy()` detach the ArrayBuffers of the slabs
+   * they release, so every view still held on them has length 0 at once (reads give `undefined`,
+   * `fill`/`set` throw). Off, nothing is detached: a stale view keeps its length, and reads zeros
+   * (native) or what was last written (js), never another allocation's data.
+   *
+   * Cost: detaching any ArrayBuffer turns off, for the rest of the process, a V8 fast path for
+   * every typed array (V8's ArrayBufferDetaching protector), so every numeric kernel in the
+   * process, even ones that never touch a pool, may run up to ~1.9x slower afterwards. Never turn
+   * it on in production. `SLABPOOL_DETACH=1` in the environment turns it on for every pool that
+   * does not set it (slabpool/compat's too).
+   * @default process.env.SLABPOOL_DETACH === '1'
+   */
+  readonly detach?: boolean;
 }
 
 /** Options after validation, with every default filled in and every size derived. */
@@ -116,4 +131,5 @@ export interface PoolConfig {
   readonly autoCoalesceThreshold: number;
   readonly poison: 'none' | 'nan';
   readonly backend: 'auto' | Backend;
+  readonly detach: boolean;
 }

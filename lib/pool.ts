@@ -124,6 +124,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       stride: cfg.stride,
       alignment: cfg.alignment,
       slabBlocks: cfg.slabBlocks,
+      detach: cfg.detach,
     });
     this.#counters = this.#engine.counters;
     this.#slots = new SlotTable(cfg.slabBlocks, cfg.stride);
@@ -254,7 +255,10 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   addressOf(block: T): bigint | null {
     this.#live('addressOf');
     const idx = this.indexOf(block);
-    if (idx < 0) throw foreignBlock('block', block, 'it was not created by this pool');
+    if (idx < 0) {
+      const released = (block as PoolView)[POOL] === this.#id && Number.isNaN((block as PoolView)[INDEX]);
+      throw foreignBlock('block', block, released ? 'its memory was released by trim() or destroy()' : 'it was not created by this pool');
+    }
     const slot = this.#slots.slotOf(idx);
     const base = this.#engine.slabAddress(slot);
     return base === null ? null : base + BigInt(block.byteOffset - this.#slots.at(slot).base);
@@ -272,7 +276,12 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#coalesce();
   }
 
-  /** Gives wholly empty slabs (never the first) back to the system; returns the bytes released. */
+  /**
+   * Gives wholly empty slabs (never the first) back to the system; returns the bytes released.
+   * Nothing is detached (see the `detach` option): a view kept from a released slab is refused by
+   * every pool method (ERR_SLABPOOL_FOREIGN_BLOCK) and reads zeros on the native backend, whose
+   * pages go back to the OS at once; on the js backend V8 frees the slab when no view is left.
+   */
   trim(): number {
     this.#live('trim');
     this.#flush(this.#magazine.length);
@@ -293,7 +302,12 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     return released;
   }
 
-  /** Detaches every view the pool created and frees its memory. Idempotent. */
+  /**
+   * Frees the pool's memory, blocks still held included: on the native backend its pages go back
+   * to the OS at once and every view left reads zeros; on the js backend (and native in V8 memory)
+   * V8 frees it when no view is left. Nothing is detached unless the `detach` option is on. Every
+   * later call throws ERR_SLABPOOL_DESTROYED. Idempotent.
+   */
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;

@@ -33,6 +33,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'alignment',
   'grow',
   'maxBlocks',
+  'detach',
   'autoCoalesceThreshold',
   'poison',
   'backend',
@@ -145,6 +146,7 @@ export function validateOptions(options: unknown): PoolConfig {
     throw invalidRange('poison', `'none' for ${type.name} blocks`, poison, 'only Float64Array and Float32Array can hold NaN');
   }
   const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const);
+  const detach = o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach);
 
   return {
     type,
@@ -159,21 +161,28 @@ export function validateOptions(options: unknown): PoolConfig {
     autoCoalesceThreshold,
     poison,
     backend,
+    detach,
   };
 }
 
+/** The `detach` option's default: SLABPOOL_DETACH=1 in the environment. */
+export function detachByDefault(): boolean {
+  return process.env.SLABPOOL_DETACH === '1';
+}
+
 /** The options of slabpool/compat's `createTypedArrayPool` (see CompatOptions in compat.ts). */
-export function validateCompatOptions(options: unknown): { backend: 'auto' | Backend; strict: boolean | undefined } {
-  if (options === undefined) return { backend: 'auto', strict: undefined };
+export function validateCompatOptions(options: unknown): { backend: 'auto' | Backend; strict: boolean | undefined; detach: boolean } {
+  if (options === undefined) return { backend: 'auto', strict: undefined, detach: detachByDefault() };
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw invalidType('options', 'object', options);
   }
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (key !== 'backend' && key !== 'strict') throw invalidType(`options.${key}`, 'no such option (known: backend, strict)', o[key]);
+    if (key !== 'backend' && key !== 'strict' && key !== 'detach') throw invalidType(`options.${key}`, 'no such option (known: backend, strict, detach)', o[key]);
   }
   return {
     backend: o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const),
     strict: o.strict === undefined ? undefined : requireBoolean('strict', o.strict),
+    detach: o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach),
   };
 }

@@ -6,17 +6,19 @@
 //
 // Memory reaches JavaScript as one ArrayBuffer per slab, created when the slab is added and kept
 // by a strong reference until the slab is freed or the engine destroyed; views are made in JS.
-// The lifetime rule itself (memory outlives the pool while an ArrayBuffer over it lives;
-// freeSlab/destroy make every view length 0) is part of the engine contract in lib/engine.ts.
-// How this file keeps it:
+// The lifetime rule itself is part of the engine contract in lib/engine.ts. How this file keeps it:
 //   - external ArrayBuffer (the normal case): it holds a reference to the slab memory through a
 //     BufferHold, released by its finalizer (a later setImmediate, after GC). The allocator holds
-//     another. Memory is freed with the last one, so blocks survive a garbage-collected pool.
-//   - freeSlab()/destroy() detach the slab's ArrayBuffer and drop the buffer's reference at once
-//     instead of at its finalizer (which runs only after the current JS turn: a loop creating and
-//     destroying pools would otherwise keep every slab until it yields).
+//     another. The address range is freed with the last one, so blocks survive a garbage-collected
+//     pool and a stale view can never reach memory given to anything else.
+//   - freeSlab()/destroy() do not detach (detaching any ArrayBuffer costs the whole process V8's
+//     fast path for typed arrays): the engine drops its reference to the buffer and the allocator
+//     retires the memory (slab.h slab_memory_retire): decommitted at once, so physical memory goes
+//     back to the OS now and every view reads zeros, the range itself at the buffer's finalizer.
+//   - with `detach` (an opt-in for debugging), they detach the buffer instead and drop its
+//     reference at once: every view has length 0 and the memory is freed now.
 //   - where external ArrayBuffers are refused (V8 sandbox), slabs live in V8-owned ArrayBuffers
-//     over-allocated by the alignment and offset to it; V8 frees them.
+//     over-allocated by the alignment and offset to it; V8 frees them when they are collected.
 #include <napi.h>
 
 #include <cmath>
@@ -82,7 +84,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
         });
   }
 
-  // new NativeEngine(blockBytes, stride, alignment, slabBlocks, v8Memory)
+  // new NativeEngine(blockBytes, stride, alignment, slabBlocks, v8Memory, detach)
   explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
     Napi::Env env = info.Env();
     size_t block_bytes, stride;
@@ -96,6 +98,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       return;
     }
     v8_memory_ = info.Length() > 4 && info[4].ToBoolean().Value();
+    detach_ = info.Length() > 5 && info[5].ToBoolean().Value();
     alignment_ = alignment;
     stride_ = stride;
     allocator_ = std::make_unique<Allocator>(stride, alignment, slab_blocks);
@@ -285,6 +288,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Env env = info.Env();
     if (allocator_ == nullptr) return env.Undefined();
     for (size_t slot = 0; slot < slots_.size(); slot++) DropBuffer(static_cast<uint32_t>(slot));
+    allocator_->decommit_all();  // what views are left (not detached) read zeros; pages go back now
     allocator_.reset();
     for (int i = 0; i < slabpool::kCounterCount; i++) counters_data_[i] = 0;
     return env.Undefined();
@@ -294,15 +298,19 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   size_t SlabBytes(uint32_t blocks) const { return static_cast<size_t>(blocks) * stride_; }
 
+  // Drops the engine's reference to the slot's ArrayBuffer. With detach_, the buffer is detached
+  // first: every view on it has length 0, no JavaScript can reach the memory, so the buffer's
+  // reference to it goes now too (its finalizer, later, only frees the hold). Without, the
+  // buffer keeps its reference until it is collected.
   void DropBuffer(uint32_t slot) {
     if (slot >= slots_.size() || slots_[slot].buffer.IsEmpty()) return;
     Slot& s = slots_[slot];
-    Napi::ArrayBuffer ab = s.buffer.Value();
-    // Every view on it now has length 0: no JavaScript can reach the memory, so the buffer's
-    // reference goes now; its finalizer, later, only frees the hold.
-    if (napi_detach_arraybuffer(Env(), ab) == napi_ok && s.hold != nullptr) {
-      slabpool::slab_memory_release(s.hold->memory);
-      s.hold->memory = nullptr;
+    if (detach_) {
+      Napi::ArrayBuffer ab = s.buffer.Value();
+      if (napi_detach_arraybuffer(Env(), ab) == napi_ok && s.hold != nullptr) {
+        slabpool::slab_memory_release(s.hold->memory);
+        s.hold->memory = nullptr;
+      }
     }
     s.hold = nullptr;
     s.buffer.Reset();
@@ -388,14 +396,19 @@ class Engine : public Napi::ObjectWrap<Engine> {
   size_t alignment_ = 8;
   size_t stride_ = 8;
   bool v8_memory_ = false;
+  bool detach_ = false;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeEngine", Engine::Define(env));
   exports.Set("sourceHash", Napi::String::New(env, SLABPOOL_SOURCE_HASH));
-  // Bytes of native slab memory not yet freed in this process: for tests and leak hunting.
+  // Bytes of native slab memory not yet freed in this process (address ranges still held), and of
+  // those the bytes not decommitted (that may hold physical memory): for tests and leak hunting.
   exports.Set("liveSlabBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 return Napi::Number::New(info.Env(), static_cast<double>(slabpool::slab_memory_live_bytes()));
+              }));
+  exports.Set("committedSlabBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Number::New(info.Env(), static_cast<double>(slabpool::slab_memory_committed_bytes()));
               }));
   return exports;
 }

@@ -1,10 +1,14 @@
 // The operating-system primitives the allocator needs, and nothing else (after mimalloc's prim/):
-// zeroed memory for metadata and zeroed aligned memory for slabs. One implementation file per
-// OS: os_posix.cc (Linux, macOS) today. A Windows file (os_windows.cc) must provide the same four
-// functions with the same guarantees, e.g. calloc/free below kMapThreshold and
-// VirtualAlloc(MEM_RESERVE | MEM_COMMIT) / VirtualFree(MEM_RELEASE) at and above it (zeroed,
-// 64 KiB-aligned); small slabs from _aligned_malloc + memset, freed by _aligned_free (not free,
-// which is why free_slab is told how the memory was obtained).
+// zeroed memory for metadata, zeroed aligned memory for slabs, and giving a slab's physical
+// memory back while its address range stays usable. One implementation file per OS:
+// os_posix.cc (Linux, macOS) today. A Windows file (os_windows.cc) must provide the same
+// functions with the same guarantees, e.g. calloc/free for metadata below kMapThreshold;
+// VirtualAlloc(MEM_RESERVE | MEM_COMMIT) / VirtualFree(MEM_RELEASE) for slabs at and above
+// kSlabMapThreshold (zeroed, 64 KiB-aligned), decommitted by VirtualFree(MEM_DECOMMIT) followed
+// by VirtualAlloc(MEM_COMMIT) (demand-zero pages again: the range must stay readable, so a bare
+// MEM_DECOMMIT, which makes it fault, is not enough); smaller slabs from _aligned_malloc +
+// memset, freed by _aligned_free (not free, which is why free_slab is told how the memory was
+// obtained).
 #ifndef SLABPOOL_OS_H_
 #define SLABPOOL_OS_H_
 
@@ -12,11 +16,16 @@
 
 namespace slabpool::os {
 
-// Zeroed memory from this size on comes from the OS's page mapper: page-aligned (>= every
-// alignment the allocator accepts) and zeroed by the kernel page by page as it is first touched,
-// so a large pool or its metadata costs nothing until used. Below it, a memset is cheaper than a
-// system call; above it, a memset would fault in every page at construction.
+// Zeroed metadata from this size on comes from the OS's page mapper: zeroed by the kernel page by
+// page as it is first touched, so a large pool's metadata costs nothing until used. Below it, a
+// memset is cheaper than a system call.
 constexpr size_t kMapThreshold = size_t{64} << 10;
+
+// Slabs from this size on (one page) are mapped on their own, so that their physical memory can
+// be given back at release (decommit_slab) even while a JavaScript view still reaches them;
+// smaller ones come from the C heap (they are smaller than the JavaScript objects of their pool,
+// which also wait for the garbage collector).
+constexpr size_t kSlabMapThreshold = size_t{4} << 10;
 
 // Zeroed memory for metadata; nullptr if none. zeroed_free takes the same byte count (and
 // accepts nullptr).
@@ -25,9 +34,15 @@ void zeroed_free(void* p, size_t bytes);
 
 // Zeroed memory for a slab at `alignment` (a power of two, at most 4096); nullptr if none. Zeroed
 // so a fresh block never shows what the process freed before. *mapped says how it was obtained;
-// free_slab takes it back with the same bytes.
+// decommit_slab and free_slab take it back with the same bytes.
 void* alloc_slab(size_t bytes, size_t alignment, bool* mapped);
 void free_slab(void* p, size_t bytes, bool mapped);
+
+// Gives a slab's physical memory back without freeing its address range: afterwards the range
+// stays readable and writable, reads zeros, and costs no resident memory until written again
+// (a mapped slab: its pages go back to the OS at once; a heap slab is zeroed in place). Returns
+// true when the pages went back to the OS.
+bool decommit_slab(void* p, size_t bytes, bool mapped);
 
 }  // namespace slabpool::os
 

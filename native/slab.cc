@@ -20,22 +20,33 @@ struct SlabMemory {
   size_t bytes;
   bool mapped;  // how os::alloc_slab obtained it
   std::atomic<uint32_t> refs;
+  std::atomic<bool> decommitted;  // its pages went back to the OS (at most once)
 };
 
 namespace {
 
 std::atomic<size_t> live_bytes{0};
+std::atomic<size_t> committed_bytes{0};
+
+void decommit(SlabMemory* memory) {
+  if (memory->decommitted.load(std::memory_order_relaxed)) return;
+  if (os::decommit_slab(memory->base, memory->bytes, memory->mapped)) {
+    memory->decommitted.store(true, std::memory_order_relaxed);
+    committed_bytes.fetch_sub(memory->bytes, std::memory_order_relaxed);
+  }
+}
 
 SlabMemory* allocate_slab_memory(size_t bytes, size_t alignment) {
   bool mapped = false;
   void* p = os::alloc_slab(bytes, alignment, &mapped);
   if (p == nullptr) return nullptr;
-  SlabMemory* m = new (std::nothrow) SlabMemory{static_cast<uint8_t*>(p), bytes, mapped, {1}};
+  SlabMemory* m = new (std::nothrow) SlabMemory{static_cast<uint8_t*>(p), bytes, mapped, {1}, {false}};
   if (m == nullptr) {
     os::free_slab(p, bytes, mapped);
     return nullptr;
   }
   live_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  committed_bytes.fetch_add(bytes, std::memory_order_relaxed);
   return m;
 }
 
@@ -49,12 +60,21 @@ SlabMemory* slab_memory_retain(SlabMemory* memory) {
 void slab_memory_release(SlabMemory* memory) {
   if (memory->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     live_bytes.fetch_sub(memory->bytes, std::memory_order_relaxed);
+    if (!memory->decommitted.load(std::memory_order_relaxed)) committed_bytes.fetch_sub(memory->bytes, std::memory_order_relaxed);
     os::free_slab(memory->base, memory->bytes, memory->mapped);
     delete memory;
   }
 }
 
+void slab_memory_retire(SlabMemory* memory) {
+  // Decommitting while this reference is still held: the memory cannot be freed under the call.
+  // A view that outlives it reads zeros; unmapping instead would make that read a crash.
+  if (memory->refs.load(std::memory_order_acquire) > 1) decommit(memory);
+  slab_memory_release(memory);
+}
+
 size_t slab_memory_live_bytes() { return live_bytes.load(std::memory_order_relaxed); }
+size_t slab_memory_committed_bytes() { return committed_bytes.load(std::memory_order_relaxed); }
 
 struct Allocator::Slab {
   int64_t start;
@@ -162,10 +182,16 @@ size_t Allocator::free_slab(uint32_t slot) {
   counters_[kSlabs] -= 1;
   counters_[kReservedBytes] -= static_cast<double>(s->bytes);
   size_t bytes = s->bytes;
-  if (s->memory != nullptr) slab_memory_release(s->memory);
+  if (s->memory != nullptr) slab_memory_retire(s->memory);
   delete s;
   slabs_[slot] = nullptr;
   return bytes;
+}
+
+void Allocator::decommit_all() {
+  for (Slab* s : slabs_) {
+    if (s != nullptr && s->memory != nullptr && s->memory->refs.load(std::memory_order_acquire) > 1) decommit(s->memory);
+  }
 }
 
 bool Allocator::has_slab(uint32_t slot) const { return slot < slabs_.size() && slabs_[slot] != nullptr; }

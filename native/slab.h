@@ -24,10 +24,17 @@ namespace slabpool {
 
 // Block memory of one slab, reference-counted: the allocator holds one reference and every
 // JavaScript ArrayBuffer over it another, so memory outlives a pool whose blocks are still held.
+// The address range is freed with the last reference and never before: while any ArrayBuffer can
+// reach it, no other slab (or anything else) can be given the same memory.
 struct SlabMemory;
 SlabMemory* slab_memory_retain(SlabMemory* memory);
 void slab_memory_release(SlabMemory* memory);  // frees the memory with the last reference
-size_t slab_memory_live_bytes();                 // bytes of slab memory not yet freed, process-wide
+// The allocator's release of a slab it gives up (free_slab, decommit_all): if another reference
+// is left, the memory is decommitted first (os.h decommit_slab: it reads zeros from now on, and a
+// mapped slab's pages go back to the OS at once); then as slab_memory_release.
+void slab_memory_retire(SlabMemory* memory);
+size_t slab_memory_live_bytes();       // bytes of slab memory not yet freed, process-wide
+size_t slab_memory_committed_bytes();  // of those, bytes not given back to the OS by a decommit
 
 // Figures kept exact at every call (indices into Allocator::counters()).
 enum Counter { kFree, kLargest, kCapacity, kSlabs, kReservedBytes, kCounterCount };
@@ -53,7 +60,11 @@ class Allocator final : private FreeLayout {
   enum class Result { kOk, kInvalid, kNoMemory };
   // Allocates block memory at the alignment, or adopts `memory` (already aligned, not owned).
   Result add_slab(uint32_t slot, uint32_t blocks, uint8_t* memory = nullptr);
-  size_t free_slab(uint32_t slot);  // drops a wholly free slab; returns its bytes, 0 if refused
+  size_t free_slab(uint32_t slot);  // retires a wholly free slab; returns its bytes, 0 if refused
+  // Decommits the memory of every slab still held (slab_memory_retire's first step), blocks in
+  // use included: for a pool being destroyed. The destructor alone only drops the allocator's
+  // references (a garbage-collected pool's blocks stay valid for whoever still holds them).
+  void decommit_all();
   bool has_slab(uint32_t slot) const;
   uint32_t slab_blocks(uint32_t slot) const;  // 0 for an empty slot
   uint32_t slab_free(uint32_t slot) const;

@@ -12,8 +12,9 @@ import { BACKENDS, rng, thrownBy } from './helpers.js';
 
 type Kind = 'js' | 'native';
 const GEOMETRIES: [string, EngineConfig][] = [
-  ['8 blocks of 24 bytes at 64', { blockBytes: 24, stride: 64, alignment: 64, slabBlocks: 8 }],
-  ['37 blocks of 8 bytes at 8', { blockBytes: 8, stride: 8, alignment: 8, slabBlocks: 37 }],
+  ['8 blocks of 24 bytes at 64', { blockBytes: 24, stride: 64, alignment: 64, slabBlocks: 8, detach: false }],
+  ['37 blocks of 8 bytes at 8', { blockBytes: 8, stride: 8, alignment: 8, slabBlocks: 37, detach: false }],
+  ['16 blocks of 512 bytes at 512 (mapped slabs)', { blockBytes: 512, stride: 512, alignment: 512, slabBlocks: 16, detach: false }],
 ];
 
 const make = (kind: Kind, config: EngineConfig): Engine => engineFactory(kind)(config);
@@ -53,7 +54,7 @@ function statesFor(length: number, allocated: Iterable<number>): Uint8Array {
 
 describe.each(BACKENDS)('the engine geometry on the %s engine', (kind) => {
   it('refuses at construction every geometry outside the contract', () => {
-    const good = { blockBytes: 24, stride: 64, alignment: 64, slabBlocks: 8 };
+    const good = { blockBytes: 24, stride: 64, alignment: 64, slabBlocks: 8, detach: false };
     for (const bad of [
       { alignment: 48 },
       { alignment: 4 },
@@ -77,14 +78,39 @@ describe.each(BACKENDS)('the engine geometry on the %s engine', (kind) => {
   });
 
   it('accepts a slab of one 4 GiB block, the largest there is', () => {
-    const e = make(kind, { blockBytes: 2 ** 32, stride: 2 ** 32, alignment: 4096, slabBlocks: 1 });
+    const e = make(kind, { blockBytes: 2 ** 32, stride: 2 ** 32, alignment: 4096, slabBlocks: 1, detach: false });
     expect(e.addSlab(0, 1)).toBe(true);
     expect(counters(e)).toEqual([1, 1, 1, 1, 2 ** 32]);
     expect(e.acquireRun(1)).toBe(0);
     e.releaseRun(0, 1);
     e.destroy();
-    const many = make(kind, { blockBytes: 64, stride: 64, alignment: 64, slabBlocks: 2 ** 26 });
+    const many = make(kind, { blockBytes: 64, stride: 64, alignment: 64, slabBlocks: 2 ** 26, detach: false });
     many.destroy();
+  });
+});
+
+/**
+ * The lifetime rule (engine.ts): freeSlab() and destroy() detach nothing; the buffer keeps its
+ * length and reads zeros where the engine decommitted native memory, or what it held where V8
+ * owns the memory; with `detach`, it has length 0.
+ */
+function expectReleased(e: Engine, buffer: ArrayBuffer, base: number, bytes: number, filled: number): void {
+  const view = new Uint8Array(buffer, base, bytes);
+  const want = e.memory === 'external' ? 0 : filled;
+  expect([buffer.byteLength >= bytes, view[0], view[bytes - 1]]).toEqual([true, want, want]);
+}
+
+describe.each(BACKENDS)('the detach option on the %s engine', (kind) => {
+  it('detaches the buffer of every slab freeSlab() and destroy() release, and only then', () => {
+    for (const detach of [false, true]) {
+      const e = make(kind, { blockBytes: 64, stride: 64, alignment: 64, slabBlocks: 128, detach });
+      expect(e.addSlab(0, 128) && e.addSlab(1, 128)).toBe(true);
+      const [first, second] = [e.slabBuffer(0), e.slabBuffer(1)];
+      e.freeSlab(1);
+      expect(second.byteLength >= 128 * 64, `detach: ${detach}`).toBe(!detach);
+      e.destroy();
+      expect(first.byteLength > 0, `detach: ${detach}`).toBe(!detach);
+    }
   });
 });
 
@@ -236,8 +262,10 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
       expectRefused(e, () => e.freeSlab(0));
       expectRefused(e, () => e.freeSlab(2));
       const buffer = e.slabBuffer(1);
+      const base = e.slabBase(1);
+      new Uint8Array(buffer, base).fill(7);
       expect(e.freeSlab(1)).toBe(n * config.stride);
-      expect(buffer.byteLength).toBe(0); // detached
+      expectReleased(e, buffer, base, n * config.stride, 7);
       expect(counters(e)).toEqual([n - 1, n - 1, n, 1, n * config.stride]);
       expectRefused(e, () => e.slabFree(1));
       expectRefused(e, () => e.slabBuffer(1));
@@ -267,8 +295,10 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
     it('after destroy(), every method but destroy() is refused', () => {
       const e = fresh();
       const buffer = e.slabBuffer(0);
+      const base = e.slabBase(0);
+      new Uint8Array(buffer, base).fill(5);
       e.destroy();
-      expect(buffer.byteLength).toBe(0);
+      expectReleased(e, buffer, base, n * config.stride, 5);
       expect(counters(e)).toEqual([0, 0, 0, 0, 0]);
       const out = new Int32Array(4);
       for (const call of [

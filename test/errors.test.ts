@@ -194,7 +194,7 @@ describe.each(BACKENDS)('errors on the %s backend', (backend) => {
 });
 
 describe('check() finds corruption', () => {
-  const config = { blockBytes: 32, stride: 64, alignment: 64, slabBlocks: 8 };
+  const config = { blockBytes: 32, stride: 64, alignment: 64, slabBlocks: 8, detach: false };
   const setup = () => {
     const engine = new JsEngine(config);
     engine.addSlab(0, 8);

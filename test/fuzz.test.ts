@@ -52,6 +52,7 @@ const configs = fc
     autoCoalesceThreshold: fc.constantFrom(0, 20, 50, 100),
     poison: fc.constantFrom('none' as const, 'nan' as const),
     alignment: fc.constantFrom(8, 64, 256),
+    detach: fc.boolean(),
   })
   .map(({ extra, grow, ...rest }): Omit<PoolOptions, 'backend'> => ({ ...rest, grow, ...(grow ? { maxBlocks: rest.numBlocks + extra } : {}) }));
 

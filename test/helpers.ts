@@ -59,6 +59,27 @@ export const BACKENDS: readonly Backend[] = (() => {
   return list;
 })();
 
+/**
+ * What a view reads once its pool released its memory (trim, destroy), by the lifetime rule: its
+ * full length, and zeros where native memory was decommitted ('external'), or what it held before
+ * where V8 owns the memory ('v8'). Asserts every element.
+ */
+export function expectReleasedView(view: PoolArray, length: number, memory: 'external' | 'v8', held: number | bigint): void {
+  expect(view.length).toBe(length);
+  const zero = typeof held === 'bigint' ? 0n : 0;
+  const want = memory === 'external' ? zero : held;
+  const wrong = Array.prototype.findIndex.call(view, (x: number | bigint) => x !== want);
+  expect(wrong, `element ${wrong} of a released view reads ${String(view[wrong])}, not ${String(want)}`).toBe(-1);
+}
+
+/** Where a pool on `backend` keeps its slabs ('external': native memory; 'v8': ArrayBuffers V8 allocated). */
+export function memoryOf(backend: Backend): 'external' | 'v8' {
+  const probe = new MemoryPool({ blockSize: 1, numBlocks: 1, backend });
+  const { memory } = probe.stats();
+  probe.destroy();
+  return memory;
+}
+
 export function makePool<T extends PoolArray = Float64Array>(backend: Backend, options: Omit<PoolOptions<T>, 'backend'>): MemoryPool<T> {
   return new MemoryPool<T>({ ...options, backend } as PoolOptions<T>);
 }

@@ -5,8 +5,9 @@ import { BACKENDS } from './helpers.js';
 
 /*
  * Lifetimes of native memory, each in a child process so that a crash fails one test and not the
- * runner. `liveSlabBytes()` (exported by the addon) counts native slab memory not yet freed, so
- * these tests see when memory is really given back, not only what JavaScript observes.
+ * runner. The addon counts native slab memory: `liveSlabBytes()` the address ranges not yet freed,
+ * `committedSlabBytes()` those not yet given back to the OS by a decommit, so these tests see
+ * when memory is really given back, not only what JavaScript observes.
  */
 
 const root = path.resolve(__dirname, '..');
@@ -19,8 +20,9 @@ const sanitized = process.env.SLABPOOL_SANITIZE === '1';
 const prelude = `
   const { MemoryPool } = require('slabpool');
   // Native slab bytes not yet freed (0 where no addon loads: the fallback's memory is V8's).
-  const addon = (() => { try { return require(${JSON.stringify(addonPath)}); } catch { return { liveSlabBytes: () => 0 }; } })();
+  const addon = (() => { try { return require(${JSON.stringify(addonPath)}); } catch { return { liveSlabBytes: () => 0, committedSlabBytes: () => 0 }; } })();
   const live = () => addon.liveSlabBytes();
+  const committed = () => addon.committedSlabBytes();
   const tick = () => new Promise((resolve) => setImmediate(resolve));
   const settle = async () => { for (let i = 0; i < 4; i++) { globalThis.gc?.(); await tick(); } };
 `;
@@ -74,33 +76,67 @@ describe.skipIf(!BACKENDS.includes('native'))('native memory lifetimes', () => {
     expect(out).toEqual({ collected: true, held: 64 * 8000, read: [7, 8, 9, 9, 1000, 4000], after: 0 });
   });
 
-  it('frees memory at destroy() even while blocks are held, and the blocks then see none', () => {
-    const out = childJson(`
-      const before = live();
+  it('gives memory back at destroy() even while blocks are held: they read zeros, and the range goes once they are unreachable', () => {
+    const out = childJson(`(async () => {
+      const before = [live(), committed()];
       const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend: 'native' });
-      const block = pool.getBlock();
+      let block = pool.getBlock();
       block.fill(3);
-      const during = live() - before;
+      const during = [live() - before[0], committed() - before[1]];
       pool.destroy();
-      const after = live() - before;
-      block[0] = 5;
-      console.log(JSON.stringify({ during, after, length: block.length, read: String(block[0]), fill: (() => { try { block.fill(1); return 'no throw'; } catch (e) { return e.name; } })() }));
-    `);
-    // Detached: length 0, reads undefined, writes dropped, fill/set throw (never freed memory).
-    expect(out).toEqual({ during: 1000 * 832, after: 0, length: 0, read: 'undefined', fill: 'TypeError' });
+      const out = { during, after: [live() - before[0], committed() - before[1]], length: block.length, read: [block[0], block[99]] };
+      block[0] = 5; // a stale write lands in the range the view still owns, nowhere else
+      out.written = block[0];
+      block = null;
+      await settle();
+      out.collected = [live() - before[0], committed() - before[1]];
+      console.log(JSON.stringify(out));
+    })()`);
+    expect(out).toEqual({ during: [1000 * 832, 1000 * 832], after: [1000 * 832, 0], length: 100, read: [0, 0], written: 5, collected: [0, 0] });
   });
 
-  it('frees a trimmed slab at once and detaches its views', () => {
+  it('with detach: true, detaches the blocks at destroy() and frees their memory at once', () => {
     const out = childJson(`
       const before = live();
-      const pool = new MemoryPool({ blockSize: 8, numBlocks: 100, grow: true, backend: 'native' });
-      const blocks = Array.from({ length: 150 }, () => pool.getBlock());
-      const grown = live() - before;
-      for (const b of blocks.slice(100)) pool.returnBlock(b);
-      const released = pool.trim();
-      console.log(JSON.stringify({ grown, released, after: live() - before, stale: blocks[120].length, kept: blocks[10].length }));
+      const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend: 'native', detach: true });
+      const block = pool.getBlock();
+      block.fill(3);
+      pool.destroy();
+      block[0] = 5;
+      console.log(JSON.stringify({ after: live() - before, length: block.length, read: String(block[0]), fill: (() => { try { block.fill(1); return 'no throw'; } catch (e) { return e.name; } })() }));
     `);
-    expect(out).toEqual({ grown: 200 * 64, released: 100 * 64, after: 100 * 64, stale: 0, kept: 8 });
+    // Detached: length 0, reads undefined, writes dropped, fill/set throw (never freed memory).
+    expect(out).toEqual({ after: 0, length: 0, read: 'undefined', fill: 'TypeError' });
+  });
+
+  it('gives a trimmed slab back at once, mapped or from the heap; its views read zeros and a later slab never shares their range', () => {
+    const out = childJson(`(async () => {
+      const out = {};
+      // 64-byte strides: 100 blocks make a mapped slab (6400 bytes), 50 a heap slab (3200, below a page).
+      for (const numBlocks of [100, 50]) {
+        const before = [live(), committed()];
+        const pool = new MemoryPool({ blockSize: 8, numBlocks, grow: true, backend: 'native' });
+        let blocks = Array.from({ length: 1.5 * numBlocks }, () => pool.getBlock());
+        blocks.forEach((b) => b.fill(7));
+        const grown = committed() - before[1];
+        for (const b of blocks.slice(numBlocks)) pool.returnBlock(b);
+        const released = pool.trim();
+        const stale = blocks[numBlocks + numBlocks / 5];
+        const regrown = Array.from({ length: numBlocks / 2 }, () => pool.getBlock());
+        regrown.forEach((b) => b.fill(9));
+        const shared = regrown.some((b) => pool.addressOf(b) === pool.addressOf(blocks[0]) + BigInt(stale.byteOffset - blocks[0].byteOffset));
+        out[numBlocks] = { grown, released, afterTrim: [live() - before[0], committed() - before[1]], stale: [stale.length, stale[0], stale[7]], kept: blocks[10][0], regrownRead: regrown[0][0], shared };
+        pool.destroy();
+        blocks = null;
+      }
+      console.log(JSON.stringify(out));
+    })()`);
+    // Mapped: the trimmed slab's pages go back at once (committed drops), its range stays until
+    // its views are collected (live); the regrown slab lives elsewhere. Heap: zeroed in place.
+    expect(out).toEqual({
+      100: { grown: 200 * 64, released: 100 * 64, afterTrim: [300 * 64, 200 * 64], stale: [8, 0, 0], kept: 7, regrownRead: 9, shared: false },
+      50: { grown: 100 * 64, released: 50 * 64, afterTrim: [150 * 64, 150 * 64], stale: [8, 0, 0], kept: 7, regrownRead: 9, shared: false },
+    });
   });
 
   it('loads in worker_threads, one pool per thread, and frees everything when 2 workers end and 8 are terminated mid-use', () => {
@@ -212,21 +248,29 @@ describe.skipIf(!BACKENDS.includes('native'))('native memory lifetimes', () => {
 });
 
 describe.each(BACKENDS)('lifecycles on the %s backend', (backend) => {
-  it('keeps memory bounded while creating and destroying 10,000 pools in a synchronous loop', () => {
-    const out = childJson(`
-      const before = live();
+  it.each([
+    ['1 MiB', 128],
+    ['16 KiB', 2],
+  ])('keeps memory bounded while creating and destroying 10,000 pools of %s in a synchronous loop', (_label, numBlocks) => {
+    const out = childJson(`(async () => {
+      const before = committed();
       const rss0 = process.memoryUsage().rss;
       let peak = 0;
       for (let i = 0; i < 10000; i++) {
-        const pool = new MemoryPool({ blockSize: 1024, numBlocks: 128, backend: '${backend}' }); // 1 MiB
+        const pool = new MemoryPool({ blockSize: 1024, numBlocks: ${numBlocks}, backend: '${backend}' });
         pool.getBlock().fill(i);
-        peak = Math.max(peak, live() - before);
+        peak = Math.max(peak, committed() - before);
         pool.destroy();
       }
-      console.log(JSON.stringify({ peak, after: live() - before, rssGrowthMB: Math.round((process.memoryUsage().rss - rss0) / 2 ** 20) }));
-    `);
-    // Native slabs are counted while they live and freed at destroy; the fallback's are V8's.
-    expect(out).toMatchObject(backend === 'native' ? { peak: 128 * 8192, after: 0 } : { peak: 0, after: 0 });
+      const out = { peak, after: committed() - before, rssGrowthMB: Math.round((process.memoryUsage().rss - rss0) / 2 ** 20) };
+      await settle();
+      out.ranges = live();
+      console.log(JSON.stringify(out));
+    })()`);
+    // Native slabs are counted while they are committed and given back at destroy (their ranges
+    // once the event loop turns); the fallback's memory is V8's.
+    const slab = numBlocks * 8192;
+    expect(out).toMatchObject(backend === 'native' && !process.env.SLABPOOL_NATIVE_MEMORY ? { peak: slab, after: 0, ranges: 0 } : { peak: 0, after: 0, ranges: 0 });
     if (!sanitized) expect(out.rssGrowthMB as number).toBeLessThan(64);
   });
 

@@ -23,6 +23,7 @@ function walk(backend: 'js' | 'native', seed: number, options: Options, steps: n
 
 const configs: [string, Options, number][] = [
   ['a small growing pool', { blockSize: 3, numBlocks: 8, grow: true, maxBlocks: 30 }, 3000],
+  ['a growing pool that detaches what it releases', { blockSize: 600, numBlocks: 4, grow: true, maxBlocks: 40, detach: true }, 1500],
   ['a fixed pool with a high threshold', { blockSize: [2, 2], numBlocks: 40, autoCoalesceThreshold: 50 }, 3000],
   ['a large pool that fills its magazine', { blockSize: 1, numBlocks: 300, grow: true, maxBlocks: 1000, alignment: 8 }, 3000],
   ['no auto-coalescing, poisoned', { blockSize: 5, numBlocks: 33, grow: true, autoCoalesceThreshold: 100, poison: 'nan', alignment: 256 }, 2000],

@@ -109,6 +109,10 @@ export class Harness implements Target {
   readonly returned: Given[] = [];
   destroyed = false;
   operations = 0;
+  /** The pool's `detach` option. */
+  readonly detach: boolean;
+  /** What a released, undetached view reads: zeros (native memory, decommitted) or what it read before (V8's memory). */
+  readonly released: 'zeros' | 'unchanged';
   #stamp = 1;
   /** The run view the pool keeps for each start: getRun replaces it when the length differs. */
   readonly #runViews = new Map<number, PoolArray>();
@@ -122,6 +126,8 @@ export class Harness implements Target {
     this.pool = makePool(backend, options);
     this.other = makePool(backend, options);
     this.stride = this.pool.stats().stride;
+    this.detach = options.detach ?? process.env.SLABPOOL_DETACH === '1';
+    this.released = this.pool.stats().memory === 'external' ? 'zeros' : 'unchanged';
   }
 
   getBlock(): void {
@@ -258,6 +264,7 @@ export class Harness implements Target {
   trim(): void {
     const { model } = this;
     let expected = 0;
+    const stale: PoolArray[] = [];
     for (let slot = 1; slot < model.slots.length; slot++) {
       const blocks = model.slots[slot]!;
       const first = slot * model.slabBlocks;
@@ -269,8 +276,28 @@ export class Harness implements Target {
       model.trims++;
       this.#forgetViews(first, first + blocks);
       expected += blocks * this.stride;
+      for (const given of this.returned) if (given.start >= first && given.start < first + blocks) stale.push(given.view);
     }
+    const before = stale.map((v) => [v[0], v[v.length - 1]]);
     expect(this.pool.trim()).toBe(expected);
+    stale.forEach((v, i) => this.#expectReleased(v, before[i]!));
+  }
+
+  /**
+   * What a view reads once its memory is released (the lifetime rule of the `detach` option):
+   * detached, length 0; else its full length, reading zeros where the native backend gave the
+   * pages back, or what it read before where V8 owns the memory (js, native in V8 memory).
+   */
+  #expectReleased(v: PoolArray, before: readonly (number | bigint | undefined)[]): void {
+    if (this.detach) {
+      expect(v.length).toBe(0);
+      expect(v[0]).toBeUndefined();
+      return;
+    }
+    expect(v.length).toBeGreaterThan(0);
+    const zero = typeof v[0] === 'bigint' ? 0n : 0;
+    // toEqual, unlike ===, takes NaN (a poisoned block) as equal to NaN.
+    expect([v[0], v[v.length - 1]], 'a released view does not read what the lifetime rule says').toEqual(this.released === 'zeros' ? [zero, zero] : before);
   }
 
   metrics(): void {
@@ -279,16 +306,13 @@ export class Harness implements Target {
     expect(pool.getEfficiency()).toBe(model.capacity === 0 ? 0 : (100 * model.inUse) / model.capacity);
   }
 
-  /** The end of a pool: every view it handed out goes dark and every call is refused. */
+  /** The end of a pool: every view it handed out reads what the lifetime rule says, and every call is refused. */
   destroy(): void {
-    const views = [...this.model.held.values()].map((h) => h.view);
+    const views = [...this.model.held.values()].map((h) => ({ view: h.view, stamp: h.stamp }));
     this.pool.destroy();
     this.destroyed = true;
     this.model.destroyed = true;
-    for (const v of views) {
-      expect(v.length).toBe(0);
-      expect(v[0]).toBeUndefined();
-    }
+    for (const { view, stamp } of views) this.#expectReleased(view, [stamp, stamp]);
     for (const call of [() => this.pool.getBlock(), () => this.pool.getRun(1), () => this.pool.returnBlock(0), () => this.pool.stats(), () => this.pool.trim()]) {
       expect(call).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_DESTROYED' }));
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryPool } from '../lib/index.js';
-import { BACKENDS, makePool } from './helpers.js';
+import { BACKENDS, expectReleasedView, makePool } from './helpers.js';
 
 describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
   describe("the seed's five checks", () => {
@@ -239,8 +239,31 @@ describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
       pool.check();
     });
 
-    it('detaches the views of a trimmed slab so stale references see no memory', () => {
+    it('refuses the views of a trimmed slab by their marks, without detaching them; they never show a later block', () => {
       const pool = makePool(backend, { blockSize: 3, numBlocks: 2, grow: true });
+      const memory = pool.stats().memory;
+      const blocks = Array.from({ length: 4 }, () => pool.getBlock()!);
+      blocks.forEach((b, i) => b.fill(i + 1));
+      pool.returnBlock(blocks[2]!);
+      pool.returnBlock(blocks[3]!);
+      expect(pool.trim()).toBe(2 * pool.stats().stride);
+      const stale = blocks[2]!;
+      expectReleasedView(stale, 3, memory, 3);
+      for (const call of [() => pool.returnBlock(stale), () => pool.addressOf(stale)]) {
+        expect(call).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_FOREIGN_BLOCK', message: expect.stringContaining('released by trim() or destroy()') }));
+      }
+      expect(pool.indexOf(stale)).toBe(-1);
+      const again = [pool.getBlock()!, pool.getBlock()!]; // regrows into the same slot
+      again.forEach((b) => b.fill(9));
+      expect(again.map((b) => pool.indexOf(b))).toEqual([2, 3]);
+      expect(again.includes(stale)).toBe(false);
+      expectReleasedView(stale, 3, memory, 3);
+      expect(blocks[0]!.length).toBe(3);
+      pool.check();
+    });
+
+    it('detaches the views of a trimmed slab with the detach option', () => {
+      const pool = makePool(backend, { blockSize: 3, numBlocks: 2, grow: true, detach: true });
       const blocks = Array.from({ length: 4 }, () => pool.getBlock()!);
       pool.returnBlock(blocks[2]!);
       pool.returnBlock(blocks[3]!);
@@ -248,6 +271,7 @@ describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
       expect(blocks[2]!.length).toBe(0);
       expect(blocks[2]![0]).toBeUndefined();
       expect(blocks[0]!.length).toBe(3);
+      expect(() => pool.returnBlock(blocks[2]!)).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_FOREIGN_BLOCK' }));
     });
 
     it('never trims the first slab', () => {
@@ -335,16 +359,17 @@ describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
   });
 
   describe('destroy', () => {
-    it('detaches every block handed out and refuses every later call', () => {
+    it('releases every block handed out without detaching it, and refuses every later call', () => {
       const pool = makePool(backend, { blockSize: 4, numBlocks: 4 });
+      const memory = pool.stats().memory;
       const block = pool.getBlock()!;
       const run = pool.getRun(2)!;
       block.fill(5);
+      run.fill(6);
       pool.destroy();
       expect(pool.destroyed).toBe(true);
-      expect(block.length).toBe(0);
-      expect(block[0]).toBeUndefined();
-      expect(run.length).toBe(0);
+      expectReleasedView(block, 4, memory, 5);
+      expectReleasedView(run, 8, memory, 6);
       expect(pool.numBlocks).toBe(0);
       const calls: [string, () => unknown][] = [
         ['getBlock', () => pool.getBlock()],
@@ -377,7 +402,15 @@ describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
         expect(block.length).toBe(4);
       }
       expect(outer.destroyed).toBe(true);
-      expect(block.length).toBe(0);
+      expect(() => outer.returnBlock(block)).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_DESTROYED' }));
+    });
+
+    it('detaches every block handed out with the detach option', () => {
+      const pool = makePool(backend, { blockSize: 4, numBlocks: 4, detach: true });
+      const block = pool.getBlock()!;
+      const run = pool.getRun(2)!;
+      pool.destroy();
+      expect([block.length, run.length, block[0]]).toEqual([0, 0, undefined]);
     });
 
     it('makes a lease disposed afterwards a no-op', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryPool, type PoolArray, type PoolArrayConstructor } from '../lib/index.js';
-import { BACKENDS, expectAligned, expectRejected, fillWith, makePool, rng, stampFor, TYPES } from './helpers.js';
+import { BACKENDS, expectAligned, expectRejected, expectReleasedView, fillWith, makePool, rng, stampFor, TYPES } from './helpers.js';
 import { Harness, randomWalk } from './model.js';
 
 /*
@@ -98,11 +98,13 @@ describe.each(BACKENDS)('element types on the %s backend', (backend) => {
       pool.destroy();
     });
 
-    it('detaches its blocks at destroy', () => {
+    it('releases its blocks at destroy without detaching them', () => {
       const pool = make({ blockSize: 4, numBlocks: 4 });
+      const memory = pool.stats().memory;
       const block = pool.getBlock()!;
+      fillWith(block, stampFor(type, 3));
       pool.destroy();
-      expect(block.length).toBe(0);
+      expectReleasedView(block, 4, memory, stampFor(type, 3));
     });
 
     it('passes the model-based random walk', () => {

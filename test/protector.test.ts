@@ -1,0 +1,118 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS } from './helpers.js';
+
+/*
+ * No public call may slow the user's other code. Detaching any ArrayBuffer invalidates V8's
+ * ArrayBufferDetaching protector for the whole process, for good, and every typed-array kernel
+ * pays for it afterwards (napi-facts 11). `node --trace-protector-invalidation` prints the moment
+ * it happens, so these tests read that, deterministically, instead of timing anything.
+ *
+ * Each case runs in a fresh process: a typed-array kernel, the pool operation, the kernel again,
+ * then a marker line. Node itself detaches external ArrayBuffers when an environment is torn
+ * down (at process or worker exit), after the marker: only what comes before it counts.
+ */
+
+const root = path.resolve(__dirname, '..');
+const INVALIDATED = 'Invalidating protector cell ArrayBufferDetaching';
+const MARKER = 'slabpool-protector-test: done';
+
+const kernel = `
+  const kx = new Float64Array(1000).fill(1.5), ky = new Float64Array(1000).fill(0.5);
+  const kernel = () => { let s = 0; for (let r = 0; r < 2000; r++) { for (let i = 0; i < 1000; i++) s += kx[i] * ky[i]; for (let i = 0; i < 1000; i++) ky[i] += 1e-9 * kx[i]; } return s; };
+`;
+
+/** What each operation does in the child; `detach` is the option's value (undefined: not given). */
+const OPERATIONS: Record<string, (backend: string, detach: boolean | undefined) => string> = {
+  'MemoryPool destroy()': (backend, detach) => `
+    const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend: '${backend}'${opt(detach)} });
+    const held = [pool.getBlock(), pool.getRun(3)];
+    held[0].fill(1);
+    pool.destroy();
+    check(held[0].length > 0 || ${detach === true} || (${detach === undefined} && process.env.SLABPOOL_DETACH === '1'), 'a view was detached');`,
+  'MemoryPool trim()': (backend, detach) => `
+    const pool = new MemoryPool({ blockSize: 100, numBlocks: 100, grow: true, backend: '${backend}'${opt(detach)} });
+    const blocks = Array.from({ length: 250 }, () => pool.getBlock());
+    const run = pool.getRun(5);
+    pool.returnBlock(run);
+    for (const b of blocks.slice(100)) pool.returnBlock(b);
+    check(pool.trim() > 0, 'trim released nothing');
+    pool.destroy();`,
+  "compat's trim policy": (backend, detach) => `
+    const pool = createTypedArrayPool({ backend: '${backend}'${opt(detach)} });
+    const burst = Array.from({ length: 10000 }, () => pool.mallocDouble(100));
+    for (const a of burst) pool.free(a);
+    for (let i = 0; i < 2000; i++) pool.free(pool.mallocDouble(100));
+    check(pool.stats().classes[0].trims > 0, 'the trim policy did not run');`,
+  'compat clearCache()': (backend, detach) => `
+    const pool = createTypedArrayPool({ backend: '${backend}'${opt(detach)} });
+    const arrays = [pool.mallocDouble(16), pool.mallocFloat(1000), pool.malloc(70000, 'uint8'), pool.mallocArrayBuffer(100), pool.mallocBuffer(64)];
+    for (const a of arrays) pool.free(a);
+    check(pool.clearCache() > 0, 'clearCache released nothing');
+    check(pool.stats().reservedBytes === 0, 'clearCache left slabs');`,
+  'compat trim() and the process-wide pool': (backend, detach) => `
+    const shared = require('slabpool/compat');
+    const pool = createTypedArrayPool({ backend: '${backend}'${opt(detach)} });
+    const many = Array.from({ length: 3000 }, () => pool.mallocInt32(64));
+    for (const a of many) pool.free(a);
+    check(pool.trim() > 0, 'trim released nothing');
+    const x = shared.mallocDouble(8);
+    shared.free(x);
+    shared.clearCache();`,
+};
+
+function opt(detach: boolean | undefined): string {
+  return detach === undefined ? '' : `, detach: ${detach}`;
+}
+
+interface Traced {
+  /** Whether the protector was invalidated before the marker. */
+  invalidated: boolean;
+  stdout: string;
+}
+
+function traced(body: string, env: NodeJS.ProcessEnv = {}): Traced {
+  const script = `
+    const { MemoryPool } = require('slabpool');
+    const { createTypedArrayPool } = require('slabpool/compat');
+    const check = (ok, what) => { if (!ok) { console.error(what); process.exit(3); } };
+    ${kernel}
+    kernel();
+    ${body}
+    kernel();
+    console.log(${JSON.stringify(MARKER)});
+  `;
+  const run = spawnSync(process.execPath, ['--trace-protector-invalidation', '-e', script], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  expect(run, run.stderr).toMatchObject({ status: 0, signal: null });
+  // V8 prints its trace to stdout, in order with console.log.
+  const marker = run.stdout.indexOf(MARKER);
+  expect(marker, run.stdout).toBeGreaterThanOrEqual(0);
+  return { invalidated: run.stdout.slice(0, marker).includes(INVALIDATED), stdout: run.stdout };
+}
+
+const MODES: [string, string, NodeJS.ProcessEnv][] = BACKENDS.flatMap((backend): [string, string, NodeJS.ProcessEnv][] =>
+  backend === 'native' ? [['native', backend, {}], ['native in V8 memory', backend, { SLABPOOL_NATIVE_MEMORY: 'v8' }]] : [[backend, backend, {}]],
+);
+
+describe.each(MODES)('V8 keeps its typed-array fast path: %s backend', (_label, backend, env) => {
+  it.each(Object.keys(OPERATIONS))('%s detaches nothing by default', (name) => {
+    const { invalidated, stdout } = traced(OPERATIONS[name]!(backend, undefined), env);
+    expect(invalidated, stdout).toBe(false);
+  });
+
+  it.each(Object.keys(OPERATIONS))('%s detaches with the detach option, as documented', (name) => {
+    expect(traced(OPERATIONS[name]!(backend, true), env).invalidated).toBe(true);
+  });
+
+  it('SLABPOOL_DETACH=1 turns detaching on where the option is not given, and detach: false wins over it', () => {
+    const body = OPERATIONS['MemoryPool destroy()']!;
+    expect(traced(body(backend, undefined), { ...env, SLABPOOL_DETACH: '1' }).invalidated).toBe(true);
+    expect(traced(body(backend, false), { ...env, SLABPOOL_DETACH: '1' }).invalidated).toBe(false);
+  });
+});
