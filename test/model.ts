@@ -119,6 +119,8 @@ export class Harness implements Target {
   /** Views from getRun, a run of one block included: they are not block views. */
   readonly #runs = new WeakSet<PoolArray>();
   #otherBlock: PoolArray | null = null;
+  /** Views of slabs trim() released (the last 32), and what they read then. */
+  readonly #released: { view: PoolArray; read: unknown[] }[] = [];
 
   constructor(backend: Backend, options: Omit<PoolOptions<PoolArray>, 'backend'>) {
     this.model = new Model(options);
@@ -280,7 +282,11 @@ export class Harness implements Target {
     }
     const before = stale.map((v) => [v[0], v[v.length - 1]]);
     expect(this.pool.trim()).toBe(expected);
-    stale.forEach((v, i) => this.#expectReleased(v, before[i]!));
+    stale.forEach((v, i) => {
+      this.#expectReleased(v, before[i]!);
+      this.#released.push({ view: v, read: [v[0], v[v.length - 1]] });
+    });
+    this.#released.splice(0, this.#released.length - 32);
   }
 
   /**
@@ -321,6 +327,11 @@ export class Harness implements Target {
   /** check(), every figure against the model, and the stamp of every live block. */
   verify(): void {
     this.operations++;
+    // A released range is never given to a later slab while a view over it lives: those views
+    // keep reading what they read at release, whatever the pool did since.
+    for (const { view, read } of this.#released) {
+      expect([view[0], view[view.length - 1]], 'a view of a trimmed slab reads memory given to something else').toEqual(read);
+    }
     if (this.destroyed) return;
     const { model, pool, stride } = this;
     pool.check();
