@@ -165,9 +165,23 @@ export function validateOptions(options: unknown): PoolConfig {
   };
 }
 
-/** The `detach` option's default: SLABPOOL_DETACH=1 in the environment. */
+let detachWarned = false;
+
+/**
+ * The `detach` option's default: SLABPOOL_DETACH=1 in the environment. A variable left set by
+ * mistake would slow every typed array in the process without a word, so the first pool it
+ * applies to says so, once per process (a warning with code SLABPOOL_DETACH).
+ */
 export function detachByDefault(): boolean {
-  return process.env.SLABPOOL_DETACH === '1';
+  if (process.env.SLABPOOL_DETACH !== '1') return false;
+  if (!detachWarned) {
+    detachWarned = true;
+    process.emitWarning(
+      'SLABPOOL_DETACH=1: slabpool pools detach the memory they release, which turns off a V8 fast path for every typed array in this process. Use it for debugging only.',
+      { code: 'SLABPOOL_DETACH' },
+    );
+  }
+  return true;
 }
 
 /** The options of slabpool/compat's `createTypedArrayPool` (see CompatOptions in compat.ts). */

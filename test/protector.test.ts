@@ -70,6 +70,7 @@ interface Traced {
   /** Whether the protector was invalidated before the marker. */
   invalidated: boolean;
   stdout: string;
+  stderr: string;
 }
 
 function traced(body: string, env: NodeJS.ProcessEnv = {}): Traced {
@@ -93,7 +94,7 @@ function traced(body: string, env: NodeJS.ProcessEnv = {}): Traced {
   // V8 prints its trace to stdout, in order with console.log.
   const marker = run.stdout.indexOf(MARKER);
   expect(marker, run.stdout).toBeGreaterThanOrEqual(0);
-  return { invalidated: run.stdout.slice(0, marker).includes(INVALIDATED), stdout: run.stdout };
+  return { invalidated: run.stdout.slice(0, marker).includes(INVALIDATED), stdout: run.stdout, stderr: run.stderr };
 }
 
 const MODES: [string, string, NodeJS.ProcessEnv][] = BACKENDS.flatMap((backend): [string, string, NodeJS.ProcessEnv][] =>
@@ -110,9 +111,12 @@ describe.each(MODES)('V8 keeps its typed-array fast path: %s backend', (_label, 
     expect(traced(OPERATIONS[name]!(backend, true), env).invalidated).toBe(true);
   });
 
-  it('SLABPOOL_DETACH=1 turns detaching on where the option is not given, and detach: false wins over it', () => {
+  it('SLABPOOL_DETACH=1 turns detaching on where the option is not given, with one warning, and detach: false wins over it', () => {
     const body = OPERATIONS['MemoryPool destroy()']!;
-    expect(traced(body(backend, undefined), { ...env, SLABPOOL_DETACH: '1' }).invalidated).toBe(true);
+    const byEnv = traced(`{ ${body(backend, undefined)} } { ${body(backend, undefined)} }`, { ...env, SLABPOOL_DETACH: '1' });
+    expect(byEnv.invalidated).toBe(true);
+    expect(byEnv.stderr.match(/\[SLABPOOL_DETACH\] Warning: SLABPOOL_DETACH=1: slabpool pools detach/g)).toHaveLength(1);
     expect(traced(body(backend, false), { ...env, SLABPOOL_DETACH: '1' }).invalidated).toBe(false);
+    expect(traced(body(backend, true), env).stderr).toBe(''); // asked for in code: no warning
   });
 });
