@@ -1,5 +1,7 @@
 // libFuzzer target for native/slab.cc: the input bytes choose a pool geometry and a sequence of
 // operations, run on the allocator beside the shadow model (shadow.h) with check() after each.
+// Slabs span both kinds of slab memory: 1..80 blocks of 8..12288 bytes, so from 8 bytes (heap)
+// to 960 KiB (mapped, from os::kSlabMapThreshold on).
 // Any disagreement, crash or sanitizer report is a finding. Built and run by
 // `npm run fuzz:native` (scripts/fuzz-native.js).
 #include <cstddef>
@@ -30,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   slabpool_test::Shadow shadow(slab_blocks, alignment, stride_units);
   bool ok = shadow.add_slab(0, in.next());
   while (ok && in.more()) {
-    switch (in.next() % 9) {
+    switch (in.next() % 12) {
       case 0: ok = shadow.acquire(in.next(), in.next32()); break;
       case 1: ok = shadow.release(in.next(), false); break;
       case 2: ok = shadow.release(in.next(), true); break;
@@ -39,10 +41,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 5: ok = shadow.add_slab(in.next(), in.next()); break;
       case 6: ok = shadow.free_slab(in.next()); break;
       case 7: ok = shadow.release_wrong(in.next()); break;
+      case 8: ok = shadow.take_view(in.next(), in.next()); break;
+      case 9: ok = shadow.drop_view(in.next()); break;
+      case 10: ok = shadow.restart(in.next() & 1, in.next()); break;
       default: ok = shadow.largest_with_cache(); break;
     }
     ok = ok && shadow.verify();
   }
+  ok = ok && shadow.close();
   if (!ok) {
     std::fprintf(stderr, "slab_fuzz: %s\n", shadow.problem().c_str());
     std::abort();

@@ -1,15 +1,20 @@
 // Unit test of the allocator core (native/slab.cc, with run_index.cc and os_posix.cc) alone, without
 // Node: scenarios, then a random walk checked against a brute-force model after every operation.
 // Built and run by test/native-core.test.ts (npm test), and under sanitizers and valgrind.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "../../native/os.h"
 #include "../../native/slab.h"
 #include "expect.h"
 #include "shadow.h"
@@ -190,14 +195,153 @@ static void test_first_fit_past_a_short_run() {
   EXPECT(check_all(a, state, none).empty());
 }
 
+// The lifetime of viewed slab memory (slab.h), on one slab of either kind: 511 blocks of 8 bytes
+// come from the heap, 512 (one page, os::kSlabMapThreshold) are mapped.
+static size_t live() { return slabpool::slab_memory_live_bytes(); }
+static size_t committed() { return slabpool::slab_memory_committed_bytes(); }
+
+static bool all_bytes(const uint8_t* p, size_t n, uint8_t value) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != value) return false;
+  }
+  return true;
+}
+
+// Pages of [p, p + n) in physical memory, to see a decommit give them back.
+static size_t resident_pages(const uint8_t* p, size_t n) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in(n / page + 1);
+  if (mincore(const_cast<uint8_t*>(p), n, in.data()) != 0) return SIZE_MAX;
+  size_t resident = 0;
+  for (size_t i = 0; i < (n + page - 1) / page; i++) resident += in[i] & 1;
+  return resident;
+}
+
+static void test_slab_memory_lifetime(uint32_t blocks) {
+  using slabpool::SlabMemory;
+  const size_t bytes = blocks * 8;
+  const bool mapped = bytes >= slabpool::os::kSlabMapThreshold;
+  const size_t live0 = live(), committed0 = committed();
+  int32_t out[2];
+
+  {
+    // free_slab while two views are held: decommitted (zeros, writable), not freed; no later slab
+    // overlaps it; freed with the last view.
+    Allocator a(8, 8, blocks);
+    EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
+    EXPECT_EQ(live() - live0, bytes);
+    EXPECT_EQ(committed() - committed0, bytes);
+    EXPECT(a.slab_memory(1) == nullptr);  // an empty slot
+    SlabMemory* memory = a.slab_memory(0);
+    EXPECT(memory != nullptr);
+    EXPECT(slabpool::slab_memory_retain(memory) == memory);
+    slabpool::slab_memory_retain(memory);
+    uint8_t* view = a.slab_base(0);
+    EXPECT_EQ(a.acquire(out, 1), 1u);
+    std::memset(view + out[0] * 8, 0xa5, 8);
+    std::memset(view, 0x5a, bytes);  // the whole slab, so that every page of it is resident
+    EXPECT(a.release(out, 1));
+    if (mapped) EXPECT_EQ(resident_pages(view, bytes), bytes / 4096);
+    EXPECT_EQ(a.free_slab(0), bytes);
+    if (mapped) EXPECT_EQ(resident_pages(view, bytes), 0u);  // before reading: a read maps the zero page
+    EXPECT(all_bytes(view, bytes, 0));
+    EXPECT_EQ(live() - live0, bytes);
+    EXPECT_EQ(committed() - committed0, mapped ? 0 : bytes);
+    std::memset(view, 0x3c, bytes);
+    EXPECT(all_bytes(view, bytes, 0x3c));
+    EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
+    const uintptr_t old_at = reinterpret_cast<uintptr_t>(view), new_at = reinterpret_cast<uintptr_t>(a.slab_base(0));
+    EXPECT(new_at + bytes <= old_at || old_at + bytes <= new_at);
+    EXPECT(all_bytes(a.slab_base(0), bytes, 0));
+    EXPECT_EQ(live() - live0, 2 * bytes);
+    slabpool::slab_memory_release(memory);
+    EXPECT(all_bytes(view, bytes, 0x3c));  // one view left: still there
+    EXPECT_EQ(live() - live0, 2 * bytes);
+    slabpool::slab_memory_release(memory);
+    EXPECT_EQ(live() - live0, bytes);
+    EXPECT_EQ(committed() - committed0, bytes);
+    EXPECT_EQ(a.free_slab(0), bytes);  // no view: freed at once
+    EXPECT_EQ(live() - live0, 0u);
+    EXPECT_EQ(committed() - committed0, 0u);
+  }
+
+  {
+    // The destructor alone (a garbage-collected pool): held blocks keep their bytes.
+    SlabMemory* memory;
+    uint8_t* view;
+    {
+      Allocator a(8, 8, blocks);
+      EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
+      memory = slabpool::slab_memory_retain(a.slab_memory(0));
+      view = a.slab_base(0);
+      EXPECT_EQ(a.acquire(out, 2), 2u);
+      std::memset(view, 0x77, bytes);
+    }
+    EXPECT(all_bytes(view, bytes, 0x77));
+    EXPECT_EQ(live() - live0, bytes);
+    EXPECT_EQ(committed() - committed0, bytes);
+    slabpool::slab_memory_release(memory);
+    EXPECT_EQ(live() - live0, 0u);
+    EXPECT_EQ(committed() - committed0, 0u);
+  }
+
+  {
+    // decommit_all() then the destructor (a destroyed pool): viewed slabs read zeros, blocks in
+    // use included; an unviewed slab is left alone and freed by the destructor.
+    SlabMemory* memory;
+    uint8_t* view;
+    {
+      Allocator a(8, 8, blocks);
+      EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
+      EXPECT(a.add_slab(1, blocks) == Allocator::Result::kOk);
+      memory = slabpool::slab_memory_retain(a.slab_memory(0));
+      view = a.slab_base(0);
+      EXPECT_EQ(a.acquire(out, 2), 2u);
+      std::memset(view, 0x11, bytes);
+      std::memset(a.slab_base(1), 0x22, bytes);
+      a.decommit_all();
+      EXPECT(all_bytes(view, bytes, 0));
+      EXPECT(all_bytes(a.slab_base(1), bytes, 0x22));
+      EXPECT_EQ(live() - live0, 2 * bytes);
+      EXPECT_EQ(committed() - committed0, mapped ? bytes : 2 * bytes);
+      a.decommit_all();  // at most once
+      EXPECT_EQ(committed() - committed0, mapped ? bytes : 2 * bytes);
+    }
+    EXPECT(all_bytes(view, bytes, 0));
+    EXPECT_EQ(live() - live0, bytes);
+    EXPECT_EQ(committed() - committed0, mapped ? 0 : bytes);
+    std::memset(view, 0x33, bytes);
+    EXPECT(all_bytes(view, bytes, 0x33));
+    slabpool::slab_memory_release(memory);
+    EXPECT_EQ(live() - live0, 0u);
+    EXPECT_EQ(committed() - committed0, 0u);
+  }
+
+  {
+    // decommit_all() then free_slab of the same viewed slab: the bytes leave the committed count once.
+    Allocator a(8, 8, blocks);
+    EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
+    SlabMemory* memory = slabpool::slab_memory_retain(a.slab_memory(0));
+    a.decommit_all();
+    EXPECT_EQ(a.free_slab(0), bytes);
+    EXPECT_EQ(live() - live0, bytes);
+    EXPECT_EQ(committed() - committed0, mapped ? 0 : bytes);
+    slabpool::slab_memory_release(memory);
+    EXPECT_EQ(live() - live0, 0u);
+    EXPECT_EQ(committed() - committed0, 0u);
+  }
+}
+
 // Random walk against the shadow model (shadow.h): every operation checked, then check().
+static slabpool_test::Shadow::Reached reached;
+
 static void test_random(uint32_t seed) {
   std::mt19937 gen(seed);
   auto below = [&](uint32_t n) { return static_cast<uint32_t>(gen() % n); };
-  slabpool_test::Shadow shadow(1 + below(70), size_t{8} << below(4), 1 + below(3));
+  slabpool_test::Shadow shadow(1 + below(70), size_t{8} << below(10), 1 + below(3));
   bool ok = shadow.add_slab(0, gen());
   for (int step = 0; ok && step < 4000; step++) {
-    switch (below(10)) {
+    switch (below(12)) {
       case 0:
       case 1: ok = shadow.acquire(gen(), gen()); break;
       case 2:
@@ -206,6 +350,9 @@ static void test_random(uint32_t seed) {
       case 5: ok = shadow.reset_search_cursor(); break;
       case 6: ok = below(2) ? shadow.add_slab(gen(), gen()) : shadow.free_slab(gen()); break;
       case 7: ok = shadow.release_wrong(gen()); break;
+      case 8: ok = shadow.take_view(gen(), gen()); break;
+      case 9: ok = shadow.drop_view(gen()); break;
+      case 10: ok = below(16) == 0 ? shadow.restart(below(2) == 0, gen()) : shadow.largest_with_cache(); break;
       default: ok = shadow.largest_with_cache(); break;
     }
     ok = ok && shadow.verify();
@@ -215,6 +362,17 @@ static void test_random(uint32_t seed) {
       std::fprintf(stderr, "seed %u step %d: %s\n", seed, step, shadow.problem().c_str());
     }
   }
+  checks++;
+  if (ok && !shadow.close()) {
+    failures++;
+    std::fprintf(stderr, "seed %u at the end: %s\n", seed, shadow.problem().c_str());
+  }
+  const slabpool_test::Shadow::Reached& r = shadow.reached();
+  reached.heap_retired += r.heap_retired;
+  reached.mapped_retired += r.mapped_retired;
+  reached.decommit_destroyed += r.decommit_destroyed;
+  reached.plain_destroyed += r.plain_destroyed;
+  reached.last_view_freed += r.last_view_freed;
 }
 
 int main(int argc, char** argv) {
@@ -225,6 +383,17 @@ int main(int argc, char** argv) {
   test_slabs();
   test_refusals();
   test_first_fit_past_a_short_run();
+  test_slab_memory_lifetime(511);
+  test_slab_memory_lifetime(512);
   for (uint32_t seed = 1; seed <= seeds; seed++) test_random(seed);
+  std::printf("views held when: a heap slab was freed %u times, a mapped slab %u, decommit_all and destruction %u, destruction alone %u; last view freed a given-up slab %u times\n",
+              reached.heap_retired, reached.mapped_retired, reached.decommit_destroyed, reached.plain_destroyed, reached.last_view_freed);
+  if (seeds >= 8) {  // the fewest any caller runs (valgrind); each path is reached by then
+    EXPECT(reached.heap_retired > 0);
+    EXPECT(reached.mapped_retired > 0);
+    EXPECT(reached.decommit_destroyed > 0);
+    EXPECT(reached.plain_destroyed > 0);
+    EXPECT(reached.last_view_freed > 0);
+  }
   return expect_summary();
 }
