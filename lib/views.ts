@@ -1,4 +1,5 @@
 import type { PoolArray, PoolArrayConstructor } from './options.js';
+import { ownView } from './own-map.js';
 import type { SlotTable } from './slots.js';
 
 /*
@@ -159,6 +160,6 @@ export class ViewTable {
   /** A new typed array of `length` elements starting at block idx, in its slab's buffer. */
   #over(idx: number, length: number): PoolView {
     const slot = this.#slots.at(this.#slots.slotOf(idx));
-    return new this.#type(slot.buffer!, this.#slots.byteOffset(idx), length);
+    return ownView(this.#type, slot.buffer!, this.#slots.byteOffset(idx), length);
   }
 }

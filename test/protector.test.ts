@@ -120,3 +120,57 @@ describe.each(MODES)('V8 keeps its typed-array fast path: %s backend', (_label, 
     expect(traced(body(backend, true), env).stderr).toBe(''); // asked for in code: no warning
   });
 });
+
+/*
+ * The other process-wide cost: a property added to any typed array made by a built-in
+ * constructor gives that constructor's V8 map a transition, and the map stops being "stable", so
+ * every optimized function that embedded such an array as a constant is re-optimized with checks
+ * (1.8x slower measured). `%DebugPrint` (--allow-natives-syntax) says whether a map is stable.
+ */
+const TYPE_NAMES = ['Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array', 'Uint32Array', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array'];
+
+const KIND_OF_TYPE: Record<string, string> = {
+  INT8: 'Int8Array', UINT8: 'Uint8Array', UINT8_CLAMPED: 'Uint8ClampedArray', INT16: 'Int16Array', UINT16: 'Uint16Array', INT32: 'Int32Array',
+  UINT32: 'Uint32Array', FLOAT32: 'Float32Array', FLOAT64: 'Float64Array', BIGINT64: 'BigInt64Array', BIGUINT64: 'BigUint64Array',
+};
+
+/** The built-in typed-array types whose initial map is not stable after `body` ran. */
+function unstableMaps(body: string, env: NodeJS.ProcessEnv): string[] {
+  const script = `
+    const { MemoryPool } = require('slabpool');
+    ${body}
+    for (const name of ${JSON.stringify(TYPE_NAMES)}) %DebugPrint(new globalThis[name](1));
+  `;
+  const run = spawnSync(process.execPath, ['--allow-natives-syntax', '-e', script], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  expect(run, run.stderr).toMatchObject({ status: 0, signal: null });
+  // V8 prints each object and then its map; the map's block says "stable_map" when it is.
+  const printed = run.stdout.split('DebugPrint: ').slice(1);
+  expect(printed).toHaveLength(TYPE_NAMES.length);
+  return printed.filter((chunk) => !chunk.includes('\n - stable_map')).map((chunk) => KIND_OF_TYPE[/elements kind: (\w+)ELEMENTS/.exec(chunk)![1]!]!);
+}
+
+describe.each(MODES)('the built-in typed-array maps stay stable: %s backend', (label, backend, env) => {
+  it('after pools of every element type hand out, take back, trim and destroy blocks, runs and leases', () => {
+    const body = `
+      for (const name of ${JSON.stringify(TYPE_NAMES)}) {
+        const pool = new MemoryPool({ type: globalThis[name], blockSize: 16, numBlocks: 8, grow: true, backend: '${backend}' });
+        const blocks = Array.from({ length: 12 }, () => pool.getBlock());
+        const run = pool.getRun(3);
+        const lease = pool.lease();
+        lease[Symbol.dispose]();
+        pool.returnBlock(run);
+        for (const b of blocks.slice(4)) pool.returnBlock(b);
+        pool.trim();
+        pool.check();
+        pool.stats();
+        pool.destroy();
+      }
+    `;
+    expect(unstableMaps('', env), 'a plain process').toEqual([]);
+    // Node 20 makes every external ArrayBuffer through its C++ Buffer, which moves a Uint8Array
+    // to Buffer.prototype: the built-in Uint8Array map's transition comes from Node itself (as
+    // for any addon or core module that makes a Buffer in C++), not from the pool's views.
+    const nodeOwn = label === 'native' ? ['Uint8Array'] : [];
+    expect(unstableMaps(body, env)).toEqual(nodeOwn);
+  });
+});
