@@ -3,6 +3,23 @@ import type { CompatClassStats } from './compat.js';
 import { Stamp } from './compat-stamp.js';
 import { checkFailed } from './errors.js';
 import type { Backend, PoolArray } from './options.js';
+import { SlabIndex } from './compat-slab-index.js';
+import {
+  OwnBigInt64Array,
+  OwnBigUint64Array,
+  OwnBuffer,
+  OwnDataView,
+  OwnFloat32Array,
+  OwnFloat64Array,
+  OwnInt16Array,
+  OwnInt32Array,
+  OwnInt8Array,
+  OwnUint16Array,
+  OwnUint32Array,
+  OwnUint8Array,
+  OwnUint8ClampedArray,
+  plain,
+} from './own-map.js';
 import { MemoryPool } from './pool.js';
 
 /*
@@ -12,8 +29,13 @@ import { MemoryPool } from './pool.js';
  * record. compat.ts's malloc and free update a class's and a record's fields directly (that is
  * the hot path); everything else about them is here.
  *
+ * Views: one made for a single malloc is a plain typed array (or Buffer, DataView), unmarked, and
+ * free() finds its record through the slab index (compat-slab-index.ts); one made for a size
+ * asked twice in a row is cached on the record, and marked (a ViewMark names the record) on a map
+ * of its own (own-map.ts): marking a view of a built-in map would slow the user's typed arrays.
+ *
  * Invariants (check() verifies them, with every class pool's own check()):
- *   a view is live  <=> it is its block's record.live (its ViewMark names the record)
+ *   a view is live  <=> it is its block's record.live
  *   record.live !== null  => the block is held from its class pool
  *   so freeing a view twice is detected even after its block went out again, never aliased
  *   class pool's inUseBlocks = class.live + (class.parked ? 1 : 0)
@@ -89,6 +111,8 @@ export type CompatView = PoolArray | DataView;
 export class BlockRecord {
   /** The view handed out for this block now, or null while the block is free. */
   live: CompatView | null = null;
+  /** The view freed last: freeing it again is a double free, even when it carries no mark. */
+  lastFreed: CompatView | null = null;
   /**
    * Two slots per kind: the cached view, then the size in bytes last asked of that kind. A view
    * is cached only when the same size comes twice in a row, so random sizes make short-lived
@@ -112,12 +136,14 @@ export function recordOfBlock(block: Block, cls: SizeClass): BlockRecord {
 function recordBlock(block: Block, cls: SizeClass): BlockRecord {
   const record = new BlockRecord(block, cls, block.buffer as ArrayBuffer, block.byteOffset);
   Object.defineProperty(block, RECORD, { value: record });
+  cls.index.add(record, cls.pool.indexOf(block) % cls.slabBlocks);
   return record;
 }
 
 /**
- * A view of `kind` over `bytes` bytes at `offset`. Each constructor is named at its own call site:
- * V8 compiles `new Float64Array(...)` to a fast path, but not a construct through a variable.
+ * A view of `kind` over `bytes` bytes at `offset`, plain, for one malloc. Each constructor is named
+ * at its own call site: V8 compiles `new Float64Array(...)` to a fast path, but not a construct
+ * through a variable.
  */
 function viewOver(buffer: ArrayBuffer, offset: number, kind: ViewKind, bytes: number): CompatView {
   switch (kind) {
@@ -150,22 +176,53 @@ function viewOver(buffer: ArrayBuffer, offset: number, kind: ViewKind, bytes: nu
   }
 }
 
-function makeView(record: BlockRecord, kind: ViewKind, bytes: number): CompatView {
-  const view = viewOver(record.buffer, record.offset, kind, bytes);
-  new ViewMark(view, record);
-  return view;
+/** The same view on a map of its own (own-map.ts), to be marked and cached: it looks as plain. */
+function ownViewOver(buffer: ArrayBuffer, offset: number, kind: ViewKind, bytes: number): CompatView {
+  switch (kind) {
+    case ViewKind.Int8:
+      return plain(new OwnInt8Array(buffer, offset, bytes), Int8Array.prototype);
+    case ViewKind.Int16:
+      return plain(new OwnInt16Array(buffer, offset, bytes >>> 1), Int16Array.prototype);
+    case ViewKind.Int32:
+      return plain(new OwnInt32Array(buffer, offset, bytes >>> 2), Int32Array.prototype);
+    case ViewKind.Uint8:
+      return plain(new OwnUint8Array(buffer, offset, bytes), Uint8Array.prototype);
+    case ViewKind.Uint16:
+      return plain(new OwnUint16Array(buffer, offset, bytes >>> 1), Uint16Array.prototype);
+    case ViewKind.Uint32:
+      return plain(new OwnUint32Array(buffer, offset, bytes >>> 2), Uint32Array.prototype);
+    case ViewKind.Float32:
+      return plain(new OwnFloat32Array(buffer, offset, bytes >>> 2), Float32Array.prototype);
+    case ViewKind.Float64:
+      return plain(new OwnFloat64Array(buffer, offset, bytes >>> 3), Float64Array.prototype);
+    case ViewKind.Uint8Clamped:
+      return plain(new OwnUint8ClampedArray(buffer, offset, bytes), Uint8ClampedArray.prototype);
+    case ViewKind.BigInt64:
+      return plain(new OwnBigInt64Array(buffer, offset, bytes >>> 3), BigInt64Array.prototype);
+    case ViewKind.BigUint64:
+      return plain(new OwnBigUint64Array(buffer, offset, bytes >>> 3), BigUint64Array.prototype);
+    case ViewKind.Buffer:
+      return plain(new OwnBuffer(buffer, offset, bytes), Buffer.prototype);
+    default:
+      return plain(new OwnDataView(buffer, offset, bytes), DataView.prototype);
+  }
 }
 
-/** malloc's miss in the record's view cache: a new view, cached when the same size came last time too. */
+/**
+ * malloc's miss in the record's view cache: a plain view for this malloc, or, when the same size
+ * came last time too, a marked one on a map of its own, cached for the next malloc of that size.
+ */
 export function viewFor(record: BlockRecord, kind: ViewKind, bytes: number): CompatView {
   const slots = record.slots;
-  const view = makeView(record, kind, bytes);
-  if (slots[2 * kind + 1] === bytes) slots[2 * kind] = view;
-  else {
-    slots[2 * kind + 1] = bytes;
-    slots[2 * kind] = undefined;
+  if (slots[2 * kind + 1] === bytes) {
+    const view = ownViewOver(record.buffer, record.offset, kind, bytes);
+    new ViewMark(view, record);
+    slots[2 * kind] = view;
+    return view;
   }
-  return view;
+  slots[2 * kind + 1] = bytes;
+  slots[2 * kind] = undefined;
+  return viewOver(record.buffer, record.offset, kind, bytes);
 }
 
 /** One size class: a pool of blocks of 2^k bytes, and compat's counts of them. */
@@ -174,6 +231,7 @@ export class SizeClass {
   // V8's knowledge of the pool's shape, and malloc and free would pay a check on every call.
   declare readonly pool: MemoryPool<Uint8Array>;
   declare readonly slabBlocks: number;
+  declare readonly index: SlabIndex;
   /**
    * The block freed last, kept back from the pool for the next malloc of the class: the
    * malloc-free-malloc of one size (the common loop) then never touches the pool. One block per
@@ -190,8 +248,9 @@ export class SizeClass {
   /** Frees left in this epoch. */
   countdown = EPOCH_FREES;
 
-  constructor(k: number, backend: 'auto' | Backend, detach: boolean) {
+  constructor(k: number, backend: 'auto' | Backend, detach: boolean, index: SlabIndex) {
     const bytes = 2 ** k;
+    this.index = index;
     this.slabBlocks = Math.max(1, SLAB_BYTES / bytes);
     this.pool = new MemoryPool({
       type: Uint8Array,
@@ -220,6 +279,7 @@ export class SizeClass {
   trim(): number {
     this.#unpark();
     const released = this.pool.trim();
+    if (released > 0) this.index.forget(this, false);
     this.#newEpoch();
     return released;
   }
@@ -268,13 +328,16 @@ export class SizeClasses {
   /** The mallocs of classes that closeIdleAndTrimOthers() closed (all freed). */
   #closedMallocs = 0;
 
+  /** The way back from an unmarked view to its record, for every class. */
+  readonly index = new SlabIndex();
+
   constructor(
     readonly backend: 'auto' | Backend,
     readonly detach: boolean,
   ) {}
 
   open(k: number): SizeClass {
-    const cls = new SizeClass(k, this.backend, this.detach);
+    const cls = new SizeClass(k, this.backend, this.detach, this.index);
     this.byLog2[k] = cls;
     return cls;
   }
@@ -299,6 +362,7 @@ export class SizeClasses {
         released += cls.pool.stats().reservedBytes;
         this.#closedMallocs += cls.mallocs;
         cls.pool.destroy(); // every view of it is free; on native they read zeros from now on
+        this.index.forget(cls, true);
         this.byLog2[k] = undefined;
       } else released += cls.trim();
     }
@@ -307,6 +371,7 @@ export class SizeClasses {
 
   check(): void {
     for (const cls of this.byLog2) cls?.check();
+    this.index.check();
   }
 
   /** Each open class's stats, smallest first, and their totals (mallocs include closed classes'). */

@@ -186,6 +186,35 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     pool.free(c);
   });
 
+  it('hands out cached views (a size asked twice in a row) and one-off views alike: plain, each freed once', () => {
+    const pool = make();
+    const views: Pooled[] = [];
+    for (const n of [5, 5, 5, 6, 5, 5]) {
+      const a = pool.mallocDouble(n);
+      a.fill(n);
+      assert.deepStrictEqual(a, new Float64Array(n).fill(n));
+      expect(Object.getPrototypeOf(a) === Float64Array.prototype && a.constructor === Float64Array).toBe(true);
+      expect(util.inspect(a)).toBe(util.inspect(new Float64Array(n).fill(n)));
+      views.push(a);
+      pool.free(a);
+      pool.free(a); // the view freed last: a double free, marked or not
+    }
+    expect(views[2]).toBe(views[1]); // the third 5 reuses the view the second made (cached)
+    expect(views[0]).not.toBe(views[1]);
+    expect(pool.stats()).toMatchObject({ doubleFrees: 6, foreignFrees: 0, mallocs: 6, frees: 6 });
+    // An older one-off view, freed again after its block went out and came back twice since,
+    // carries no mark and is not the one freed last: never aliased, counted as foreign.
+    const old = pool.mallocDouble(7); // 56 bytes; 6 and 5 doubles take the same 64-byte block
+    pool.free(old);
+    pool.free(pool.mallocDouble(6));
+    const live = pool.mallocDouble(5);
+    pool.free(old);
+    expect(pool.stats()).toMatchObject({ doubleFrees: 6, foreignFrees: 1 });
+    expect(extent(live)[1]).toBe(old.byteOffset); // old's block is live's: still live
+    pool.free(live);
+    pool.check();
+  });
+
   it('detects a stale view freed again after its block went to another size', () => {
     const pool = make();
     const a = pool.mallocDouble(10); // 80 bytes: class 128

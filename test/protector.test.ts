@@ -173,4 +173,22 @@ describe.each(MODES)('the built-in typed-array maps stay stable: %s backend', (l
     const nodeOwn = label === 'native' ? ['Uint8Array'] : [];
     expect(unstableMaps(body, env)).toEqual(nodeOwn);
   });
+
+  it("after compat's mallocs of every dtype, one-off and cached, frees, double frees, trims and clearCache", () => {
+    const body = `
+      const { createTypedArrayPool } = require('slabpool/compat');
+      const pool = createTypedArrayPool({ backend: '${backend}' });
+      const dtypes = ['uint8', 'uint16', 'uint32', 'int8', 'int16', 'int32', 'float', 'double', 'uint8_clamped', 'bigint64', 'biguint64', 'buffer', 'dataview', 'arraybuffer'];
+      const held = [];
+      for (let i = 0; i < 600; i++) {
+        const a = pool.malloc(1 + ((i * 7919) % 300) * (i % 3 === 0 ? 0 : 1), dtypes[i % dtypes.length]);
+        if (i % 4 === 0) held.push(a); else { pool.free(a); pool.free(a); }
+      }
+      pool.trim();
+      for (const a of held) pool.free(a);
+      pool.check();
+      pool.clearCache();
+    `;
+    expect(unstableMaps(body, env)).toEqual(label === 'native' ? ['Uint8Array'] : []);
+  });
 });
