@@ -1,6 +1,10 @@
-// npm run bench [-- --json] [-- --trials N] [-- --check] [-- --smoke]
+// npm run bench [-- --json] [-- --trials N] [-- --check] [-- --smoke] [-- --only CASE[,CASE]]
 // --smoke runs every case once at toy sizes: it shows that the benchmark works (npm test runs
 // it), and its figures mean nothing.
+// --only runs just the named cases (acquireRelease, typedarrayPoolApi, getRun, construct,
+// steadyState, kernelAfter) and reports their sections and targets alone, e.g.
+// `node bench/run.mjs --only kernelAfter` (the package must be compiled: npm run bench does it).
+// kernelAfter, the user's own Float64Array kernel after a pool operation, runs at least 7 trials.
 // Every trial runs in a fresh process (bench/trial.mjs). Trials of all cases are interleaved
 // round by round, so a noisy neighbour slows every variant alike; each figure is the median of
 // its trials, and every ratio is computed from figures of this one run.
@@ -16,6 +20,9 @@ const json = args.includes('--json');
 const check = args.includes('--check');
 const smoke = args.includes('--smoke');
 const trials = smoke ? 1 : Number(args[args.indexOf('--trials') + 1]) || 5;
+const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter'];
+const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : cases;
+for (const c of only) if (!cases.includes(c)) throw new Error(`--only takes case names separated by commas (${cases.join(', ')}), not "${c}"`);
 const log = (line) => process.stderr.write(`${line}\n`);
 
 const backends = backendInfo().backend === 'native' ? ['native', 'js'] : ['js'];
@@ -25,7 +32,25 @@ const lengths = [100, 1000, 100_000];
 const sizes = smoke ? { '1e3': 1e2, '1e6': 1e4 } : { '1e3': 1e3, '1e6': 1e6 };
 const cycles = smoke ? 1e4 : 1e6;
 const budgetMs = smoke ? 5 : undefined;
-const specs = [
+// Fresh processes differ by a few % here, and the targets are ratios of two medians: 7 trials at
+// least, ~0.4 s each.
+const kernelTrials = smoke ? 1 : Math.max(trials, 7);
+const kernelRounds = smoke ? 2000 : 100_000;
+/**
+ * kernelAfter's variants: each a fresh process that runs one operation between the warm-up and
+ * the timed kernel. `target`: the kernel must not be slower after it (the default operations); the
+ * references show what slows it: detaching (the old default) and a property on a Float64Array.
+ */
+const kernelVariants = [
+  { variant: 'nothing', op: 'nothing', label: 'nothing' },
+  ...backends.map((b) => ({ variant: `${b}Destroy`, op: 'destroy', backend: b, label: `${b}: getBlock, destroy()`, target: `kernel after ${b} destroy() / nothing` })),
+  ...backends.map((b) => ({ variant: `${b}Trim`, op: 'trim', backend: b, label: `${b}: grow, return blocks, trim()`, target: `kernel after ${b} trim() / nothing` })),
+  { variant: 'compatClearCache', op: 'compatClearCache', backend: backends[0], label: `compat (${backends[0]}): mallocDouble, free, clearCache()`, target: 'kernel after compat clearCache() / nothing' },
+  { variant: 'compatTrimPolicy', op: 'compatTrimPolicy', backend: backends[0], label: `compat (${backends[0]}): 10,000-array burst, trim policy`, target: "kernel after compat's trim policy / nothing" },
+  { variant: 'detachDestroy', op: 'destroy', backend: backends[0], detach: true, label: `reference: ${backends[0]} destroy() with detach: true` },
+  { variant: 'plainProperty', op: 'plainProperty', label: 'reference: a property set on one plain Float64Array, no slabpool' },
+];
+const allSpecs = [
   ...lengths.flatMap((blockLength) =>
     ['floor', 'newFloat64Array', 'typedarrayPool', ...backends].map((variant) => ({ case: 'acquireRelease', variant, blockLength, budgetMs })),
   ),
@@ -33,17 +58,42 @@ const specs = [
   ...backends.flatMap((backend) => [1, 8, 64].flatMap((k) => Object.values(sizes).map((n) => ({ case: 'getRun', backend, k, n, budgetMs })))),
   ...backends.flatMap((backend) => Object.values(sizes).map((n) => ({ case: 'construct', backend, n }))),
   ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles })),
+  ...kernelVariants.map(({ variant, op, backend, detach }) => ({ case: 'kernelAfter', variant, op, backend, detach, rounds: kernelRounds })),
 ];
+const specs = allSpecs.filter((s) => only.includes(s.case));
+const ran = (c) => specs.some((s) => s.case === c);
+const trialsFor = (spec) => (spec.case === 'kernelAfter' ? kernelTrials : trials);
 
+/** The environment of a trial: compat's backend where the case needs one, and detach off unless asked. */
+function envFor(spec) {
+  if (spec.case === 'typedarrayPoolApi' && spec.variant !== 'typedarrayPool') return { ...process.env, SLABPOOL_BACKEND: spec.variant };
+  if (spec.case !== 'kernelAfter') return process.env;
+  const env = { ...process.env, SLABPOOL_BACKEND: spec.backend ?? backends[0] };
+  delete env.SLABPOOL_DETACH; // the default, whatever this shell has
+  return env;
+}
+
+const INVALIDATED = 'Invalidating protector cell ArrayBufferDetaching';
 const results = new Map(specs.map((s) => [JSON.stringify(s), []]));
-for (let round = 0; round < trials; round++) {
-  log(`round ${round + 1} of ${trials}`);
+const rounds = Math.max(...specs.map(trialsFor));
+for (let round = 0; round < rounds; round++) {
+  log(`round ${round + 1} of ${rounds}`);
   for (const spec of specs) {
+    if (round >= trialsFor(spec)) continue;
     const key = JSON.stringify(spec);
-    const env = spec.case === 'typedarrayPoolApi' && spec.variant !== 'typedarrayPool' ? { ...process.env, SLABPOOL_BACKEND: spec.variant } : process.env;
-    const run = spawnSync(process.execPath, ['--expose-gc', path.join(here, 'trial.mjs'), key], { encoding: 'utf8', env });
+    // kernelAfter: V8 prints to stdout when the protector falls; the trial prints a line before its
+    // timed loop, and Node itself detaches external buffers at exit, after the result.
+    const flags = spec.case === 'kernelAfter' ? ['--expose-gc', '--trace-protector-invalidation'] : ['--expose-gc'];
+    const run = spawnSync(process.execPath, [...flags, path.join(here, 'trial.mjs'), key], { encoding: 'utf8', env: envFor(spec) });
     if (run.status !== 0) throw new Error(`trial ${key} failed:\n${run.stderr}`);
-    results.get(key).push(JSON.parse(run.stdout));
+    if (spec.case !== 'kernelAfter') {
+      results.get(key).push(JSON.parse(run.stdout));
+      continue;
+    }
+    const timing = run.stdout.indexOf('kernelAfter: timing\n');
+    const result = run.stdout.slice(timing).split('\n')[1];
+    if (timing < 0 || !result) throw new Error(`trial ${key} printed no result:\n${run.stdout}`);
+    results.get(key).push({ ...JSON.parse(result), invalidated: run.stdout.slice(0, timing).includes(INVALIDATED) });
   }
 }
 
@@ -60,68 +110,109 @@ const trialsOf = (partial) => {
 const pick = (partial, field = 'ns') => median(trialsOf(partial).map((r) => r[field]));
 const round2 = (x) => Math.round(x * 100) / 100;
 
-const acquireByLength = Object.fromEntries(
-  lengths.map((blockLength) => [
-    blockLength,
-    Object.fromEntries(['floor', 'newFloat64Array', 'typedarrayPool', ...backends].map((variant) => [variant, round2(pick({ case: 'acquireRelease', variant, blockLength }))])),
-  ]),
+/** A section of the report, or undefined (left out of the JSON) when --only skipped its case. */
+const section = (c, build) => (ran(c) ? build() : undefined);
+const acquireByLength = section('acquireRelease', () =>
+  Object.fromEntries(
+    lengths.map((blockLength) => [
+      blockLength,
+      Object.fromEntries(['floor', 'newFloat64Array', 'typedarrayPool', ...backends].map((variant) => [variant, round2(pick({ case: 'acquireRelease', variant, blockLength }))])),
+    ]),
+  ),
 );
-const compat = Object.fromEntries(
-  ['same', 'random'].map((pattern) => [
-    pattern,
-    Object.fromEntries(['typedarrayPool', ...backends].map((variant) => [variant, round2(pick({ case: 'typedarrayPoolApi', variant, pattern }))])),
-  ]),
+const compat = section('typedarrayPoolApi', () =>
+  Object.fromEntries(
+    ['same', 'random'].map((pattern) => [
+      pattern,
+      Object.fromEntries(['typedarrayPool', ...backends].map((variant) => [variant, round2(pick({ case: 'typedarrayPoolApi', variant, pattern }))])),
+    ]),
+  ),
 );
-const getRun = Object.fromEntries(
-  backends.map((backend) => [
-    backend,
-    Object.fromEntries(
-      [1, 8, 64].map((k) => [`k${k}`, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, round2(pick({ case: 'getRun', backend, k, n }))]))]),
+const getRun = section('getRun', () =>
+  Object.fromEntries(
+    backends.map((backend) => [
+      backend,
+      Object.fromEntries(
+        [1, 8, 64].map((k) => [`k${k}`, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, round2(pick({ case: 'getRun', backend, k, n }))]))]),
+      ),
+    ]),
+  ),
+);
+const getRunFound = section('getRun', () =>
+  Object.fromEntries(
+    backends.map((backend) => [
+      backend,
+      Object.fromEntries([1, 8, 64].map((k) => [`k${k}`, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, pick({ case: 'getRun', backend, k, n }, 'found')]))])),
+    ]),
+  ),
+);
+const construct = section('construct', () =>
+  Object.fromEntries(backends.map((backend) => [backend, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', backend, n }))]))])),
+);
+const steadyState = section('steadyState', () =>
+  Object.fromEntries(
+    [...backends, 'newFloat64Array'].map((variant) => {
+      const spec = { case: 'steadyState', variant };
+      const all = trialsOf(spec);
+      return [
+        variant,
+        {
+          cycles,
+          gcEvents: pick(spec, 'gcEvents'),
+          maxGcEvents: Math.max(...all.map((r) => r.gcEvents)),
+          rssGrowthBytes: pick(spec, 'rssGrowthBytes'),
+          maxRssGrowthBytes: Math.max(...all.map((r) => r.rssGrowthBytes)),
+          ns: round2(pick(spec)),
+        },
+      ];
+    }),
+  ),
+);
+const kernelAfter = section('kernelAfter', () => {
+  const nothing = pick({ case: 'kernelAfter', variant: 'nothing' }, 'ms');
+  return {
+    rounds: kernelRounds,
+    trials: kernelTrials,
+    variants: Object.fromEntries(
+      kernelVariants.map(({ variant, label }) => {
+        const spec = { case: 'kernelAfter', variant };
+        const ms = pick(spec, 'ms');
+        // Whether V8 reported the protector invalidated before the timed loop, in any trial.
+        return [variant, { label, ms: round2(ms), vsNothing: round2(ms / nothing), protectorInvalidated: trialsOf(spec).some((r) => r.invalidated) }];
+      }),
     ),
-  ]),
-);
-const getRunFound = Object.fromEntries(
-  backends.map((backend) => [
-    backend,
-    Object.fromEntries([1, 8, 64].map((k) => [`k${k}`, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, pick({ case: 'getRun', backend, k, n }, 'found')]))])),
-  ]),
-);
-const construct = Object.fromEntries(
-  backends.map((backend) => [backend, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', backend, n }))]))]),
-);
-const steadyState = Object.fromEntries(
-  [...backends, 'newFloat64Array'].map((variant) => {
-    const spec = { case: 'steadyState', variant };
-    const all = trialsOf(spec);
-    return [
-      variant,
-      {
-        cycles,
-        gcEvents: pick(spec, 'gcEvents'),
-        maxGcEvents: Math.max(...all.map((r) => r.gcEvents)),
-        rssGrowthBytes: pick(spec, 'rssGrowthBytes'),
-        maxRssGrowthBytes: Math.max(...all.map((r) => r.rssGrowthBytes)),
-        ns: round2(pick(spec)),
-      },
-    ];
-  }),
-);
+  };
+});
 
-const a = acquireByLength[100];
+const a = acquireByLength?.[100];
 const targets = [];
 const target = (name, value, limit, met) => targets.push({ name, value: round2(value), limit, met });
 for (const b of backends) {
-  target(`${b}: getBlock+returnBlock / floor`, a[b] / a.floor, '<= 1.5', a[b] / a.floor <= 1.5);
-  target(`${b}: new Float64Array(100) / getBlock+returnBlock`, a.newFloat64Array / a[b], '>= 50', a.newFloat64Array / a[b] >= 50);
-  target(`${b}: typedarray-pool / getBlock+returnBlock`, a.typedarrayPool / a[b], '>= 3', a.typedarrayPool / a[b] >= 3);
-  target(`${b}: GC events in 1e6 steady cycles (worst trial)`, steadyState[b].maxGcEvents, '= 0', steadyState[b].maxGcEvents === 0);
-  target(`${b}: RSS growth in 1e6 steady cycles, bytes (worst trial)`, steadyState[b].maxRssGrowthBytes, '< 1048576', steadyState[b].maxRssGrowthBytes < 2 ** 20);
-  target(`${b}: compat, same size: typedarray-pool / compat`, compat.same.typedarrayPool / compat.same[b], '>= 2', compat.same.typedarrayPool / compat.same[b] >= 2);
-  target(`${b}: compat, random sizes: compat / typedarray-pool`, compat.random[b] / compat.random.typedarrayPool, '<= 1.2', compat.random[b] / compat.random.typedarrayPool <= 1.2);
-  target(`${b}: construct 1e6 / 1e3 blocks`, construct[b]['1e6'] / construct[b]['1e3'], '<= 2', construct[b]['1e6'] / construct[b]['1e3'] <= 2);
-  for (const k of [1, 8, 64]) {
-    const g = getRun[b][`k${k}`];
-    target(`${b}: getRun(${k}) on 1e6 / 1e3 blocks`, g['1e6'] / g['1e3'], '<= 2', g['1e6'] / g['1e3'] <= 2);
+  if (a) {
+    target(`${b}: getBlock+returnBlock / floor`, a[b] / a.floor, '<= 1.5', a[b] / a.floor <= 1.5);
+    target(`${b}: new Float64Array(100) / getBlock+returnBlock`, a.newFloat64Array / a[b], '>= 50', a.newFloat64Array / a[b] >= 50);
+    target(`${b}: typedarray-pool / getBlock+returnBlock`, a.typedarrayPool / a[b], '>= 3', a.typedarrayPool / a[b] >= 3);
+  }
+  if (steadyState) {
+    target(`${b}: GC events in 1e6 steady cycles (worst trial)`, steadyState[b].maxGcEvents, '= 0', steadyState[b].maxGcEvents === 0);
+    target(`${b}: RSS growth in 1e6 steady cycles, bytes (worst trial)`, steadyState[b].maxRssGrowthBytes, '< 1048576', steadyState[b].maxRssGrowthBytes < 2 ** 20);
+  }
+  if (compat) {
+    target(`${b}: compat, same size: typedarray-pool / compat`, compat.same.typedarrayPool / compat.same[b], '>= 2', compat.same.typedarrayPool / compat.same[b] >= 2);
+    target(`${b}: compat, random sizes: compat / typedarray-pool`, compat.random[b] / compat.random.typedarrayPool, '<= 1.2', compat.random[b] / compat.random.typedarrayPool <= 1.2);
+  }
+  if (construct) target(`${b}: construct 1e6 / 1e3 blocks`, construct[b]['1e6'] / construct[b]['1e3'], '<= 2', construct[b]['1e6'] / construct[b]['1e3'] <= 2);
+  if (getRun) {
+    for (const k of [1, 8, 64]) {
+      const g = getRun[b][`k${k}`];
+      target(`${b}: getRun(${k}) on 1e6 / 1e3 blocks`, g['1e6'] / g['1e3'], '<= 2', g['1e6'] / g['1e3'] <= 2);
+    }
+  }
+}
+if (kernelAfter) {
+  for (const v of kernelVariants.filter((k) => k.target)) {
+    const ratio = kernelAfter.variants[v.variant].vsNothing;
+    target(v.target, ratio, '<= 1.15', ratio <= 1.15);
   }
 }
 
@@ -143,6 +234,7 @@ const report = {
   construct,
   getRun,
   getRunFound,
+  kernelAfter,
   targets,
   machine,
   trials,
@@ -158,15 +250,21 @@ if (json) {
   };
   const variants = ['floor', 'newFloat64Array', 'typedarrayPool', ...backends];
   const names = { floor: 'array pop/push (floor)', newFloat64Array: 'new Float64Array(n)', typedarrayPool: 'typedarray-pool 1.2', native: 'slabpool native', js: 'slabpool js' };
-  table('Take and give back one block (ns per pair, median)', ['', ...lengths.map((l) => `${l} doubles`), 'vs floor (100)'], variants.map((v) => [names[v], ...lengths.map((l) => acquireByLength[l][v]), `${round2(a[v] / a.floor)}x`]));
-  table(
-    'typedarray-pool API: mallocDouble + freeDouble (ns per pair, median)',
-    ['', 'same size (1024 doubles)', 'random sizes (1 to 4096 doubles)'],
-    ['typedarrayPool', ...backends].map((v) => [v === 'typedarrayPool' ? names[v] : `slabpool/compat ${v}`, compat.same[v], compat.random[v]]),
-  );
-  table('getRun(k) + returnBlock at 50 % random occupancy (ns per pair, median; share of calls that found a run)', ['', ...backends.flatMap((b) => Object.keys(sizes).map((s) => `${b} ${s}`))], [1, 8, 64].map((k) => [`k = ${k}`, ...backends.flatMap((b) => Object.keys(sizes).map((s) => `${getRun[b][`k${k}`][s]} (${Math.round(getRunFound[b][`k${k}`][s] * 100)} %)`))]));
-  table('Pool construction (ns, median)', ['', ...Object.keys(sizes).map((s) => `${s} blocks`)], backends.map((b) => [b, ...Object.keys(sizes).map((s) => construct[b][s])]));
-  table('Steady state: 1e6 take/give-back cycles (median; worst trial)', ['', 'ns per cycle', 'GC events', 'RSS growth'], [...backends, 'newFloat64Array'].map((v) => [names[v] ?? v, steadyState[v].ns, `${steadyState[v].gcEvents} (${steadyState[v].maxGcEvents})`, `${(steadyState[v].rssGrowthBytes / 1024).toFixed(0)} KiB (${(steadyState[v].maxRssGrowthBytes / 1024).toFixed(0)} KiB)`]));
+  if (acquireByLength) table('Take and give back one block (ns per pair, median)', ['', ...lengths.map((l) => `${l} doubles`), 'vs floor (100)'], variants.map((v) => [names[v], ...lengths.map((l) => acquireByLength[l][v]), `${round2(a[v] / a.floor)}x`]));
+  if (compat) {
+    table(
+      'typedarray-pool API: mallocDouble + freeDouble (ns per pair, median)',
+      ['', 'same size (1024 doubles)', 'random sizes (1 to 4096 doubles)'],
+      ['typedarrayPool', ...backends].map((v) => [v === 'typedarrayPool' ? names[v] : `slabpool/compat ${v}`, compat.same[v], compat.random[v]]),
+    );
+  }
+  if (getRun) table('getRun(k) + returnBlock at 50 % random occupancy (ns per pair, median; share of calls that found a run)', ['', ...backends.flatMap((b) => Object.keys(sizes).map((s) => `${b} ${s}`))], [1, 8, 64].map((k) => [`k = ${k}`, ...backends.flatMap((b) => Object.keys(sizes).map((s) => `${getRun[b][`k${k}`][s]} (${Math.round(getRunFound[b][`k${k}`][s] * 100)} %)`))]));
+  if (construct) table('Pool construction (ns, median)', ['', ...Object.keys(sizes).map((s) => `${s} blocks`)], backends.map((b) => [b, ...Object.keys(sizes).map((s) => construct[b][s])]));
+  if (steadyState) table('Steady state: 1e6 take/give-back cycles (median; worst trial)', ['', 'ns per cycle', 'GC events', 'RSS growth'], [...backends, 'newFloat64Array'].map((v) => [names[v] ?? v, steadyState[v].ns, `${steadyState[v].gcEvents} (${steadyState[v].maxGcEvents})`, `${(steadyState[v].rssGrowthBytes / 1024).toFixed(0)} KiB (${(steadyState[v].maxRssGrowthBytes / 1024).toFixed(0)} KiB)`]));
+  if (kernelAfter) {
+    table('Your code after a pool operation (kernel ms, median)', ['operation, then the kernel', 'kernel ms', 'vs nothing', 'protector invalidated'], Object.values(kernelAfter.variants).map((v) => [v.label, v.ms, `${v.vsNothing}x`, v.protectorInvalidated ? 'yes' : 'no']));
+    out.push('', `The kernel: ${kernelRounds.toLocaleString('en-US')} rounds of a dot product plus an axpy over two plain Float64Array(1000), warmed up before the operation; median of ${kernelTrials} fresh ${kernelTrials === 1 ? 'process' : 'processes'} per row.`);
+  }
   table('Targets', ['', 'measured', 'target', ''], targets.map((t) => [t.name, t.value, t.limit, t.met ? 'met' : '**missed**']));
   out.push('', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; ${trials} trials per figure, each in a fresh process.`);
   process.stdout.write(`${out.join('\n')}\n`);

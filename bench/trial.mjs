@@ -1,6 +1,7 @@
 // One benchmark trial, in a fresh process: `node --expose-gc bench/trial.mjs '<spec as JSON>'`.
-// Prints one JSON line: { ns } (nanoseconds per operation) plus what the case adds. Run by
-// bench/run.mjs, which repeats trials, interleaves them and takes medians.
+// Prints one JSON line: { ns } (nanoseconds per operation) plus what the case adds; kernelAfter
+// prints { ms } after a line of its own (see there). Run by bench/run.mjs, which repeats trials,
+// interleaves them and takes medians.
 import { createRequire } from 'node:module';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { MemoryPool } from 'slabpool';
@@ -165,6 +166,80 @@ async function steadyState({ variant, cycles }) {
   return { ns, cycles, gcEvents, rssGrowthBytes };
 }
 
+/** A dot product plus an axpy, written as user code is: plain functions over their arguments. */
+function dot(a, b) {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+function axpy(alpha, a, b) {
+  for (let i = 0; i < a.length; i++) b[i] += alpha * a[i];
+}
+
+/**
+ * The user's own numeric kernel after one pool operation: dot + axpy over two plain
+ * Float64Array(1000), nothing of slabpool in the loop. The kernel is warmed up until optimised,
+ * then the operation runs, then the kernel is timed, as in a program that keeps running. What can
+ * slow the kernel for good: a detached ArrayBuffer anywhere in the process (V8's
+ * ArrayBufferDetaching protector; run.mjs starts these trials with --trace-protector-invalidation
+ * and reads whether it fell), or a property added to any Float64Array (its map stops being stable;
+ * 'plainProperty' does that without slabpool).
+ */
+function kernelAfter({ op, backend, detach, rounds }) {
+  const x = new Float64Array(1000).fill(1.5);
+  const y = new Float64Array(1000).fill(0.5);
+  const kernel = (n) => {
+    let s = 0;
+    for (let r = 0; r < n; r++) {
+      s += dot(x, y);
+      axpy(1e-9, x, y);
+    }
+    return s;
+  };
+  // Tier-up takes ~45,000 rounds of this kernel: warm up for half the timed rounds (50,000).
+  for (let i = 0; i < 10; i++) sink += kernel(Math.ceil(rounds / 20));
+  const check = (ok, what) => {
+    if (!ok) throw new Error(`kernelAfter ${op} ${backend ?? ''}: ${what}`);
+  };
+  if (op === 'destroy') {
+    const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend, ...(detach === undefined ? {} : { detach }) });
+    const held = pool.getBlock();
+    held.fill(1);
+    pool.destroy();
+    check((held.length === 0) === (detach === true), 'a view was detached, or was not with detach: true');
+  } else if (op === 'trim') {
+    const pool = new MemoryPool({ blockSize: 100, numBlocks: 100, grow: true, backend });
+    const blocks = Array.from({ length: 250 }, () => pool.getBlock());
+    for (const b of blocks.slice(100)) pool.returnBlock(b);
+    const released = pool.trim();
+    check(released > 0, 'trim released nothing');
+    sink += released + pool.numBlocks;
+  } else if (op === 'compatClearCache' || op === 'compatTrimPolicy') {
+    const compat = require('slabpool/compat'); // the process-wide pool; run.mjs sets SLABPOOL_BACKEND
+    check(compat.stats().backend === backend, `compat runs on ${compat.stats().backend}`);
+    if (op === 'compatClearCache') {
+      compat.free(compat.mallocDouble(1000));
+      check(compat.clearCache() > 0, 'clearCache released nothing');
+    } else {
+      const burst = Array.from({ length: 10_000 }, () => compat.mallocDouble(100));
+      for (const a of burst) compat.free(a);
+      for (let i = 0; i < 2000; i++) compat.free(compat.mallocDouble(100));
+      check(compat.stats().classes.some((c) => c.trims > 0), 'the trim policy did not run');
+    }
+  } else if (op === 'plainProperty') {
+    const a = new Float64Array(4);
+    a.tag = 1;
+    sink += a.tag;
+  } else {
+    check(op === 'nothing', 'unknown operation');
+  }
+  globalThis.gc(); // the same heap state for every variant, whatever the operation allocated
+  process.stdout.write('kernelAfter: timing\n'); // run.mjs reads V8's trace above this line
+  const t0 = process.hrtime.bigint();
+  sink += kernel(rounds);
+  return { ms: Number(process.hrtime.bigint() - t0) / 1e6 };
+}
+
 let result;
 switch (spec.case) {
   case 'acquireRelease':
@@ -181,6 +256,9 @@ switch (spec.case) {
     break;
   case 'steadyState':
     result = await steadyState(spec);
+    break;
+  case 'kernelAfter':
+    result = kernelAfter(spec);
     break;
   default:
     throw new Error(`unknown case ${spec.case}`);
