@@ -37,7 +37,8 @@ import { MemoryPool } from './pool.js';
  * Invariants (check() verifies them, with every class pool's own check()):
  *   a view is live  <=> it is its block's record.live
  *   record.live !== null  => the block is held from its class pool
- *   so freeing a view twice is detected even after its block went out again, never aliased
+ *   so freeing a view twice never frees its block again, even after the block went out again
+ *   (counted as a double free when the view is marked or its record's lastFreed, else foreign)
  *   class pool's inUseBlocks = class.live + (class.parked ? 1 : 0)
  *   class.parked.live === null: a parked block is free to compat, held from the pool
  *   class.live <= class.peak, class.live <= class.epochPeak
