@@ -203,6 +203,13 @@ function kernelAfter({ op, backend, detach, rounds }) {
   // function rather than entered on a loop (OSR): a few long calls made the timed code differ
   // from process to process by up to 2x.
   for (let i = 0; i < rounds / 50; i++) sink += kernel(25);
+  // The same kernel timed before the operation, in the same process: the figure is after / before,
+  // which cancels what differs between processes (measured: up to 2x from one process to the
+  // next on this machine, whatever ran in them).
+  globalThis.gc();
+  let t0 = process.hrtime.bigint();
+  sink += kernel(rounds);
+  const before = Number(process.hrtime.bigint() - t0) / 1e6;
   const check = (ok, what) => {
     if (!ok) throw new Error(`kernelAfter ${op} ${backend ?? ''}: ${what}`);
   };
@@ -240,9 +247,10 @@ function kernelAfter({ op, backend, detach, rounds }) {
   }
   globalThis.gc(); // the same heap state for every variant, whatever the operation allocated
   process.stdout.write('kernelAfter: timing\n'); // run.mjs reads V8's trace above this line
-  const t0 = process.hrtime.bigint();
+  t0 = process.hrtime.bigint();
   sink += kernel(rounds);
-  return { ms: Number(process.hrtime.bigint() - t0) / 1e6 };
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  return { ms, before, ratio: ms / before };
 }
 
 let result;
