@@ -263,7 +263,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   function free(array: unknown): void {
     if (typeof array === 'object' && array !== null) {
       // A cached view carries its record; a view made for one malloc is found by where it starts.
-      let record = array === recentView ? recentRecord! : recordOf(array);
+      let record = array === recentView ? recentRecord! : ownRecordOf(array);
       if (record === undefined && ArrayBuffer.isView(array)) record = sizeClasses.index.recordAt(array as CompatView);
       if (record !== undefined && record.live === array) {
         record.live = null;
@@ -277,7 +277,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       }
       // A view of ours that is not its block's live one was freed already (its block may have
       // been handed out again since, as another view): a marked view, or the one freed last.
-      if (record !== undefined && (record.lastFreed === array || recordOf(array) === record)) return rejectDoubleFree(array);
+      if (record !== undefined && (record.lastFreed === array || ownRecordOf(array) === record)) return rejectDoubleFree(array);
       if (record !== undefined) return rejectForeignFree(array);
       // An ArrayBuffer from mallocArrayBuffer, or (as typedarray-pool allowed) a view over one.
       const ab = ArrayBuffer.isView(array) ? array.buffer : array;
@@ -286,6 +286,15 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       if (state === BufferState.Free) return rejectDoubleFree(array);
     }
     rejectForeignFree(array);
+  }
+
+  /**
+   * The record a marked view names, if this pool made it: views are marked process-wide, and one
+   * from another compat pool (or the shared one) is foreign here, never freed into its owner.
+   */
+  function ownRecordOf(array: object): BlockRecord | undefined {
+    const record = recordOf(array);
+    return record !== undefined && record.cls.index === sizeClasses.index ? record : undefined;
   }
 
   function clearCache(): number {
@@ -304,10 +313,10 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   }
 
   function addressOf(array: unknown): bigint | null {
-    let record = typeof array === 'object' && array !== null ? recordOf(array) : undefined;
+    let record = typeof array === 'object' && array !== null ? ownRecordOf(array) : undefined;
     if (record === undefined && ArrayBuffer.isView(array)) record = sizeClasses.index.recordAt(array as CompatView);
     if (record === undefined || record.live !== array) {
-      const freed = record !== undefined && (record.lastFreed === array || recordOf(array as object) === record);
+      const freed = record !== undefined && (record.lastFreed === array || ownRecordOf(array as object) === record);
       throw foreignBlock('array', array, freed ? 'it was freed' : 'it is not a typed array, Buffer or DataView from malloc');
     }
     return record.cls.pool.addressOf(record.block);

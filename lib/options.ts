@@ -108,7 +108,7 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * every typed array (V8's ArrayBufferDetaching protector), so every numeric kernel in the
    * process, even ones that never touch a pool, may run up to ~1.9x slower afterwards. Never turn
    * it on in production. `SLABPOOL_DETACH=1` in the environment turns it on for every pool that
-   * does not set it (slabpool/compat's too).
+   * does not set it (slabpool/compat's too), with one warning per thread.
    * @default process.env.SLABPOOL_DETACH === '1'
    */
   readonly detach?: boolean;

@@ -256,8 +256,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#live('addressOf');
     const idx = this.indexOf(block);
     if (idx < 0) {
-      const released = (block as PoolView)[POOL] === this.#id && Number.isNaN((block as PoolView)[INDEX]);
-      throw foreignBlock('block', block, released ? 'its memory was released by trim() or destroy()' : 'it was not created by this pool');
+      const view = block as PoolView;
+      const why = view[POOL] === undefined ? 'it was not created by this pool' : view[POOL] !== this.#id ? 'it belongs to another pool' : Number.isNaN(view[INDEX]) ? 'its memory was released by trim() or destroy()' : 'it is a run view the pool no longer keeps';
+      throw foreignBlock('block', block, why);
     }
     const slot = this.#slots.slotOf(idx);
     const base = this.#engine.slabAddress(slot);

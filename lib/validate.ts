@@ -170,7 +170,8 @@ let detachWarned = false;
 /**
  * The `detach` option's default: SLABPOOL_DETACH=1 in the environment. A variable left set by
  * mistake would slow every typed array in the process without a word, so the first pool it
- * applies to says so, once per process (a warning with code SLABPOOL_DETACH).
+ * applies to says so, once per thread (a warning with code SLABPOOL_DETACH; each worker loads
+ * its own copy of this module, and slabpool/compat's shared pool is made when it is loaded).
  */
 export function detachByDefault(): boolean {
   if (process.env.SLABPOOL_DETACH !== '1') return false;

@@ -215,6 +215,25 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     pool.check();
   });
 
+  it("counts another pool's arrays as foreign, cached (marked) or one-off, and never frees them into their owner", () => {
+    const a = make();
+    const b = make(true);
+    a.free(a.mallocDouble(50));
+    const cached = a.mallocDouble(50); // a size asked twice in a row: a marked view
+    const oneOff = a.mallocDouble(70);
+    const before = a.stats();
+    for (const x of [cached, oneOff]) {
+      expectCode(() => b.free(x), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not returned by malloc/);
+      expectCode(() => b.addressOf(x), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not a typed array, Buffer or DataView from malloc/);
+    }
+    expect(a.stats()).toEqual(before);
+    expect(a.mallocDouble(50)).not.toBe(cached); // still a's: the next malloc gets other memory
+    const lenient = make(false);
+    lenient.free(cached);
+    expect(lenient.stats().foreignFrees).toBe(1);
+    a.check();
+  });
+
   it('detects a stale view freed again after its block went to another size', () => {
     const pool = make();
     const a = pool.mallocDouble(10); // 80 bytes: class 128
