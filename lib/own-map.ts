@@ -10,10 +10,10 @@ import type { PoolArray, PoolArrayConstructor } from './options.js';
  * `const x = new Float64Array(n)` used in a hot loop, the common shape of numeric code) is thrown
  * away and re-optimized with map checks. Measured on Node 20: a dot product plus an axpy over two
  * such Float64Array(1000) ran 1.8x slower for the rest of the process after one getBlock(), in
- * code that never touches the pool. So each view to be marked is made by a subclass, whose instances get a map of their own (V8 caches a subclass's initial map:
- * construction costs what the built-in's does), and then given the built-in prototype back, so
- * it is indistinguishable from a plain one: same constructor, prototype, instanceof,
- * util.inspect and deepStrictEqual. Resetting the prototype is a runtime call (~50-110 ns), paid
+ * code that never touches the pool. So each view to be marked is made by a subclass, whose
+ * instances get a map of their own (V8 caches a subclass's initial map: construction costs what
+ * the built-in's does), and then given the built-in prototype back, so it is indistinguishable
+ * from a plain one: same constructor, prototype, instanceof, util.inspect and deepStrictEqual. Resetting the prototype is a runtime call (~50-110 ns), paid
  * once per view made, never on getBlock/returnBlock. test/protector.test.ts holds the built-in
  * maps stable.
  */

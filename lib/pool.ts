@@ -279,9 +279,10 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
 
   /**
    * Gives wholly empty slabs (never the first) back to the system; returns the bytes released.
-   * Nothing is detached (see the `detach` option): a view kept from a released slab is refused by
-   * every pool method (ERR_SLABPOOL_FOREIGN_BLOCK) and reads zeros on the native backend, whose
-   * pages go back to the OS at once; on the js backend V8 frees the slab when no view is left.
+   * Nothing is detached (see the `detach` option): returnBlock and addressOf refuse a view kept
+   * from a released slab (ERR_SLABPOOL_FOREIGN_BLOCK) and indexOf gives -1; it reads zeros on the
+   * native backend, whose pages go back to the OS at once; on the js backend V8 frees the slab
+   * when no view is left.
    */
   trim(): number {
     this.#live('trim');
@@ -307,7 +308,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
    * Frees the pool's memory, blocks still held included: on the native backend its pages go back
    * to the OS at once and every view left reads zeros; on the js backend (and native in V8 memory)
    * V8 frees it when no view is left. Nothing is detached unless the `detach` option is on. Every
-   * later call throws ERR_SLABPOOL_DESTROYED. Idempotent.
+   * later call but destroy() throws ERR_SLABPOOL_DESTROYED; destroy() again does nothing.
    */
   destroy(): void {
     if (this.#destroyed) return;
