@@ -204,13 +204,12 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     // The detail is phrased only for a number: comparing anything else could throw or run user code.
     const tooLong = typeof count === 'number' && count > slabBlocks;
     const k = requireInteger('count', count, 1, slabBlocks, tooLong ? `a run must fit in one slab of ${slabBlocks} blocks` : undefined);
-    const engine = this.#engine;
-    let start = engine.acquireRun(k);
+    let start = this.#acquireRun(k);
     if (start < 0 && this.#magazine.length > 0) {
       this.#flush(this.#magazine.length);
-      start = engine.acquireRun(k);
+      start = this.#acquireRun(k);
     }
-    if (start < 0 && this.#growFor(k)) start = engine.acquireRun(k);
+    if (start < 0 && this.#growFor(k)) start = this.#acquireRun(k);
     this.#updateCoalesceGate();
     if (start < 0) {
       this.#failures++;
@@ -224,6 +223,15 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#runBlocks += k;
     this.#liveRuns++;
     return this.#views.run(start, k) as T;
+  }
+
+  /**
+   * The engine's first fit for k blocks, or -1. The engine's largest free run is readable without
+   * a call (its counters), and acquireRun fails exactly when it is shorter than k: such a request
+   * does not cross into C++ on the native backend.
+   */
+  #acquireRun(k: number): number {
+    return k <= this.#counters[Counter.Largest]! ? this.#engine.acquireRun(k) : -1;
   }
 
   /** A block that is returned when the lease is disposed (`using lease = pool.lease()`), or null. */
