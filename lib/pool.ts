@@ -263,11 +263,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   addressOf(block: T): bigint | null {
     this.#live('addressOf');
     const idx = this.indexOf(block);
-    if (idx < 0) {
-      const view = block as PoolView;
-      const why = view[POOL] === undefined ? 'it was not created by this pool' : view[POOL] !== this.#id ? 'it belongs to another pool' : Number.isNaN(view[INDEX]) ? 'its memory was released by trim() or destroy()' : 'it is a run view the pool no longer keeps';
-      throw foreignBlock('block', block, why);
-    }
+    if (idx < 0) throw foreignBlock('block', block, this.#foreignReason(block as PoolView) ?? 'it is a run view the pool no longer keeps');
     const slot = this.#slots.slotOf(idx);
     const base = this.#engine.slabAddress(slot);
     return base === null ? null : base + BigInt(block.byteOffset - this.#slots.at(slot).base);
@@ -527,13 +523,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const typeName = this.#cfg.type.name;
     if (!isArrayOf(block, typeName)) throw invalidType('block', `${typeName} from getBlock()/getRun() or a block index`, block);
     const view = block as PoolView;
-    const index = view[INDEX];
-    if (index === undefined) {
-      const ours = this.#slots.holds(view.buffer);
-      throw foreignBlock('block', block, ours ? 'it is a subarray of pool memory; return the block itself' : 'it was not created by this pool');
-    }
-    if (view[POOL] !== this.#id) throw foreignBlock('block', block, 'it belongs to another pool');
-    if (Number.isNaN(index)) throw foreignBlock('block', block, 'its memory was released by trim() or destroy()');
+    const why = this.#foreignReason(view);
+    if (why !== null) throw foreignBlock('block', block, why);
+    const index = view[INDEX]!;
     if (index < 0) {
       const start = -1 - index;
       if (this.#states[start] === BlockState.RunStart && this.#views.runAt(start) === block) return this.#releaseRun(start, view);
@@ -542,6 +534,15 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     // A view of this pool with an index is the one made for its block.
     if (view[MARK] === this.#leasedMark) return this.#releaseLeased(index, view);
     throw doubleReturn('block', index);
+  }
+
+  /** Why a typed array of the pool's type is not a view this pool keeps (ERR_SLABPOOL_FOREIGN_BLOCK), or null when it is one. */
+  #foreignReason(view: PoolView): string | null {
+    const index = view[INDEX];
+    if (index === undefined) return this.#slots.holds(view.buffer) ? 'it is a subarray of pool memory; return the block itself' : 'it was not created by this pool';
+    if (view[POOL] !== this.#id) return 'it belongs to another pool';
+    if (Number.isNaN(index)) return 'its memory was released by trim() or destroy()';
+    return null;
   }
 
   #returnIndex(index: number): void {
