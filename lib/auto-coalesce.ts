@@ -1,23 +1,39 @@
 import { fragmentationPercent } from './stats.js';
 
 /**
- * The auto-coalesce rule (the autoCoalesceThreshold option): after a return that leaves
- * fragmentation above the threshold, the pool coalesces (flushes its magazine to the engine and
- * re-anchors the search at the lowest free block).
+ * The auto-coalesce rule (the autoCoalesceThreshold option), O(1) per operation:
  *
- * Computing fragmentation exactly on every return would cost a call into the engine, so the pool
- * keeps a gate, recomputed whenever the engine's largest free run L or the capacity changes.
- * Cached blocks only lengthen free runs, so L is a lower bound of the true largest run, and with
- * F free blocks fragmentation is at most 100 * (1 - L / F), which grows with F. With G the
- * largest F for which that bound is within the threshold, a return that leaves at most G blocks
- * free (at least capacity - G in use) needs no exact check.
+ * 1. A return that leaves fragmentation above the threshold coalesces, if auto-coalescing is
+ *    armed. Fragmentation is judged here from the engine's figures, 100 * (1 - L / F), with F
+ *    every free block and L the engine's largest free run, or 1 if that is 0 (any free block is
+ *    a run of one): the magazine's cached blocks can only lengthen runs, so this is at least
+ *    stats().fragmentation, and a return that takes fragmentation above the threshold is never
+ *    missed; it may coalesce before stats() shows the crossing (cached blocks that would have
+ *    joined runs), and the coalesce then makes the two figures equal (the magazine is empty).
+ * 2. An automatic coalesce disarms the rule: coalescing never moves a live block, so a pool that
+ *    stays fragmented would otherwise coalesce on every return (the cliff of issue 12).
+ * 3. The rule is re-armed at the first change to the engine (a magazine refill or flush, a run
+ *    taken or returned, growth, trim) after which either that figure is within the threshold
+ *    (the pool went back below it, so a new crossing can come), or as many blocks as the pool's
+ *    capacity have gone through the engine since the coalesce (the free structure has turned
+ *    over, so coalescing again can pack different blocks low).
  *
- * Returns the blocks-in-use figure below which a return must check exactly: capacity - G, or
+ * Each automatic coalesce costs O(magazine) and is preceded either by a crossing or by capacity
+ * blocks of engine traffic, so the rule costs O(1) amortized per operation, and nothing but a
+ * compare on the hot path: a return coalesces when it leaves fewer blocks in use than a gate,
+ * recomputed at each engine change (the only time L or the capacity changes) and -Infinity while
+ * disarmed.
+ *
+ * coalesceGate: the smallest number of blocks in use at which 100 * (1 - L / F) is within the
+ * threshold, F being capacity - in use: with G the largest F for which it is, capacity - G; or
  * -Infinity when the threshold is 100 (fragmentation never exceeds 100: auto-coalescing is off).
  */
 export function coalesceGate(threshold: number, largest: number, capacity: number): number {
   if (threshold >= 100) return -Infinity;
-  let gate = Math.floor(largest / (1 - threshold / 100));
+  largest = Math.max(largest, 1);
+  // The closed form, then exact against the very figure stats() computes (floating point).
+  let gate = Math.min(capacity, Math.floor(largest / (1 - threshold / 100)));
   while (gate > 0 && fragmentationPercent(largest, gate) > threshold) gate--;
+  while (gate < capacity && fragmentationPercent(largest, gate + 1) <= threshold) gate++;
   return capacity - gate;
 }

@@ -27,11 +27,12 @@ import type { Backend } from './options.js';
  * with EngineConfig.detach do they detach the slab's ArrayBuffer, so every view on it has
  * length 0 and native memory is freed at once.
  *
- * Costs (n blocks taken or given, c cached blocks, w bitmap words scanned from the cursor):
- * acquire O(n + w); release O(n); acquireRun O(1) when the largest run is too short, else a walk
- * over free runs from the lowest (the run index's firstFit); releaseRun O(k); largestRunWith
- * O(c log c + runs touched); check O(capacity). On the native engine every call is also one
- * crossing into C++ (~30-100 ns), which is why the pool batches acquire/release.
+ * Costs, whatever the layout (n blocks taken or given, r runs they come from, c cached blocks,
+ * W bitmap words of all slots; log W is about 15 for a million blocks): acquire O(n + r log W);
+ * release O(n log W); acquireRun O(1) when the largest run is too short, else O(k + log W) (the
+ * run index, run-index.ts); releaseRun O(k + log W); largestRunWith O(c log c + runs touched);
+ * check O(capacity). On the native engine every call is also one crossing into C++ (~20-50 ns),
+ * which is why the pool batches acquire/release and keeps lists in `scratch`, handed over once.
  */
 export interface Engine {
   readonly kind: Backend;
@@ -41,6 +42,12 @@ export interface Engine {
   readonly memory: 'external' | 'v8';
   /** Live figures, readable without a call, indexed by Counter; exact after every method returns. */
   readonly counters: Float64Array;
+  /**
+   * The engine's list of block indices (SCRATCH_LENGTH entries), shared with the caller once:
+   * acquire writes to it, release, largestRunWith and check read from it. The native engine keeps
+   * its address, so it is never checked or converted per call.
+   */
+  readonly scratch: Int32Array;
 
   /** Allocates slot `slot` (an empty slot, or the next one) with `blocks` (1..slabBlocks) free blocks. False when the memory cannot be had. */
   addSlab(slot: number, blocks: number): boolean;
@@ -54,23 +61,21 @@ export interface Engine {
   /** Absolute address of the slot's block 0, or null where it cannot be known (JavaScript). */
   slabAddress(slot: number): bigint | null;
 
-  /** Takes up to `max` (<= out.length) free blocks, lowest index first; writes them to out[0..n) highest first; returns n. */
-  acquire(out: Int32Array, max: number): number;
-  /** Frees the blocks list[0..count) in order; neighbours merge at once. Refuses at the first that is not allocated (those before it stay freed). */
-  release(list: Int32Array, count: number): void;
+  /** Takes up to `max` (<= SCRATCH_LENGTH) free blocks, lowest index first; writes them to scratch[0..n) highest first; returns n. */
+  acquire(max: number): number;
+  /** Frees the blocks scratch[0..count) in order; neighbours merge at once. Refuses at the first that is not allocated (those before it stay freed). */
+  release(count: number): void;
   /** First fit: the lowest free run of at least k (>= 1) blocks gives its first k; returns its start, or -1 if none. */
   acquireRun(k: number): number;
   /** Frees the k allocated blocks [start, start + k), which must lie in one slab. */
   releaseRun(start: number, k: number): void;
-  /** Largest run of free blocks counting mag[0..count) as free too; each must be a block allocated here. */
-  largestRunWith(mag: Int32Array, count: number): number;
-  /** Re-anchors the first-fit search at the lowest free block. The free structure is always address-ordered, so there is nothing else to merge. */
-  resetSearchCursor(): void;
+  /** Largest run of free blocks counting scratch[0..count) as free too; each must be a block allocated here. */
+  largestRunWith(count: number): number;
   /**
    * Walks everything; returns the first broken invariant, or null. `blockStates[i] === BlockState.Free`
-   * means the pool considers block i free; it must be free here unless it is in mag[0..count).
+   * means the pool considers block i free; it must be free here unless it is in scratch[0..count).
    */
-  check(blockStates: Uint8Array, mag: Int32Array, count: number): string | null;
+  check(blockStates: Uint8Array, count: number): string | null;
   /** Releases every slab, blocks in use included (see Lifetimes above); every later call but destroy() is refused. */
   destroy(): void;
 }
@@ -91,6 +96,9 @@ export interface EngineConfig {
 }
 
 export type EngineFactory = (config: EngineConfig) => Engine;
+
+/** Entries of Engine.scratch: the most a magazine holds (magazine.ts), and the largest batch. */
+export const SCRATCH_LENGTH = 64;
 
 /** Indices into Engine.counters (native/slab.h `enum Counter`, in the same order). */
 export const enum Counter {

@@ -1,6 +1,6 @@
-import { BlockState, Counter, type Engine, type EngineConfig } from './engine.js';
+import { BlockState, Counter, SCRATCH_LENGTH, type Engine, type EngineConfig } from './engine.js';
 import { internalError } from './errors.js';
-import { RunIndex, type FreeLayout, type Run } from './run-index.js';
+import { RunIndex } from './run-index.js';
 import { MAX_BLOCKS, MAX_SLAB_BYTES } from './validate.js';
 
 /*
@@ -12,15 +12,20 @@ import { MAX_BLOCKS, MAX_SLAB_BYTES } from './validate.js';
  *   tags: for every maximal run of free blocks [a, b]: tags[a] = tags[b] = b - a + 1.
  *         Other entries are stale. Runs never cross a slab.
  * Whole engine:
- *   the run index (run-index.ts) holds exactly the maximal free runs; counters[Largest] = its largest()
+ *   the run index (run-index.ts) has one leaf per bitmap word of every slot, leaf
+ *   slot * wordsPerSlab + w holding the longest free run that starts in word w of that slot's
+ *   slab (0 if none, or if the slot is empty); counters[Largest] = its largest()
  *   counters[Free] = sum over runs of their length = sum over slabs of slab.free
  *   cursor <= index of the lowest free block (every free block is at or after the cursor)
  * Acquisition always takes the lowest free block (the start of its run), so a split only shortens
- * a run from the left: O(1). Release merges with both neighbours through the tags: O(1).
+ * a run from the left; release merges with both neighbours through the tags. Either changes the
+ * run starts of at most two words, whose leaves are then recomputed: O(log words) each.
  */
 
 interface Slab {
   readonly start: number;
+  /** The run index leaf of the slab's bitmap word 0: slot * wordsPerSlab. */
+  readonly leafBase: number;
   readonly blocks: number;
   readonly bytes: number;
   readonly buffer: ArrayBuffer;
@@ -51,19 +56,22 @@ function geometryProblem({ blockBytes, stride, alignment, slabBlocks }: EngineCo
   return null;
 }
 
-export class JsEngine implements Engine, FreeLayout {
+export class JsEngine implements Engine {
   readonly kind = 'js' as const;
   readonly alignmentScope = 'buffer' as const;
   readonly memory = 'v8' as const;
   readonly counters = new Float64Array(Counter.Length);
+  readonly scratch = new Int32Array(SCRATCH_LENGTH);
 
   readonly #stride: number;
   readonly #slabBlocks: number;
+  /** Bitmap words (index leaves) per slab slot. */
+  readonly #wordsPerSlab: number;
   readonly #detach: boolean;
   readonly #slabs: (Slab | undefined)[] = [];
   readonly #runs: RunIndex;
   #cursor = 0;
-  #sorted = new Int32Array(64);
+  readonly #sorted = new Int32Array(SCRATCH_LENGTH);
   #destroyed = false;
 
   constructor(config: EngineConfig) {
@@ -71,8 +79,9 @@ export class JsEngine implements Engine, FreeLayout {
     if (problem !== null) throw internalError(`invalid pool geometry: ${problem}`);
     this.#stride = config.stride;
     this.#slabBlocks = config.slabBlocks;
+    this.#wordsPerSlab = (config.slabBlocks + 31) >>> 5;
     this.#detach = config.detach;
-    this.#runs = new RunIndex(config.slabBlocks, this);
+    this.#runs = new RunIndex();
   }
 
   // ---- slabs ---------------------------------------------------------------------------------
@@ -81,6 +90,7 @@ export class JsEngine implements Engine, FreeLayout {
     this.#requireOpenSlot(slot);
     if (!Number.isInteger(blocks) || blocks < 1 || blocks > this.#slabBlocks) throw internalError(`slab of ${blocks} blocks`);
     const bytes = blocks * this.#stride;
+    if (!this.#runs.cover((slot + 1) * this.#wordsPerSlab)) return false;
     let buffer: ArrayBuffer, used: Uint32Array, tags: Int32Array;
     try {
       buffer = new ArrayBuffer(bytes);
@@ -90,9 +100,10 @@ export class JsEngine implements Engine, FreeLayout {
       return false;
     }
     if (blocks & 31) used[used.length - 1] = ~((1 << (blocks & 31)) - 1);
-    const slab: Slab = { start: slot * this.#slabBlocks, blocks, bytes, buffer, used, tags, free: blocks };
+    const slab: Slab = { start: slot * this.#slabBlocks, leafBase: slot * this.#wordsPerSlab, blocks, bytes, buffer, used, tags, free: blocks };
     this.#slabs[slot] = slab;
     this.#setRun(slab, 0, blocks);
+    this.#grew(slab, 0, blocks);
     this.#bump(Counter.Free, blocks);
     this.#bump(Counter.Capacity, blocks);
     this.#bump(Counter.Slabs, 1);
@@ -105,7 +116,7 @@ export class JsEngine implements Engine, FreeLayout {
   freeSlab(slot: number): number {
     const slab = this.#slabIn(slot);
     if (slab.free !== slab.blocks) throw internalError(`slab ${slot} is not empty`);
-    this.#runs.remove(slab.start, slab.blocks);
+    this.#runs.set(slot * this.#wordsPerSlab, 0); // its one run, which starts in word 0
     this.#bump(Counter.Free, -slab.blocks);
     this.#bump(Counter.Capacity, -slab.blocks);
     this.#bump(Counter.Slabs, -1);
@@ -146,12 +157,12 @@ export class JsEngine implements Engine, FreeLayout {
 
   // ---- blocks and runs -----------------------------------------------------------------------
 
-  acquire(out: Int32Array, max: number): number {
+  acquire(max: number): number {
     this.#live();
-    if (!(out instanceof Int32Array)) throw internalError('acquire needs an Int32Array');
+    const out = this.scratch;
     if (!(Number.isInteger(max) && max >= 0 && max <= out.length)) throw internalError(`acquire of ${max} into a list of ${out.length}`);
     let n = 0;
-    let p = n < max ? this.#findFree(this.#cursor) : -1;
+    let p = n < max ? this.#lowestFree(this.#cursor) : -1;
     while (p >= 0) {
       // p is the lowest free block, hence the start of its run.
       const slab = this.#slabs[Math.floor(p / this.#slabBlocks)]!;
@@ -161,7 +172,7 @@ export class JsEngine implements Engine, FreeLayout {
       this.#takeFromRun(slab, a, len, take);
       for (let j = 0; j < take; j++) out[n++] = p + j;
       this.#cursor = p + take;
-      p = n < max ? this.#findFree(p + take) : -1;
+      p = n < max ? this.#lowestFree(p + take) : -1;
     }
     this.counters[Counter.Largest] = this.#runs.largest();
     for (let i = 0, j = n - 1; i < j; i++, j--) {
@@ -172,9 +183,9 @@ export class JsEngine implements Engine, FreeLayout {
     return n;
   }
 
-  release(list: Int32Array, count: number): void {
+  release(count: number): void {
     this.#live();
-    if (!(list instanceof Int32Array)) throw internalError('release needs an Int32Array');
+    const list = this.scratch;
     if (!(Number.isInteger(count) && count >= 0 && count <= list.length)) throw internalError(`release of ${count} from a list of ${list.length}`);
     try {
       for (let j = 0; j < count; j++) this.#releaseRange(list[j]!, 1);
@@ -187,20 +198,28 @@ export class JsEngine implements Engine, FreeLayout {
     this.#live();
     if (!(Number.isInteger(k) && k >= 1)) throw internalError(`acquireRun of ${k} blocks`);
     const runs = this.#runs;
-    if (runs.largest() < k) return -1;
-    // Re-anchor at the lowest free block (there is one: the largest run is at least k long).
-    const low = this.#findFree(this.#cursor);
-    if (low < 0) return -1;
-    this.#cursor = low;
-    // The lowest run is the first fit when it is long enough (the common case); else ask the index.
-    let slab = this.#slabs[Math.floor(low / this.#slabBlocks)]!;
-    const lowLength = slab.tags[low - slab.start]!;
-    const p = lowLength >= k ? low : runs.firstFit(k, low + lowLength);
-    if (p < 0) return -1;
-    if (p !== low) slab = this.#slabs[Math.floor(p / this.#slabBlocks)]!;
-    const a = p - slab.start;
+    // The first leaf whose word starts a run of at least k; no run starts below the cursor's word.
+    const leaf = runs.firstAtLeast(k, Math.floor(this.#cursor / this.#slabBlocks) * this.#wordsPerSlab + ((this.#cursor % this.#slabBlocks) >>> 5));
+    if (leaf < 0) return -1;
+    const slot = Math.floor(leaf / this.#wordsPerSlab);
+    const slab = this.#slabs[slot];
+    const w = leaf - slot * this.#wordsPerSlab;
+    if (slab === undefined || w >= slab.used.length) return -1; // a broken index (check() shows it)
+    // The lowest run start in that word whose run is long enough.
+    let starts = this.#runStarts(slab, w);
+    let a = -1;
+    while (starts !== 0) {
+      const b = (w << 5) + ctz32(starts);
+      if (slab.tags[b]! >= k) {
+        a = b;
+        break;
+      }
+      starts &= starts - 1;
+    }
+    if (a < 0) return -1; // a broken index (check() shows it)
+    const p = slab.start + a;
     this.#takeFromRun(slab, a, slab.tags[a]!, k);
-    if (p === low) this.#cursor = p + k;
+    if (p === this.#cursor) this.#cursor = p + k;
     this.counters[Counter.Largest] = runs.largest();
     return p;
   }
@@ -211,13 +230,12 @@ export class JsEngine implements Engine, FreeLayout {
     this.counters[Counter.Largest] = this.#runs.largest();
   }
 
-  largestRunWith(mag: Int32Array, count: number): number {
+  largestRunWith(count: number): number {
     this.#live();
-    if (!(mag instanceof Int32Array)) throw internalError('largestRunWith needs an Int32Array');
+    const mag = this.scratch;
     if (!(Number.isInteger(count) && count >= 0 && count <= mag.length)) throw internalError(`largestRunWith of ${count} from a list of ${mag.length}`);
     let best = this.#runs.largest();
     if (count === 0) return best;
-    if (this.#sorted.length < count) this.#sorted = new Int32Array(count);
     const sorted = this.#sorted;
     // Insertion sort in place: count is at most the magazine's 64, and nothing is allocated.
     for (let i = 0; i < count; i++) {
@@ -250,18 +268,12 @@ export class JsEngine implements Engine, FreeLayout {
     return best;
   }
 
-  resetSearchCursor(): void {
-    this.#live();
-    const lowest = this.#findFree(0);
-    this.#cursor = lowest >= 0 ? lowest : this.#slabs.length * this.#slabBlocks;
-  }
-
   // ---- check ---------------------------------------------------------------------------------
 
-  check(blockStates: Uint8Array, mag: Int32Array, count: number): string | null {
+  check(blockStates: Uint8Array, count: number): string | null {
     this.#live();
+    const mag = this.scratch;
     if (!(blockStates instanceof Uint8Array)) throw internalError("check needs the pool's Uint8Array of block states");
-    if (!(mag instanceof Int32Array)) throw internalError('check needs an Int32Array');
     if (!(Number.isInteger(count) && count >= 0 && count <= mag.length)) throw internalError(`check of ${count} cached blocks from a list of ${mag.length}`);
     const cached = new Set<number>();
     for (let j = 0; j < count; j++) {
@@ -272,7 +284,8 @@ export class JsEngine implements Engine, FreeLayout {
       if (!this.#isUsed(slab, idx - slab.start)) return `cached block ${idx} is also free in the engine`;
       cached.add(idx);
     }
-    const runs: Run[] = [];
+    if (this.#runs.leafCount < this.#slabs.length * this.#wordsPerSlab) return `run index covers ${this.#runs.leafCount} words of ${this.#slabs.length} slots`;
+    const leaves = new Int32Array(this.#runs.leafCount);
     let free = 0;
     let capacity = 0;
     let slabs = 0;
@@ -313,7 +326,8 @@ export class JsEngine implements Engine, FreeLayout {
           const state = blockStates[slab.start + j];
           if (state !== BlockState.Free) return `block ${slab.start + j} is free in the engine but the pool has it in state ${state}`;
         }
-        runs.push({ start: idx, length: len });
+        const leaf = slot * this.#wordsPerSlab + (a >>> 5);
+        leaves[leaf] = Math.max(leaves[leaf]!, len);
         if (lowest < 0) lowest = idx;
         largest = Math.max(largest, len);
         slabFree += len;
@@ -328,21 +342,10 @@ export class JsEngine implements Engine, FreeLayout {
     if (slabs !== c[Counter.Slabs]) return `engine counts ${c[Counter.Slabs]} slabs, found ${slabs}`;
     if (reserved !== c[Counter.ReservedBytes]) return `engine counts ${c[Counter.ReservedBytes]} reserved bytes, its slabs ${reserved}`;
     if (largest !== c[Counter.Largest]) return `engine records largest free run ${c[Counter.Largest]}, its slabs ${largest}`;
-    const indexProblem = this.#runs.check(runs);
+    const indexProblem = this.#runs.check(leaves);
     if (indexProblem !== null) return indexProblem;
     if (lowest >= 0 && this.#cursor > lowest) return `search cursor ${this.#cursor} is past the lowest free block ${lowest}`;
     return null;
-  }
-
-  // ---- the free layout, as the run index reads it -----------------------------------------------
-
-  nextFree(from: number): number {
-    return this.#findFree(from);
-  }
-
-  runLength(start: number): number {
-    const slab = this.#slabs[Math.floor(start / this.#slabBlocks)]!;
-    return slab.tags[start - slab.start]!;
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -376,27 +379,69 @@ export class JsEngine implements Engine, FreeLayout {
     return ((slab.used[a >>> 5]! >>> (a & 31)) & 1) !== 0;
   }
 
-  /** Lowest free block at or after `from`, or -1. */
-  #findFree(from: number): number {
-    let slot = Math.floor(from / this.#slabBlocks);
-    let a = from - slot * this.#slabBlocks;
-    for (; slot < this.#slabs.length; slot++, a = 0) {
-      const slab = this.#slabs[slot];
-      if (!slab || slab.free === 0) continue;
-      const used = slab.used;
-      let w = a >>> 5;
-      let word = ~used[w]! & (-1 << (a & 31));
-      while (word === 0 && ++w < used.length) word = ~used[w]!;
-      if (word !== 0) return slab.start + (w << 5) + ctz32(word);
+  /**
+   * Lowest free block at or after `from`, or -1, where no free block lies below `from` (the
+   * cursor's invariant): the rest of from's bitmap word, else the first word after it in which a
+   * run starts (a free block there cannot continue a run from further left). O(log words).
+   */
+  #lowestFree(from: number): number {
+    const slot = Math.floor(from / this.#slabBlocks);
+    const a = from - slot * this.#slabBlocks;
+    const slab = this.#slabs[slot];
+    if (slab !== undefined && a < slab.blocks) {
+      const word = ~slab.used[a >>> 5]! & (-1 << (a & 31));
+      if (word !== 0) return slab.start + ((a >>> 5) << 5) + ctz32(word);
     }
-    return -1;
+    const leaf = this.#runs.firstAtLeast(1, slot * this.#wordsPerSlab + (a >>> 5) + 1);
+    if (leaf < 0) return -1;
+    const s = Math.floor(leaf / this.#wordsPerSlab);
+    const w = leaf - s * this.#wordsPerSlab;
+    const found = this.#slabs[s];
+    const word = found !== undefined && w < found.used.length ? ~found.used[w]! : 0;
+    if (word === 0) return -1; // a broken index (check() shows it)
+    return found!.start + (w << 5) + ctz32(word);
   }
 
-  /** Allocates the first `take` blocks of the free run [a, a+len). */
+  /** Bits of word w of the slab's bitmap at which a free run starts: free, after a used block or the slab's start. */
+  #runStarts(slab: Slab, w: number): number {
+    const used = slab.used;
+    const before = w === 0 ? 1 : used[w - 1]! >>> 31;
+    return ~used[w]! & ((used[w]! << 1) | before);
+  }
+
+  /** A run now starts at a with `length` blocks (new, or longer than before): its word's leaf is at least that. O(log words). */
+  #grew(slab: Slab, a: number, length: number): void {
+    const leaf = slab.leafBase + (a >>> 5);
+    if (length > this.#runs.get(leaf)) this.#runs.set(leaf, length);
+  }
+
+  /**
+   * The run that started at a with `length` blocks no longer does (taken, shortened from the left,
+   * or merged into its left neighbour): its word's leaf changes only if that run was the word's
+   * longest, and is then recomputed from the bitmap. The slab's bits and tags must be final.
+   */
+  #shrank(slab: Slab, a: number, length: number): void {
+    if (length >= this.#runs.get(slab.leafBase + (a >>> 5))) this.#touch(slab, a >>> 5);
+  }
+
+  /** Recomputes the index leaf of word w of the slab: the longest run starting in it (at most 16 starts). */
+  #touch(slab: Slab, w: number): void {
+    let starts = this.#runStarts(slab, w);
+    let longest = 0;
+    while (starts !== 0) {
+      const length = slab.tags[(w << 5) + ctz32(starts)]!;
+      if (length > longest) longest = length;
+      starts &= starts - 1;
+    }
+    this.#runs.set(slab.leafBase + w, longest);
+  }
+
+  /** Allocates the first `take` blocks of the free run [a, a+len): its start moves to a + take (or it goes). */
   #takeFromRun(slab: Slab, a: number, len: number, take: number): void {
-    if (len > take) this.#setRun(slab, a + take, len - take);
-    this.#runs.remove(slab.start + a, len);
     for (let j = a; j < a + take; j++) slab.used[j >>> 5]! |= 1 << (j & 31);
+    if (len > take) this.#setRun(slab, a + take, len - take);
+    this.#shrank(slab, a, len);
+    if (len > take) this.#grew(slab, a + take, len - take);
     slab.free -= take;
     this.#bump(Counter.Free, -take);
   }
@@ -412,10 +457,10 @@ export class JsEngine implements Engine, FreeLayout {
     for (let j = a; j < a + k; j++) slab.used[j >>> 5]! &= ~(1 << (j & 31));
     const left = a > 0 && !this.#isUsed(slab, a - 1) ? slab.tags[a - 1]! : 0;
     const right = a + k < slab.blocks && !this.#isUsed(slab, a + k) ? slab.tags[a + k]! : 0;
-    // Add the merged run before removing its parts, so the largest never has to search downwards here.
+    // The merged run starts at a - left; the right neighbour's start (if any) is gone.
     this.#setRun(slab, a - left, left + k + right);
-    if (left) this.#runs.remove(idx - left, left);
-    if (right) this.#runs.remove(idx + k, right);
+    if (right) this.#shrank(slab, a + k, right);
+    this.#grew(slab, a - left, left + k + right);
     slab.free += k;
     this.#bump(Counter.Free, k);
     if (idx < this.#cursor) this.#cursor = idx;
@@ -425,11 +470,10 @@ export class JsEngine implements Engine, FreeLayout {
     this.counters[field] = this.counters[field]! + delta;
   }
 
-  /** Tags the free run [a, a+len) of the slab and indexes it. */
+  /** Tags the free run [a, a+len) of the slab at both ends (the caller then touches the words whose run starts changed). */
   #setRun(slab: Slab, a: number, len: number): void {
     slab.tags[a] = len;
     slab.tags[a + len - 1] = len;
-    this.#runs.add(slab.start + a, len);
   }
 }
 

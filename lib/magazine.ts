@@ -1,7 +1,7 @@
-import type { Engine } from './engine.js';
+import { SCRATCH_LENGTH, type Engine } from './engine.js';
 import { INDEX, type PoolView, type ViewTable } from './views.js';
 
-const MAGAZINE_MAX = 64;
+const MAGAZINE_MAX = SCRATCH_LENGTH;
 const REFILL_MAX = 16;
 
 /**
@@ -23,14 +23,15 @@ export class Magazine {
    * measured); everything else goes through the methods. The array is never replaced.
    */
   readonly stack: PoolView[] = [];
-  /** Block indices for the engine: the magazine's, or a batch in flight. */
-  readonly scratch = new Int32Array(MAGAZINE_MAX);
+  /** The engine's list of block indices (Engine.scratch): the magazine's, or a batch in flight. */
+  readonly scratch: Int32Array;
   #capacity = 1;
   #refillSize = 1;
 
   constructor(engine: Engine, views: ViewTable) {
     this.#engine = engine;
     this.#views = views;
+    this.scratch = engine.scratch;
   }
 
   get length(): number {
@@ -52,7 +53,7 @@ export class Magazine {
    */
   refill(): number {
     const batch = this.scratch;
-    const n = this.#engine.acquire(batch, this.#refillSize);
+    const n = this.#engine.acquire(this.#refillSize);
     // The batch is highest first, so the lowest block ends on top.
     for (let j = 0; j < n; j++) this.stack.push(this.#views.blockOrNew(batch[j]!));
     return n;
@@ -63,7 +64,7 @@ export class Magazine {
     if (count === 0) return;
     const stack = this.stack;
     for (let j = 0; j < count; j++) this.scratch[j] = stack[j]![INDEX]!;
-    this.#engine.release(this.scratch, count);
+    this.#engine.release(count);
     stack.copyWithin(0, count);
     stack.length -= count;
   }

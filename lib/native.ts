@@ -1,15 +1,107 @@
 import type { Engine, EngineConfig, EngineFactory } from './engine.js';
+import type { Backend } from './options.js';
+
+/** An engine's opaque handle (an N-API External): what the addon's hot functions take first. */
+declare const handleBrand: unique symbol;
+type Handle = { readonly [handleBrand]: true };
+
+/** The engine object binding.cc makes: the Engine contract but for the hot methods, which the addon exports. */
+type NativeEngineObject = Omit<Engine, 'acquire' | 'release' | 'acquireRun' | 'releaseRun'> & { readonly handle: Handle };
 
 /** What build/Release/slabpool.node (native/binding.cc) exports. */
 export interface NativeAddon {
-  readonly NativeEngine: new (blockBytes: number, stride: number, alignment: number, slabBlocks: number, v8Memory: boolean, detach: boolean) => Engine;
+  readonly NativeEngine: new (blockBytes: number, stride: number, alignment: number, slabBlocks: number, v8Memory: boolean, detach: boolean) => NativeEngineObject;
+  /** Engine.acquire, Engine.release, Engine.acquireRun and Engine.releaseRun of the engine whose handle comes first. */
+  readonly acquire: (handle: Handle, max: number) => number;
+  readonly release: (handle: Handle, count: number) => void;
+  readonly acquireRun: (handle: Handle, k: number) => number;
+  readonly releaseRun: (handle: Handle, start: number, k: number) => void;
   /** Hash of the native sources the addon was built from (scripts/source-hash.js). */
   readonly sourceHash: string;
 }
 
 export function isNativeAddon(value: unknown): value is NativeAddon {
   const addon = value as Partial<NativeAddon> | null;
-  return typeof addon?.NativeEngine === 'function' && typeof addon.sourceHash === 'string';
+  return (
+    typeof addon?.NativeEngine === 'function' &&
+    typeof addon.sourceHash === 'string' &&
+    [addon.acquire, addon.release, addon.acquireRun, addon.releaseRun].every((f) => typeof f === 'function')
+  );
+}
+
+/**
+ * The native engine as an Engine: the binding's object for everything but the hot methods, which
+ * go to the addon's functions with the engine's handle. binding.cc explains why: a prototype
+ * method finds its C++ object through napi_unwrap, about half of each call's cost; TurboFan
+ * inlines these forwarding methods, so a hot call is one crossing and nothing more.
+ */
+class NativeEngine implements Engine {
+  readonly kind: Backend = 'native';
+  readonly alignmentScope: 'address' = 'address';
+  readonly counters: Float64Array;
+  readonly scratch: Int32Array;
+  readonly #engine: NativeEngineObject;
+  readonly #handle: Handle;
+  readonly #acquire: NativeAddon['acquire'];
+  readonly #release: NativeAddon['release'];
+  readonly #acquireRun: NativeAddon['acquireRun'];
+  readonly #releaseRun: NativeAddon['releaseRun'];
+
+  constructor(addon: NativeAddon, engine: NativeEngineObject) {
+    this.#engine = engine;
+    this.#handle = engine.handle;
+    this.counters = engine.counters;
+    this.scratch = engine.scratch;
+    this.#acquire = addon.acquire;
+    this.#release = addon.release;
+    this.#acquireRun = addon.acquireRun;
+    this.#releaseRun = addon.releaseRun;
+  }
+
+  get memory(): 'external' | 'v8' {
+    return this.#engine.memory;
+  }
+
+  acquire(max: number): number {
+    return this.#acquire(this.#handle, max);
+  }
+  release(count: number): void {
+    this.#release(this.#handle, count);
+  }
+  acquireRun(k: number): number {
+    return this.#acquireRun(this.#handle, k);
+  }
+  releaseRun(start: number, k: number): void {
+    this.#releaseRun(this.#handle, start, k);
+  }
+
+  addSlab(slot: number, blocks: number): boolean {
+    return this.#engine.addSlab(slot, blocks);
+  }
+  freeSlab(slot: number): number {
+    return this.#engine.freeSlab(slot);
+  }
+  slabFree(slot: number): number {
+    return this.#engine.slabFree(slot);
+  }
+  slabBuffer(slot: number): ArrayBuffer {
+    return this.#engine.slabBuffer(slot);
+  }
+  slabBase(slot: number): number {
+    return this.#engine.slabBase(slot);
+  }
+  slabAddress(slot: number): bigint | null {
+    return this.#engine.slabAddress(slot);
+  }
+  largestRunWith(count: number): number {
+    return this.#engine.largestRunWith(count);
+  }
+  check(blockStates: Uint8Array, count: number): string | null {
+    return this.#engine.check(blockStates, count);
+  }
+  destroy(): void {
+    this.#engine.destroy();
+  }
 }
 
 /**
@@ -18,5 +110,8 @@ export function isNativeAddon(value: unknown): value is NativeAddon {
  */
 export function nativeEngineFactory(addon: NativeAddon): EngineFactory {
   return (config: EngineConfig) =>
-    new addon.NativeEngine(config.blockBytes, config.stride, config.alignment, config.slabBlocks, process.env.SLABPOOL_NATIVE_MEMORY === 'v8', config.detach);
+    new NativeEngine(
+      addon,
+      new addon.NativeEngine(config.blockBytes, config.stride, config.alignment, config.slabBlocks, process.env.SLABPOOL_NATIVE_MEMORY === 'v8', config.detach),
+    );
 }

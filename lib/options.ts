@@ -74,9 +74,18 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
   readonly maxBlocks?: number;
 
   /**
-   * Coalesce automatically when a `returnBlock` leaves fragmentation above this percentage
-   * (0 to 100; 100 turns it off). Coalescing never moves a live block, so while the pool stays
-   * fragmented every return pays for one coalesce (one crossing into C++ on the native backend).
+   * Coalesce automatically when a `returnBlock` takes fragmentation above this percentage
+   * (0 to 100; 100 turns it off), once per crossing. The rule, exactly (lib/auto-coalesce.ts):
+   * a return that leaves fragmentation above the threshold coalesces if the rule is armed, and
+   * disarms it; the rule is re-armed at the next change to the allocator core (a magazine refill
+   * or flush, a run taken or given back, growth, trim) after which fragmentation is within the
+   * threshold, or after which as many blocks as the pool holds have passed through the allocator
+   * core since that coalesce. Coalescing never moves a live block, so a pool that stays
+   * fragmented would gain nothing from coalescing on every return: it coalesces once, and again
+   * only when there is something new to pack low. Fragmentation is judged here without counting
+   * the magazine's cached blocks in any run (O(1), no call into C++), so the pool may coalesce
+   * slightly before `stats().fragmentation` shows the crossing, never after. Cost: O(1)
+   * amortized per operation, a compare on the hot path.
    * @default 20
    */
   readonly autoCoalesceThreshold?: number;

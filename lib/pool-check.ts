@@ -14,6 +14,8 @@ export interface PoolParts {
   readonly states: Uint8Array;
   /** The pool's serial number, which its views' marks carry. */
   readonly serial: number;
+  /** The mark of a live run's view. */
+  readonly runMark: number;
   readonly leases: number;
   readonly capacity: number;
   readonly inUse: number;
@@ -61,13 +63,17 @@ export function checkPool(p: PoolParts): string | null {
         if (stateOf(m) === ViewState.Leased) leased++;
       }
       if (state === BlockState.RunStart) {
-        const k = views.runAt(idx)?.[RUN_LENGTH];
+        const run = views.runAt(idx);
+        const k = run?.[RUN_LENGTH];
         if (k === undefined) return `block ${idx} starts a run the pool has no view of`;
+        if (run![MARK] !== p.runMark) return `the view of the live run at ${idx} is marked ${run![MARK]}`;
         for (let j = 1; j < k; j++) if (states[idx + j] !== BlockState.RunBody) return `run at ${idx} of ${k} has block ${idx + j} in state ${states[idx + j]}`;
         if (states[idx + k] === BlockState.RunBody) return `run at ${idx} of ${k} is followed by a stray run block`;
         inUse += k;
         runBlocks += k;
         liveRuns++;
+      } else if ((views.runAt(idx)?.[MARK] ?? ViewState.Free) !== ViewState.Free) {
+        return `the view of a run at ${idx}, not live, is marked ${views.runAt(idx)![MARK]}`;
       }
       const problem = views.checkBlock(idx);
       if (problem !== null) return problem;

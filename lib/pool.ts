@@ -69,6 +69,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #counters: Float64Array;
   readonly #blockShape: readonly number[];
   readonly #threshold: number;
+  /** The block type's name (Function.prototype.name is a getter, ~25 ns a read). */
+  readonly #typeName: string;
   readonly #poisonNaN: boolean;
   readonly #id = ++poolSerial;
   readonly #slots: SlotTable;
@@ -84,8 +86,18 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /** The mark of a view handed out by getBlock() / inside a lease; NaN once destroyed, so that no view passes as held any more. */
   #heldMark: number;
   #leasedMark: number;
-  /** From this many blocks in use down, a return must check fragmentation exactly (auto-coalesce.ts). */
+  /** The mark of a run view while its run is live; NaN once destroyed. */
+  #runMark: number;
+  /** A return that leaves fewer blocks than this in use coalesces (auto-coalesce.ts); -Infinity while disarmed. */
   #gateInUse = -Infinity;
+  /** The engine's largest free run and the capacity the gate was last computed for. */
+  #gateLargest = -1;
+  #gateCapacity = -1;
+  #gate = -Infinity;
+  /** Auto-coalescing may fire (auto-coalesce.ts): true at first, false from an automatic coalesce until re-armed. */
+  #armed = true;
+  /** Blocks taken from or given to the engine since the last automatic coalesce. */
+  #moved = 0;
 
   #capacity = 0;
   #inUse = 0;
@@ -116,9 +128,11 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#cfg = cfg;
     this.#blockShape = Object.freeze([...cfg.blockShape]);
     this.#threshold = cfg.autoCoalesceThreshold;
+    this.#typeName = cfg.type.name;
     this.#poisonNaN = cfg.poison === 'nan';
     this.#heldMark = mark(this.#id, ViewState.Held);
     this.#leasedMark = mark(this.#id, ViewState.Leased);
+    this.#runMark = mark(this.#id, ViewState.Run);
     this.#engine = engineFactory(cfg.backend)({
       blockBytes: cfg.blockBytes,
       stride: cfg.stride,
@@ -186,9 +200,17 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
    * path (a block view): one mark compare and a push onto the magazine.
    */
   returnBlock(block: T | number): void {
-    if (typeof block === 'object' && block !== null && (block as PoolView)[HOT_MARK] === this.#heldMark) {
-      this.#releaseBlock(block);
-      return;
+    if (typeof block === 'object' && block !== null) {
+      const m = (block as PoolView)[HOT_MARK];
+      if (m === this.#heldMark) {
+        this.#releaseBlock(block);
+        return;
+      }
+      // A run view carries the run mark exactly while its run is live (getRun sets it, a return clears it).
+      if (m === this.#runMark) {
+        this.#releaseRun(-1 - (block as PoolView)[INDEX]!, block);
+        return;
+      }
     }
     this.#returnSlow(block);
   }
@@ -210,7 +232,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       start = this.#acquireRun(k);
     }
     if (start < 0 && this.#growFor(k)) start = this.#acquireRun(k);
-    this.#updateCoalesceGate();
+    this.#engineChanged(start < 0 ? 0 : k);
     if (start < 0) {
       this.#failures++;
       return null;
@@ -222,7 +244,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#acquires++;
     this.#runBlocks += k;
     this.#liveRuns++;
-    return this.#views.run(start, k) as T;
+    const view = this.#views.run(start, k);
+    view[HOT_MARK] = this.#runMark;
+    return view as T;
   }
 
   /**
@@ -248,7 +272,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /** The index of a view this pool created (a block, or the first block of a run); -1 otherwise. */
   indexOf(block: T): number {
     this.#live('indexOf');
-    if (!isArrayOf(block, this.#cfg.type.name)) throw invalidType('block', this.#cfg.type.name, block);
+    if (!isArrayOf(block, this.#typeName)) throw invalidType('block', this.#typeName, block);
     const view = block as PoolView;
     const index = view[INDEX];
     if (view[POOL] !== this.#id || index === undefined || Number.isNaN(index)) return -1;
@@ -304,7 +328,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#trims++;
     }
     this.#resizeMagazine();
-    this.#updateCoalesceGate();
+    this.#engineChanged(0);
     return released;
   }
 
@@ -319,6 +343,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#destroyed = true;
     this.#heldMark = NaN;
     this.#leasedMark = NaN;
+    this.#runMark = NaN;
     this.#engine.destroy();
     this.#views.clear();
     this.#states = new Uint8Array(0);
@@ -388,7 +413,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   check(): void {
     this.#live('check');
     const problem =
-      this.#engine.check(this.#blockStates(), this.#magazine.scratch, this.#magazine.indices()) ??
+      this.#engine.check(this.#blockStates(), this.#magazine.indices()) ??
       checkPool({
         slabBlocks: this.#cfg.slabBlocks,
         counters: this.#counters,
@@ -398,6 +423,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
         magazine: this.#magazine,
         states: this.#states,
         serial: this.#id,
+        runMark: this.#runMark,
         leases: this.#leases.size,
         capacity: this.#capacity,
         inUse: this.#inUse,
@@ -420,7 +446,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const magazine = this.#magazine;
     let n = magazine.refill();
     if (n === 0 && this.#growFor(1)) n = magazine.refill();
-    this.#updateCoalesceGate();
+    this.#engineChanged(n);
     if (n === 0) {
       this.#failures++;
       return undefined;
@@ -434,37 +460,52 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const stack = this.#stack;
     if (stack.length === this.#stackCap) this.#flush(stack.length - (stack.length >>> 1));
     stack.push(block);
-    if (--this.#inUse < this.#gateInUse) this.#autoCoalesceCheck();
+    if (--this.#inUse < this.#gateInUse) this.#autoCoalesce();
   }
 
   #releaseRun(start: number, view: PoolView): void {
     const k = view[RUN_LENGTH]!;
+    view[HOT_MARK] = ViewState.Free;
     if (this.#poisonNaN) (view as Float64Array).fill(NaN); // float types only (validated)
     this.#engine.releaseRun(start, k);
     this.#states.fill(BlockState.Free, start, start + k);
     this.#runBlocks -= k;
     this.#liveRuns--;
-    this.#updateCoalesceGate();
-    if ((this.#inUse -= k) < this.#gateInUse) this.#autoCoalesceCheck();
+    this.#engineChanged(k);
+    if ((this.#inUse -= k) < this.#gateInUse) this.#autoCoalesce();
+  }
+
+  /** A return left fragmentation possibly above the threshold while armed (auto-coalesce.ts): coalesce, and disarm. */
+  #autoCoalesce(): void {
+    this.#coalesce();
+    this.#armed = false;
+    this.#moved = 0;
+    this.#gateInUse = -Infinity;
   }
 
   /**
-   * The seed's rule: coalesce when a return leaves fragmentation above the threshold. Called when
-   * the gate cannot rule that out; the exact figure counts the magazine, which on the native
-   * backend is a crossing into C++.
+   * Called after every change to the engine (the only time its largest free run, and so the
+   * gate, can change), with the blocks it took or was given: re-arms auto-coalescing when the
+   * engine's figures show fragmentation within the threshold, or once as many blocks as the pool
+   * holds have moved since the last automatic coalesce; then sets the gate. O(1).
    */
-  #autoCoalesceCheck(): void {
-    if (fragmentationPercent(this.#largestFreeRun(), this.#capacity - this.#inUse) > this.#threshold) this.#coalesce();
-  }
-
-  /** Recomputes the auto-coalesce gate; called after every change to the engine (the only time its largest free run changes). */
-  #updateCoalesceGate(): void {
-    this.#gateInUse = coalesceGate(this.#threshold, this.#counters[Counter.Largest]!, this.#capacity);
+  #engineChanged(moved: number): void {
+    const largest = this.#counters[Counter.Largest]!;
+    if (largest !== this.#gateLargest || this.#capacity !== this.#gateCapacity) {
+      this.#gate = coalesceGate(this.#threshold, largest, this.#capacity);
+      this.#gateLargest = largest;
+      this.#gateCapacity = this.#capacity;
+    }
+    const gate = this.#gate;
+    if (!this.#armed) {
+      this.#moved += moved;
+      if (this.#inUse >= gate || this.#moved >= this.#capacity) this.#armed = true;
+    }
+    this.#gateInUse = this.#armed ? gate : -Infinity;
   }
 
   #coalesce(): void {
     this.#flush(this.#magazine.length);
-    this.#engine.resetSearchCursor();
     this.#coalesces++;
   }
 
@@ -472,7 +513,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #flush(count: number): void {
     if (count === 0) return;
     this.#magazine.flush(count);
-    this.#updateCoalesceGate();
+    this.#engineChanged(count);
   }
 
   #resizeMagazine(): void {
@@ -483,7 +524,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #largestFreeRun(): number {
     if (this.#capacity === this.#inUse) return 0;
     const magazine = this.#magazine;
-    return this.#engine.largestRunWith(magazine.scratch, magazine.indices());
+    return this.#engine.largestRunWith(magazine.indices());
   }
 
   /** Adds a slab if growth is allowed and the new slab can hold a run of k. */
@@ -511,7 +552,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#slots.fill(slot, blocks, this.#engine.slabBuffer(slot), this.#engine.slabBase(slot));
     this.#capacity += blocks;
     this.#resizeMagazine();
-    this.#updateCoalesceGate();
+    this.#engineChanged(0);
   }
 
   #returnSlow(block: unknown): void {
@@ -520,7 +561,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#returnIndex(block);
       return;
     }
-    const typeName = this.#cfg.type.name;
+    const typeName = this.#typeName;
     if (!isArrayOf(block, typeName)) throw invalidType('block', `${typeName} from getBlock()/getRun() or a block index`, block);
     const view = block as PoolView;
     const why = this.#foreignReason(view);

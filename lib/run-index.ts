@@ -1,115 +1,127 @@
 /**
- * The free-run index: what the engine knows about its free runs beyond the bitmap, so that it
- * can tell the largest run in O(1) and find a run for acquireRun(k). Its own unit (and
- * native/run_index.h, the same in C++) so that a better index replaces this one file per
- * language. The engine tells it of every maximal free run that appears or disappears, by
- * position; an index may read the free structure through FreeLayout.
+ * The free-run index: a max segment tree (a tournament tree) over the engine's bitmap words, so
+ * that the largest free run is known in O(1) and the lowest free run of at least k blocks is found
+ * in O(log words), whatever the layout. Its own unit (native/run_index.h is the same in C++).
  *
- * This index: a histogram of run lengths and a bitmap over lengths (bit len set iff some run has
- * that length). add/remove O(1); largest() O(1); when the largest run goes, the next length down
- * is found a bitmap word at a time (O(maxLength / 32) worst case). firstFit walks the runs from
- * the lowest free block, one run at a time: O(runs below the first fit), which depends on the
- * layout: a long walk past many short runs is possible, which a better index bounds.
+ * Leaves: one per bitmap word of every slab slot, in address order (leaf = slot * wordsPerSlab +
+ * word). A leaf holds the length of the longest free run that *starts* in its word, 0 if none; the
+ * engine computes it from its bitmap and boundary tags (at most 16 run starts in a word) and sets
+ * it whenever a run starting there appears, changes or goes. An inner node holds the larger of its
+ * two children, so the root is the largest free run, and firstAtLeast(k, from) walks up from
+ * `from` to the first subtree whose maximum is at least k and down to its leftmost such leaf:
+ * that leaf's word holds the lowest run of at least k blocks (every run starting further left is
+ * shorter), which keeps the engine's placement exactly address-ordered first fit.
  *
- * Invariants: count[len] = number of free runs of length len; bit len of lengthBits = count[len] > 0;
- * largest = max { len : count[len] > 0 }, 0 if none.
+ * Why this structure (issue 12): TLSF (Masmano et al., "TLSF: a new dynamic memory allocator for
+ * real-time systems", ECRTS 2004) finds *a* run of at least k in O(1) from segregated free lists,
+ * but a good fit, not the lowest one, so the placement (and the fragmentation it leaves, which
+ * address-ordered first fit keeps among the lowest: Johnstone and Wilson, "The memory
+ * fragmentation problem: solved?", ISMM 1998) would change; a summary bitmap over the block bitmap
+ * finds free blocks fast but not runs of a length. The tree keeps first fit and bounds every
+ * operation at O(log words): about 15 levels for a million blocks, 4 bytes per 16 blocks.
+ *
+ * Invariants: tree[size + leaf] = leaf's value (leaves at or past leafCount are 0);
+ * tree[i] = max(tree[2i], tree[2i + 1]) for 1 <= i < size; size is a power of two >= leafCount.
  */
-
-/** How an index may read the free structure it summarises (implemented by the engine). */
-export interface FreeLayout {
-  /** Lowest free block at or after `from`, or -1. */
-  nextFree(from: number): number;
-  /** Length of the free run that starts at block `start`. */
-  runLength(start: number): number;
-}
-
-/** A maximal run of free blocks [start, start + length). */
-export interface Run {
-  readonly start: number;
-  readonly length: number;
-}
-
 export class RunIndex {
-  readonly #layout: FreeLayout;
-  readonly #count: Int32Array;
-  readonly #lengthBits: Uint32Array;
-  #largest = 0;
+  #size = 1;
+  #leafCount = 0;
+  #tree: Int32Array = new Int32Array(2);
 
-  /** `maxLength`: the longest run there can be (blocks per slab). */
-  constructor(maxLength: number, layout: FreeLayout) {
-    this.#layout = layout;
-    this.#count = new Int32Array(maxLength + 1);
-    this.#lengthBits = new Uint32Array((maxLength >>> 5) + 1);
-  }
-
-  /** A free run [start, start + length) now exists. A length outside 1..maxLength changes nothing (check() then shows it). */
-  add(_start: number, length: number): void {
-    if (!(length >= 1 && length < this.#count.length)) return;
-    if (this.#count[length]!++ === 0) this.#lengthBits[length >>> 5]! |= 1 << (length & 31);
-    if (length > this.#largest) this.#largest = length;
-  }
-
-  /** The free run [start, start + length) no longer exists (merged, split or taken). Removing a length no run has changes nothing. */
-  remove(_start: number, length: number): void {
-    if (!(length >= 1 && length < this.#count.length) || this.#count[length] === 0) return;
-    if (--this.#count[length]! !== 0) return;
-    this.#lengthBits[length >>> 5]! &= ~(1 << (length & 31));
-    if (length === this.#largest) this.#largest = this.#highestLengthBelow(length);
-  }
-
-  /** The longest run present, 0 if none. */
-  largest(): number {
-    return this.#largest;
+  /** Leaves the index covers (at least the number passed to cover()). */
+  get leafCount(): number {
+    return this.#leafCount;
   }
 
   /**
-   * First fit: the start of the lowest run of at least k blocks at or after `from`, -1 if none.
-   * The caller guarantees that no free block lies below `from`.
+   * Makes the index cover `leaves` leaves (the new ones hold 0), growing its table by doubling:
+   * O(leaves) when it grows, O(1) otherwise. False, the index unchanged, if the memory cannot be had.
    */
-  firstFit(k: number, from: number): number {
-    if (this.#largest < k) return -1;
-    const layout = this.#layout;
-    let p = layout.nextFree(from);
-    while (p >= 0) {
-      // p follows an allocated block or a slab start, so it starts a run.
-      const length = layout.runLength(p);
-      if (length >= k) return p;
-      p = layout.nextFree(p + Math.max(length, 1)); // a broken layout cannot loop forever
+  cover(leaves: number): boolean {
+    if (leaves <= this.#leafCount) return true;
+    if (leaves > this.#size) {
+      let size = this.#size;
+      while (size < leaves) size *= 2;
+      let tree: Int32Array;
+      try {
+        tree = new Int32Array(2 * size);
+      } catch {
+        return false;
+      }
+      tree.set(this.#tree.subarray(this.#size, this.#size + this.#leafCount), size);
+      for (let i = size - 1; i >= 1; i--) tree[i] = Math.max(tree[2 * i]!, tree[2 * i + 1]!);
+      this.#size = size;
+      this.#tree = tree;
     }
-    return -1;
+    this.#leafCount = leaves;
+    return true;
   }
 
-  /** Null if the index matches `runs` (every maximal free run present, in any order), else the first disagreement. */
-  check(runs: readonly Run[]): string | null {
-    const expected = new Map<number, number>();
-    let largest = 0;
-    for (const run of runs) {
-      if (!(run.length >= 1 && run.length < this.#count.length)) return `free run at ${run.start} has length ${run.length}`;
-      expected.set(run.length, (expected.get(run.length) ?? 0) + 1);
-      largest = Math.max(largest, run.length);
+  /** Sets a leaf (0 <= leaf < leafCount; others are ignored) and updates its ancestors, stopping where a node does not change: O(log size). */
+  set(leaf: number, value: number): void {
+    if (!(leaf >= 0 && leaf < this.#leafCount)) return;
+    const tree = this.#tree;
+    let i = this.#size + leaf;
+    if (tree[i] === value) return;
+    tree[i] = value;
+    for (i >>= 1; i >= 1; i >>= 1) {
+      const max = Math.max(tree[2 * i]!, tree[2 * i + 1]!);
+      if (tree[i] === max) return;
+      tree[i] = max;
     }
-    if (largest !== this.#largest) return `run index records largest free run ${this.#largest}, the slabs ${largest}`;
-    for (let length = 1; length < this.#count.length; length++) {
-      const runsOf = expected.get(length) ?? 0;
-      if (this.#count[length] !== runsOf) return `run index counts ${this.#count[length]} free runs of ${length}, the slabs ${runsOf}`;
-      const bit = (this.#lengthBits[length >>> 5]! >>> (length & 31)) & 1;
-      if (bit !== (runsOf > 0 ? 1 : 0)) return `run-length bit ${length} is ${bit} with ${runsOf} runs`;
+  }
+
+  /** A leaf's value (0 past leafCount). */
+  get(leaf: number): number {
+    return leaf >= 0 && leaf < this.#leafCount ? this.#tree[this.#size + leaf]! : 0;
+  }
+
+  /** The longest free run, 0 if none: O(1). */
+  largest(): number {
+    return this.#tree[1]!;
+  }
+
+  /** The lowest leaf at or after `from` whose value is at least k (k >= 1), or -1: O(log size). */
+  firstAtLeast(k: number, from: number): number {
+    const tree = this.#tree;
+    const size = this.#size;
+    if (from >= this.#leafCount || tree[1]! < k) return -1;
+    let i = size + from;
+    // Up: from i, to the next subtree on the right until one holds a value of at least k.
+    while (tree[i]! < k) {
+      while (i & 1) i >>= 1; // a right child: its parent's range ends where i's does
+      if (i === 0) return -1; // climbed past the root: nothing to the right
+      i++; // the right sibling: the range just after i's
+    }
+    // Down: the leftmost leaf of at least k in i's subtree.
+    while (i < size) {
+      i *= 2;
+      if (tree[i]! < k) i++;
+    }
+    return i - size;
+  }
+
+  /**
+   * Null if the leaves equal `expected` (expected[leaf] for leaf < leafCount, as the engine reads
+   * its bitmap) and every inner node is the larger of its children, else the first disagreement.
+   */
+  check(expected: Int32Array): string | null {
+    const tree = this.#tree;
+    const size = this.#size;
+    if (size < this.#leafCount || tree.length !== 2 * size) return `run index of ${size} leaves covers ${this.#leafCount}`;
+    for (let leaf = 0; leaf < size; leaf++) {
+      const want = leaf < this.#leafCount ? (expected[leaf] ?? 0) : 0;
+      if (tree[size + leaf] !== want) return `run index leaf ${leaf} holds ${tree[size + leaf]}, the slabs ${want}`;
+    }
+    for (let i = size - 1; i >= 1; i--) {
+      const max = Math.max(tree[2 * i]!, tree[2 * i + 1]!);
+      if (tree[i] !== max) return `run index node ${i} holds ${tree[i]}, its children ${max}`;
     }
     return null;
   }
 
-  /** Forgets every run. */
+  /** Sets every leaf to 0. */
   clear(): void {
-    this.#count.fill(0);
-    this.#lengthBits.fill(0);
-    this.#largest = 0;
-  }
-
-  /** Largest length present that is < length (whose own bit is already clear), or 0. */
-  #highestLengthBelow(length: number): number {
-    let w = length >>> 5;
-    let word = this.#lengthBits[w]! & ((1 << (length & 31)) - 1);
-    while (word === 0 && w > 0) word = this.#lengthBits[--w]!;
-    return word === 0 ? 0 : (w << 5) + 31 - Math.clz32(word);
+    this.#tree.fill(0);
   }
 }

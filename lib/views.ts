@@ -13,8 +13,9 @@ import type { SlotTable } from './slots.js';
  *   INDEX   a block view: its block's index; a run view: -1 - its first block's index (so a stale
  *           run view never passes as a block); NaN once the slab is trimmed or the pool
  *           destroyed, so that the view never names a block of a slab grown later in its slot
- *   MARK    block views only: 0 while free, else mark(serial, state) (below): one load and one
- *           compare tell returnBlock that a view is this pool's and handed out
+ *   MARK    0 while free, else mark(serial, state) (below): Held or Leased for a block view,
+ *           Run for a run view: one load and one compare tell returnBlock that a view is this
+ *           pool's and handed out
  *   RUN_LENGTH  run views only: blocks in the run
  */
 
@@ -32,8 +33,10 @@ export const enum ViewState {
   Held = 1,
   /** Handed out inside a Lease. */
   Leased = 2,
+  /** A run view handed out by getRun(). */
+  Run = 3,
   /** Marks are serial * Kinds + state: room for states to come (a pin, say). */
-  Kinds = 4,
+  Kinds = 8,
 }
 
 /** The mark of a view of pool `serial` in `state`; NaN for a destroyed pool (serial NaN), which no view carries. */
@@ -97,6 +100,7 @@ export class ViewTable {
       Object.defineProperty(view, POOL, { value: this.#id });
       Object.defineProperty(view, INDEX, { value: -1 - start, writable: true });
       Object.defineProperty(view, RUN_LENGTH, { value: k });
+      Object.defineProperty(view, MARK, { value: ViewState.Free, writable: true });
       this.#runs.set(start, view);
     }
     return view;

@@ -3,90 +3,78 @@
 #include <algorithm>
 #include <cstring>
 
-#include "bits.h"
 #include "os.h"
 
 namespace slabpool {
 
-namespace {
+RunIndex::~RunIndex() { os::zeroed_free(tree_, 2 * size_ * sizeof(uint32_t)); }
 
-size_t CountBytes(uint32_t max_length) { return (static_cast<size_t>(max_length) + 1) * sizeof(uint32_t); }
-size_t BitsBytes(uint32_t max_length) { return (static_cast<size_t>(max_length >> 5) + 1) * sizeof(uint32_t); }
-
-}  // namespace
-
-RunIndex::RunIndex(uint32_t max_length, const FreeLayout& layout) : max_length_(max_length), layout_(layout) {
-  if (max_length == 0) return;
-  count_ = static_cast<uint32_t*>(os::zeroed_alloc(CountBytes(max_length)));
-  length_bits_ = static_cast<uint32_t*>(os::zeroed_alloc(BitsBytes(max_length)));
-}
-
-RunIndex::~RunIndex() {
-  os::zeroed_free(count_, CountBytes(max_length_));
-  os::zeroed_free(length_bits_, BitsBytes(max_length_));
-}
-
-bool RunIndex::valid() const { return count_ != nullptr && length_bits_ != nullptr; }
-
-void RunIndex::add(int64_t /*start: unused by a histogram*/, uint32_t length) {
-  if (length == 0 || length > max_length_ || !valid()) return;
-  if (count_[length]++ == 0) length_bits_[length >> 5] |= 1u << (length & 31);
-  if (length > largest_) largest_ = length;
-}
-
-void RunIndex::remove(int64_t /*start*/, uint32_t length) {
-  if (length == 0 || length > max_length_ || !valid() || count_[length] == 0) return;
-  if (--count_[length] != 0) return;
-  length_bits_[length >> 5] &= ~(1u << (length & 31));
-  if (length == largest_) largest_ = highest_length_below(length);
-}
-
-int64_t RunIndex::first_fit(uint32_t k, int64_t from) const {
-  if (largest_ < k) return -1;
-  int64_t p = layout_.next_free(from);
-  while (p >= 0) {
-    // p follows an allocated block or a slab start, so it starts a run.
-    uint32_t length = layout_.run_length(p);
-    if (length >= k) return p;
-    p = layout_.next_free(p + std::max(length, 1u));  // a broken layout cannot loop forever
-  }
-  return -1;
-}
-
-std::string RunIndex::check(const std::vector<Run>& runs) const {
-  auto at = [](int64_t i) { return std::to_string(i); };
-  if (!valid()) return "run index has no tables";
-  std::vector<uint32_t> expected(static_cast<size_t>(max_length_) + 1, 0);
-  uint32_t largest = 0;
-  for (const Run& run : runs) {
-    if (run.length == 0 || run.length > max_length_) return "free run at " + at(run.start) + " has length " + at(run.length);
-    expected[run.length]++;
-    largest = std::max(largest, run.length);
-  }
-  if (largest != largest_) return "run index records largest free run " + at(largest_) + ", the slabs " + at(largest);
-  for (uint32_t length = 1; length <= max_length_; length++) {
-    if (count_[length] != expected[length]) {
-      return "run index counts " + at(count_[length]) + " free runs of " + at(length) + ", the slabs " + at(expected[length]);
+bool RunIndex::cover(size_t leaves) {
+  if (leaves <= leaf_count_) return true;
+  if (leaves > size_) {
+    size_t size = size_ == 0 ? 1 : size_;
+    while (size < leaves) {
+      if (size > (SIZE_MAX / 4) / sizeof(uint32_t)) return false;
+      size *= 2;
     }
-    uint32_t bit = (length_bits_[length >> 5] >> (length & 31)) & 1u;
-    if (bit != (expected[length] > 0 ? 1u : 0u)) return "run-length bit " + at(length) + " is " + at(bit) + " with " + at(expected[length]) + " runs";
+    uint32_t* tree = static_cast<uint32_t*>(os::zeroed_alloc(2 * size * sizeof(uint32_t)));
+    if (tree == nullptr) return false;
+    if (tree_ != nullptr) std::memcpy(tree + size, tree_ + size_, leaf_count_ * sizeof(uint32_t));
+    for (size_t i = size - 1; i >= 1; i--) tree[i] = std::max(tree[2 * i], tree[2 * i + 1]);
+    os::zeroed_free(tree_, 2 * size_ * sizeof(uint32_t));
+    tree_ = tree;
+    size_ = size;
+  }
+  leaf_count_ = leaves;
+  return true;
+}
+
+void RunIndex::set(size_t leaf, uint32_t value) {
+  if (leaf >= leaf_count_) return;
+  size_t i = size_ + leaf;
+  if (tree_[i] == value) return;
+  tree_[i] = value;
+  for (i >>= 1; i >= 1; i >>= 1) {
+    uint32_t max = std::max(tree_[2 * i], tree_[2 * i + 1]);
+    if (tree_[i] == max) return;
+    tree_[i] = max;
+  }
+}
+
+int64_t RunIndex::first_at_least(uint32_t k, size_t from) const {
+  if (from >= leaf_count_ || tree_[1] < k) return -1;
+  size_t i = size_ + from;
+  // Up: from i, to the next subtree on the right until one holds a value of at least k.
+  while (tree_[i] < k) {
+    while (i & 1) i >>= 1;  // a right child: its parent's range ends where i's does
+    if (i == 0) return -1;  // climbed past the root: nothing to the right
+    i++;                    // the right sibling: the range just after i's
+  }
+  // Down: the leftmost leaf of at least k in i's subtree.
+  while (i < size_) {
+    i *= 2;
+    if (tree_[i] < k) i++;
+  }
+  return static_cast<int64_t>(i - size_);
+}
+
+std::string RunIndex::check(const uint32_t* expected) const {
+  auto at = [](uint64_t i) { return std::to_string(i); };
+  if (leaf_count_ == 0) return std::string();
+  if (tree_ == nullptr || size_ < leaf_count_) return "run index of " + at(size_) + " leaves covers " + at(leaf_count_);
+  for (size_t leaf = 0; leaf < size_; leaf++) {
+    uint32_t want = leaf < leaf_count_ ? expected[leaf] : 0;
+    if (tree_[size_ + leaf] != want) return "run index leaf " + at(leaf) + " holds " + at(tree_[size_ + leaf]) + ", the slabs " + at(want);
+  }
+  for (size_t i = size_ - 1; i >= 1; i--) {
+    uint32_t max = std::max(tree_[2 * i], tree_[2 * i + 1]);
+    if (tree_[i] != max) return "run index node " + at(i) + " holds " + at(tree_[i]) + ", its children " + at(max);
   }
   return std::string();
 }
 
 void RunIndex::clear() {
-  if (valid()) {
-    std::memset(count_, 0, CountBytes(max_length_));
-    std::memset(length_bits_, 0, BitsBytes(max_length_));
-  }
-  largest_ = 0;
-}
-
-uint32_t RunIndex::highest_length_below(uint32_t length) const {
-  size_t w = length >> 5;
-  uint32_t word = length_bits_[w] & ((1u << (length & 31)) - 1);
-  while (word == 0 && w > 0) word = length_bits_[--w];
-  return word == 0 ? 0 : static_cast<uint32_t>((w << 5) + 31 - clz32(word));
+  if (tree_ != nullptr) std::memset(tree_, 0, 2 * size_ * sizeof(uint32_t));
 }
 
 }  // namespace slabpool

@@ -1,73 +1,54 @@
-// The free-run index: what the allocator knows about its free runs beyond the bitmap, so that it
-// can tell the largest run in O(1) and find a run for acquire_run(k). Its own unit (lib/run-index.ts
-// is the same in TypeScript) so that a better index (TLSF, or a segment tree of per-range largest
-// runs) replaces this one unit per language. The allocator tells it of every maximal free run that
-// appears or disappears, by position; an index may read the free structure through FreeLayout.
+// The free-run index: a max segment tree (a tournament tree) over the allocator's bitmap words, so
+// that the largest free run is known in O(1) and the lowest free run of at least k blocks is found
+// in O(log words), whatever the layout. lib/run-index.ts is the same in TypeScript, and says why
+// this structure rather than TLSF or a summary bitmap: it keeps address-ordered first fit.
 //
-// This index: a histogram of run lengths and a bitmap over lengths. add/remove O(1); largest()
-// O(1); when the largest run goes, the next length down is found a bitmap word at a time
-// (O(max_length / 32) worst case). first_fit walks the runs from the lowest free block, one run at
-// a time: O(runs below the first fit). Not thread-safe, like the Allocator that owns it.
+// Leaves: one per bitmap word of every slab slot, in address order (leaf = slot * words_per_slab +
+// word), holding the longest free run that *starts* in that word (0 if none); the allocator
+// computes it from its bitmap and tags and sets it whenever a run start there changes. An inner
+// node holds the larger of its children. Not thread-safe, like the Allocator that owns it.
+//
+// Invariants: tree[size + leaf] = leaf's value (0 at or past leaf_count); tree[i] =
+// max(tree[2i], tree[2i+1]) for 1 <= i < size; size is a power of two >= leaf_count.
 #ifndef SLABPOOL_RUN_INDEX_H_
 #define SLABPOOL_RUN_INDEX_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 namespace slabpool {
 
-// How an index may read the free structure it summarises (implemented by Allocator).
-class FreeLayout {
- public:
-  virtual int64_t next_free(int64_t from) const = 0;    // lowest free block >= from, or -1
-  virtual uint32_t run_length(int64_t start) const = 0;  // length of the free run starting at start
-
- protected:
-  ~FreeLayout() = default;
-};
-
-// A maximal run of free blocks [start, start + length).
-struct Run {
-  int64_t start;
-  uint32_t length;
-};
-
 class RunIndex {
  public:
-  // max_length: the longest run there can be (blocks per slab), >= 1. Tables from os::zeroed_alloc.
-  RunIndex(uint32_t max_length, const FreeLayout& layout);
+  RunIndex() = default;
   ~RunIndex();
   RunIndex(const RunIndex&) = delete;
   RunIndex& operator=(const RunIndex&) = delete;
-  bool valid() const;  // false if max_length was 0 or its tables could not be allocated
 
-  // A length outside 1..max_length, removing a length no run has, or any call on an invalid
-  // index changes nothing (check() then shows the disagreement).
-  void add(int64_t start, uint32_t length);     // a free run [start, start+length) now exists
-  void remove(int64_t start, uint32_t length);  // that run no longer exists (merged, split or taken)
-  uint32_t largest() const { return largest_; }  // longest run present, 0 if none: O(1)
+  // Covers `leaves` leaves (the new ones hold 0), growing the table by doubling (tables from
+  // os::zeroed_alloc): O(leaves) when it grows. False, the index unchanged, without memory.
+  bool cover(size_t leaves);
+  size_t leaf_count() const { return leaf_count_; }
 
-  // First fit: start of the lowest run of >= k blocks at or after `from` (the caller guarantees no
-  // free block lies below `from`), -1 if none: -1 at once if largest() < k, else a walk of the runs
-  // from next_free(from) via run_length.
-  int64_t first_fit(uint32_t k, int64_t from) const;
+  // Sets a leaf (< leaf_count; others are ignored) and its ancestors, stopping where a node does
+  // not change: O(log size).
+  void set(size_t leaf, uint32_t value);
+  uint32_t get(size_t leaf) const { return leaf < leaf_count_ ? tree_[size_ + leaf] : 0; }
+  uint32_t largest() const { return tree_ == nullptr ? 0 : tree_[1]; }  // O(1)
 
-  // Empty if the index matches the runs actually present (every maximal free run, any order),
-  // else the first disagreement.
-  std::string check(const std::vector<Run>& runs) const;
-  void clear();  // forgets every run
+  // The lowest leaf >= from whose value is >= k (k >= 1), or -1: O(log size).
+  int64_t first_at_least(uint32_t k, size_t from) const;
+
+  // Empty if the leaves equal expected[0..leaf_count) and every inner node is the larger of its
+  // children, else the first disagreement.
+  std::string check(const uint32_t* expected) const;
+  void clear();  // every leaf 0
 
  private:
-  uint32_t highest_length_below(uint32_t length) const;
-
-  // Invariants: count_[len] = number of runs of length len; bit len of length_bits_ = (count_[len] > 0);
-  // largest_ = max { len : count_[len] > 0 }, 0 if none.
-  uint32_t max_length_;
-  const FreeLayout& layout_;
-  uint32_t* count_ = nullptr;        // [max_length + 1]
-  uint32_t* length_bits_ = nullptr;  // [max_length / 32 + 1]
-  uint32_t largest_ = 0;
+  size_t size_ = 0;  // leaves the table holds, a power of two (0: no table yet)
+  size_t leaf_count_ = 0;
+  uint32_t* tree_ = nullptr;  // [2 * size_]
 };
 
 }  // namespace slabpool

@@ -9,9 +9,9 @@
 #include "os.h"
 
 // The free structure and its invariants are in slab.h. Acquisition takes the lowest free block,
-// the start of its run, so a split shortens a run from the left: O(1). Release merges with both
-// neighbours through the tags: O(1). The run index (run_index.h) hears of every run that appears
-// or disappears and so knows the largest at all times.
+// the start of its run, so a split shortens a run from the left; release merges with both
+// neighbours through the tags. Either changes the run starts of at most two bitmap words, whose
+// run index leaves (run_index.h) are then recomputed: O(log words) each.
 
 namespace slabpool {
 
@@ -92,6 +92,11 @@ struct Allocator::Slab {
     os::zeroed_free(tags, blocks * sizeof(uint32_t));
   }
   bool is_used(uint32_t a) const { return (used[a >> 5] >> (a & 31)) & 1u; }
+  // Bits of word w at which a free run starts: free, after a used block or the slab's start.
+  uint32_t run_starts(uint32_t w) const {
+    uint32_t before = w == 0 ? 1u : used[w - 1] >> 31;
+    return ~used[w] & ((used[w] << 1) | before);
+  }
 };
 
 namespace {
@@ -113,11 +118,8 @@ uint32_t ValidSlabBlocks(size_t stride, size_t alignment, uint32_t slab_blocks) 
 // ---- construction ------------------------------------------------------------------------------
 
 Allocator::Allocator(size_t stride, size_t alignment, uint32_t slab_blocks)
-    : stride_(stride),
-      alignment_(alignment),
-      slab_blocks_(0),
-      index_(ValidSlabBlocks(stride, alignment, slab_blocks), *this) {
-  if (index_.valid()) slab_blocks_ = slab_blocks;
+    : stride_(stride), alignment_(alignment), slab_blocks_(ValidSlabBlocks(stride, alignment, slab_blocks)) {
+  words_per_slab_ = (slab_blocks_ + 31) >> 5;
 }
 
 Allocator::~Allocator() {
@@ -138,6 +140,7 @@ Allocator::Result Allocator::add_slab(uint32_t slot, uint32_t blocks, uint8_t* m
   size_t bytes;
   if (mul_overflow(stride_, static_cast<size_t>(blocks), &bytes)) return Result::kInvalid;
   if (memory != nullptr && reinterpret_cast<uintptr_t>(memory) % alignment_ != 0) return Result::kInvalid;
+  if (!index_.cover((static_cast<size_t>(slot) + 1) * words_per_slab_)) return Result::kNoMemory;
 
   Slab* s = new (std::nothrow) Slab();
   if (s == nullptr) return Result::kNoMemory;
@@ -163,7 +166,8 @@ Allocator::Result Allocator::add_slab(uint32_t slot, uint32_t blocks, uint8_t* m
   s->memory = owned;
   if (slot == slabs_.size()) slabs_.push_back(nullptr);
   slabs_[slot] = s;
-  add_run(*s, 0, blocks);
+  set_run(*s, 0, blocks);
+  grew(*s, 0, blocks);
   counters_[kFree] += blocks;
   counters_[kCapacity] += blocks;
   counters_[kSlabs] += 1;
@@ -176,7 +180,8 @@ size_t Allocator::free_slab(uint32_t slot) {
   if (!has_slab(slot)) return 0;
   Slab* s = slabs_[slot];
   if (s->free != s->blocks) return 0;
-  remove_run(*s, 0, s->blocks);
+  index_.set(static_cast<size_t>(slot) * words_per_slab_, 0);  // its one run, which starts in word 0
+  counters_[kLargest] = index_.largest();
   counters_[kFree] -= s->blocks;
   counters_[kCapacity] -= s->blocks;
   counters_[kSlabs] -= 1;
@@ -204,7 +209,7 @@ SlabMemory* Allocator::slab_memory(uint32_t slot) const { return has_slab(slot) 
 
 uint32_t Allocator::acquire(int32_t* out, uint32_t max) {
   uint32_t n = 0;
-  int64_t p = max > 0 ? next_free(cursor_) : -1;
+  int64_t p = max > 0 ? lowest_free(cursor_) : -1;
   while (p >= 0) {
     // p is the lowest free block, hence the start of its run.
     Slab& s = *slab_at(p);
@@ -214,7 +219,7 @@ uint32_t Allocator::acquire(int32_t* out, uint32_t max) {
     take_from_run(s, a, len, take);
     for (uint32_t j = 0; j < take; j++) out[n++] = static_cast<int32_t>(p + j);
     cursor_ = p + take;
-    p = n < max ? next_free(p + take) : -1;
+    p = n < max ? lowest_free(p + take) : -1;
   }
   std::reverse(out, out + n);
   return n;
@@ -230,19 +235,23 @@ bool Allocator::release(const int32_t* list, uint32_t count) {
 int64_t Allocator::acquire_run(uint32_t k) {
   if (k == 0) return kRefused;
   if (index_.largest() < k) return -1;
-  int64_t low = next_free(cursor_);  // the lowest free block, as cursor_ <= it
-  if (low < 0) return -1;
-  cursor_ = low;
-  // The lowest run is the first fit when it is long enough (the common case); else ask the index.
-  const Slab& lowest = *slab_at(low);
-  uint32_t low_length = lowest.tags[low - lowest.start];
-  int64_t p = low_length >= k ? low : index_.first_fit(k, low + low_length);
-  if (p < 0) return -1;
-  Slab& s = *slab_at(p);
-  uint32_t a = static_cast<uint32_t>(p - s.start);
-  take_from_run(s, a, s.tags[a], k);
-  if (p == low) cursor_ = p + k;
-  return p;
+  // The first leaf whose word starts a run of at least k; no run starts below the cursor's word.
+  int64_t leaf = index_.first_at_least(k, leaf_of(cursor_));
+  if (leaf < 0) return -1;
+  size_t slot = static_cast<size_t>(leaf) / words_per_slab_;
+  Slab* sp = slot < slabs_.size() ? slabs_[slot] : nullptr;
+  uint32_t w = static_cast<uint32_t>(static_cast<size_t>(leaf) % words_per_slab_);
+  if (sp == nullptr || w >= sp->used_words) return -1;  // a broken index (check() shows it)
+  // The lowest run start in that word whose run is long enough.
+  for (uint32_t starts = sp->run_starts(w); starts != 0; starts &= starts - 1) {
+    uint32_t a = (w << 5) + ctz32(starts);
+    if (sp->tags[a] < k) continue;
+    int64_t p = sp->start + a;
+    take_from_run(*sp, a, sp->tags[a], k);
+    if (p == cursor_) cursor_ = p + k;
+    return p;
+  }
+  return -1;  // a broken index (check() shows it)
 }
 
 bool Allocator::release_run(int64_t start, uint32_t k) { return release_range(start, k); }
@@ -280,11 +289,6 @@ int64_t Allocator::largest_run_with(const int32_t* cached, uint32_t count) {
   return best;
 }
 
-void Allocator::reset_search_cursor() {
-  int64_t lowest = next_free(0);
-  cursor_ = lowest >= 0 ? lowest : static_cast<int64_t>(slabs_.size()) * slab_blocks_;
-}
-
 // ---- check -------------------------------------------------------------------------------------
 
 std::string Allocator::check(const uint8_t* state, size_t state_len, const int32_t* cached, uint32_t count) const {
@@ -298,7 +302,8 @@ std::string Allocator::check(const uint8_t* state, size_t state_len, const int32
     if (!in_cache.insert(idx).second) return "block " + at(idx) + " is cached twice";
     if (!s->is_used(static_cast<uint32_t>(idx - s->start))) return "cached block " + at(idx) + " is also free in the engine";
   }
-  std::vector<Run> runs;
+  if (index_.leaf_count() < slabs_.size() * words_per_slab_) return "run index covers " + at(index_.leaf_count()) + " words of " + at(slabs_.size()) + " slots";
+  std::vector<uint32_t> leaves(index_.leaf_count(), 0);
   double free = 0, capacity = 0, slabs = 0, reserved = 0;
   uint32_t largest = 0;
   int64_t lowest = -1;
@@ -334,7 +339,8 @@ std::string Allocator::check(const uint8_t* state, size_t state_len, const int32
           return "block " + at(s->start + j) + " is free in the engine but the pool has it in state " + at(state[s->start + j]);
         }
       }
-      runs.push_back(Run{idx, len});
+      size_t leaf = slot * words_per_slab_ + (a >> 5);
+      leaves[leaf] = std::max(leaves[leaf], len);
       if (lowest < 0) lowest = idx;
       largest = std::max(largest, len);
       slab_free += len;
@@ -349,7 +355,7 @@ std::string Allocator::check(const uint8_t* state, size_t state_len, const int32
   if (slabs != counters_[kSlabs]) return "engine counts " + num(counters_[kSlabs]) + " slabs, found " + num(slabs);
   if (reserved != counters_[kReservedBytes]) return "engine counts " + num(counters_[kReservedBytes]) + " reserved bytes, its slabs " + num(reserved);
   if (largest != counters_[kLargest]) return "engine records largest free run " + num(counters_[kLargest]) + ", its slabs " + at(largest);
-  std::string index_problem = index_.check(runs);
+  std::string index_problem = index_.check(leaves.data());
   if (!index_problem.empty()) return index_problem;
   if (lowest >= 0 && cursor_ > lowest) return "search cursor " + at(cursor_) + " is past the lowest free block " + at(lowest);
   return std::string();
@@ -366,30 +372,36 @@ Allocator::Slab* Allocator::slab_at(int64_t index) const {
   return s;
 }
 
-int64_t Allocator::next_free(int64_t from) const {
+size_t Allocator::leaf_of(int64_t index) const {
+  size_t slot = static_cast<size_t>(index / slab_blocks_);
+  return slot * words_per_slab_ + (static_cast<size_t>(index - static_cast<int64_t>(slot) * slab_blocks_) >> 5);
+}
+
+// The rest of from's bitmap word, else the first word after it in which a run starts (a free
+// block there cannot continue a run from further left, since none lies below from): O(log W).
+int64_t Allocator::lowest_free(int64_t from) const {
   if (slab_blocks_ == 0) return -1;  // an invalid allocator has no blocks
   size_t slot = static_cast<size_t>(from / slab_blocks_);
   uint32_t a = static_cast<uint32_t>(from - static_cast<int64_t>(slot) * slab_blocks_);
-  for (; slot < slabs_.size(); slot++, a = 0) {
-    const Slab* s = slabs_[slot];
-    if (s == nullptr || s->free == 0 || a >= s->blocks) continue;
-    size_t w = a >> 5;
-    uint32_t word = ~s->used[w] & (~0u << (a & 31));
-    while (word == 0 && ++w < s->used_words) word = ~s->used[w];
-    if (word != 0) return s->start + static_cast<int64_t>((w << 5) + ctz32(word));
+  if (slot < slabs_.size() && slabs_[slot] != nullptr && a < slabs_[slot]->blocks) {
+    const Slab& s = *slabs_[slot];
+    uint32_t word = ~s.used[a >> 5] & (~0u << (a & 31));
+    if (word != 0) return s.start + static_cast<int64_t>(((a >> 5) << 5) + ctz32(word));
   }
-  return -1;
-}
-
-uint32_t Allocator::run_length(int64_t start) const {
-  const Slab* s = slab_at(start);
-  return s == nullptr ? 0 : s->tags[start - s->start];
+  int64_t leaf = index_.first_at_least(1, slot * words_per_slab_ + (a >> 5) + 1);
+  if (leaf < 0) return -1;
+  size_t leaf_slot = static_cast<size_t>(leaf) / words_per_slab_;
+  const Slab* s = leaf_slot < slabs_.size() ? slabs_[leaf_slot] : nullptr;
+  uint32_t w = static_cast<uint32_t>(static_cast<size_t>(leaf) % words_per_slab_);
+  if (s == nullptr || w >= s->used_words || ~s->used[w] == 0) return -1;  // a broken index (check() shows it)
+  return s->start + static_cast<int64_t>((w << 5) + ctz32(~s->used[w]));
 }
 
 void Allocator::take_from_run(Slab& s, uint32_t a, uint32_t len, uint32_t take) {
-  if (len > take) add_run(s, a + take, len - take);
-  remove_run(s, a, len);
   for (uint32_t j = a; j < a + take; j++) s.used[j >> 5] |= 1u << (j & 31);
+  if (len > take) set_run(s, a + take, len - take);
+  shrank(s, a, len);
+  if (len > take) grew(s, a + take, len - take);
   s.free -= take;
   counters_[kFree] -= take;
 }
@@ -406,25 +418,36 @@ bool Allocator::release_range(int64_t index, uint32_t k) {
   for (uint32_t j = a; j < a + k; j++) s.used[j >> 5] &= ~(1u << (j & 31));
   uint32_t left = (a > 0 && !s.is_used(a - 1)) ? s.tags[a - 1] : 0;
   uint32_t right = (a + k < s.blocks && !s.is_used(a + k)) ? s.tags[a + k] : 0;
-  // Add the merged run before removing its parts, so the largest never has to search down here.
-  add_run(s, a - left, left + k + right);
-  if (left) remove_run(s, a - left, left);
-  if (right) remove_run(s, a + k, right);
+  // The merged run starts at a - left; the right neighbour's start (if any) is gone.
+  set_run(s, a - left, left + k + right);
+  if (right) shrank(s, a + k, right);
+  grew(s, a - left, left + k + right);
   s.free += k;
   counters_[kFree] += k;
   if (index < cursor_) cursor_ = index;
   return true;
 }
 
-void Allocator::add_run(Slab& s, uint32_t a, uint32_t len) {
+void Allocator::set_run(Slab& s, uint32_t a, uint32_t len) {
   s.tags[a] = len;
   s.tags[a + len - 1] = len;
-  index_.add(s.start + a, len);
+}
+
+void Allocator::grew(const Slab& s, uint32_t a, uint32_t length) {
+  size_t leaf = static_cast<size_t>(s.start / slab_blocks_) * words_per_slab_ + (a >> 5);
+  if (length > index_.get(leaf)) index_.set(leaf, length);
   counters_[kLargest] = index_.largest();
 }
 
-void Allocator::remove_run(const Slab& s, uint32_t a, uint32_t len) {
-  index_.remove(s.start + a, len);
+void Allocator::shrank(const Slab& s, uint32_t a, uint32_t length) {
+  size_t leaf = static_cast<size_t>(s.start / slab_blocks_) * words_per_slab_ + (a >> 5);
+  if (length >= index_.get(leaf)) touch(s, a >> 5);
+}
+
+void Allocator::touch(const Slab& s, uint32_t w) {
+  uint32_t longest = 0;
+  for (uint32_t starts = s.run_starts(w); starts != 0; starts &= starts - 1) longest = std::max(longest, s.tags[(w << 5) + ctz32(starts)]);
+  index_.set(static_cast<size_t>(s.start / slab_blocks_) * words_per_slab_ + w, longest);
   counters_[kLargest] = index_.largest();
 }
 

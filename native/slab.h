@@ -8,8 +8,9 @@
 //
 // Invariants. Per slab of n blocks: used bit i = 1 iff block i is allocated (bits n..32*ceil(n/32)-1
 // set); for every maximal free run [a, b], tags[a] = tags[b] = b - a + 1; runs never cross slabs.
-// counters[kFree] = sum of run lengths = sum of slab free counts; counters[kLargest] =
-// index.largest() = the longest run; cursor <= the lowest free block.
+// Run index leaf slot * words_per_slab + w = the longest run starting in word w of that slot's
+// slab (0 if none or no slab). counters[kFree] = sum of run lengths = sum of slab free counts;
+// counters[kLargest] = index.largest() = the longest run; cursor <= the lowest free block.
 #ifndef SLABPOOL_SLAB_H_
 #define SLABPOOL_SLAB_H_
 
@@ -45,7 +46,7 @@ constexpr uint64_t kMaxSlabBytes = uint64_t{1} << 32;
 // Returned by acquire_run and largest_run_with when the arguments break the contract.
 constexpr int64_t kRefused = -2;
 
-class Allocator final : private FreeLayout {
+class Allocator final {
  public:
   // stride: bytes per block, a multiple of alignment; alignment: a power of two, 8..4096;
   // slab_blocks: 1..2^30; stride * slab_blocks <= kMaxSlabBytes. Invalid arguments (or no memory
@@ -73,20 +74,19 @@ class Allocator final : private FreeLayout {
   size_t slot_count() const { return slabs_.size(); }
 
   // ---- blocks and runs ----
+  // W below is the number of bitmap words of all slots (about 15 = log W for a million blocks).
   // Up to max lowest free blocks, to out[0..n) highest first; returns n.
-  // O(taken + bitmap words scanned from the cursor).
+  // O(taken + runs taken from * log W).
   uint32_t acquire(int32_t* out, uint32_t max);
-  // Frees list[0..count) in order, merging at once: O(count). False at the first that is not allocated.
+  // Frees list[0..count) in order, merging at once: O(count log W). False at the first that is not allocated.
   bool release(const int32_t* list, uint32_t count);
   // First fit: start of the lowest free run of >= k blocks, taking its first k; -1 if none;
-  // kRefused for k == 0. O(1) when it fails on the largest run, else a scan of the free runs from
-  // the lowest (see run_index.h).
+  // kRefused for k == 0. O(1) when the largest run is shorter, else O(k + log W) (run_index.h).
   int64_t acquire_run(uint32_t k);
-  bool release_run(int64_t start, uint32_t k);  // O(k)
+  bool release_run(int64_t start, uint32_t k);  // O(k + log W)
   // Largest free run if the blocks cached[0..count), allocated here, were free as well; kRefused
   // if one is not a block or is free here. O(c log c + runs touched).
   int64_t largest_run_with(const int32_t* cached, uint32_t count);
-  void reset_search_cursor();  // re-anchors the search at the lowest free block
 
   const double* counters() const { return counters_; }
   // Empty when every invariant holds, else the first broken one. state[i] == 0 means the pool
@@ -95,17 +95,24 @@ class Allocator final : private FreeLayout {
 
  private:
   struct Slab;
-  int64_t next_free(int64_t from) const override;
-  uint32_t run_length(int64_t start) const override;
+  int64_t lowest_free(int64_t from) const;  // lowest free block >= from, where none lies below from
+  size_t leaf_of(int64_t index) const;      // the run index leaf of the word holding global block index
   Slab* slab_at(int64_t index) const;
   void take_from_run(Slab& s, uint32_t a, uint32_t len, uint32_t take);
   bool release_range(int64_t index, uint32_t k);
-  void add_run(Slab& s, uint32_t a, uint32_t len);
-  void remove_run(const Slab& s, uint32_t a, uint32_t len);
+  void set_run(Slab& s, uint32_t a, uint32_t len);  // tags the free run [a, a+len)
+  // The index leaf of the word holding a run start: grew (a run now starts at a with `length`,
+  // new or longer), shrank (the run of `length` that started at a no longer does: the leaf is
+  // recomputed only if that run was the word's longest), touch (recomputes word w's leaf from the
+  // bitmap and tags, which must be final).
+  void grew(const Slab& s, uint32_t a, uint32_t length);
+  void shrank(const Slab& s, uint32_t a, uint32_t length);
+  void touch(const Slab& s, uint32_t w);
 
   size_t stride_;
   size_t alignment_;
   uint32_t slab_blocks_;  // 0 when invalid
+  uint32_t words_per_slab_;
   std::vector<Slab*> slabs_;
   RunIndex index_;
   std::vector<int32_t> sorted_;  // scratch for largest_run_with

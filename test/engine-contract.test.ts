@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { BlockState, Counter, type Engine, type EngineConfig } from '../lib/engine.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { BlockState, Counter, SCRATCH_LENGTH, type Engine, type EngineConfig } from '../lib/engine.js';
 import { engineFactory } from '../lib/loader.js';
+import { RunIndex } from '../lib/run-index.js';
 import { BACKENDS, rng, thrownBy } from './helpers.js';
 
 /*
@@ -8,6 +9,9 @@ import { BACKENDS, rng, thrownBy } from './helpers.js';
  * never sends, and a differential walk of raw engine calls, valid and invalid, that both engines
  * must answer alike: same results, same counters, same refusals (ERR_SLABPOOL_INTERNAL), same
  * check() findings. The pool-level suites cannot see a drift here, because the pool never asks.
+ * Placement is held to a brute-force reading of the layout over many bitmap words and slots
+ * (first fit for acquireRun, lowest first for acquire), and bugs planted in the run index under
+ * the js engine must be caught.
  */
 
 type Kind = 'js' | 'native';
@@ -19,6 +23,12 @@ const GEOMETRIES: [string, EngineConfig][] = [
 
 const make = (kind: Kind, config: EngineConfig): Engine => engineFactory(kind)(config);
 const counters = (e: Engine) => [...e.counters];
+
+/** Writes `values` to the engine's scratch list; returns how many, for the call that reads them. */
+function list(e: Engine, ...values: number[]): number {
+  e.scratch.set(values);
+  return values.length;
+}
 
 interface Outcome {
   value?: unknown;
@@ -137,7 +147,7 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
       else expect((address as bigint) % BigInt(config.alignment)).toBe(0n);
       expect(e.addSlab(1, 1)).toBe(true);
       expect(counters(e)).toEqual([n + 1, n, n + 1, 2, (n + 1) * config.stride]);
-      expect(e.check(new Uint8Array(2 * n), new Int32Array(1), 0)).toBeNull();
+      expect(e.check(new Uint8Array(2 * n), 0)).toBeNull();
       e.destroy();
     });
 
@@ -149,58 +159,68 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
       e.destroy();
     });
 
-    it('acquire takes the lowest free blocks and lists them highest first', () => {
+    it('acquire takes the lowest free blocks and lists them in scratch highest first, writing nothing past them', () => {
       const e = fresh();
-      const out = new Int32Array(n);
-      expect(e.acquire(out, 0)).toBe(0);
+      expect(e.acquire(0)).toBe(0);
       const k = Math.min(3, n);
-      expect(e.acquire(out, k)).toBe(k);
-      expect([...out.subarray(0, k)]).toEqual([...Array(k).keys()].reverse());
+      e.scratch.fill(-7);
+      expect(e.acquire(k)).toBe(k);
+      expect([...e.scratch.subarray(0, k)]).toEqual([...Array(k).keys()].reverse());
+      expect(e.scratch.subarray(k).every((v) => v === -7)).toBe(true);
       expect(counters(e)[Counter.Free]).toBe(n - k);
       expect(counters(e)[Counter.Largest]).toBe(n - k);
-      expect(e.acquire(out, n)).toBe(n - k); // only what is left
-      expect(e.acquire(out, 1)).toBe(0);
+      expect(e.acquire(SCRATCH_LENGTH)).toBe(n - k); // only what is left
+      expect(e.acquire(1)).toBe(0);
       expect(counters(e)[Counter.Largest]).toBe(0);
-      expectRefused(e, () => e.acquire(out, n + 1));
-      expectRefused(e, () => e.acquire(out, -1));
-      expectRefused(e, () => e.acquire(out, 0.5));
-      expectRefused(e, () => e.acquire(new Uint32Array(4) as unknown as Int32Array, 1));
+      expectRefused(e, () => e.acquire(SCRATCH_LENGTH + 1));
+      expectRefused(e, () => e.acquire(-1));
+      expectRefused(e, () => e.acquire(0.5));
+      expectRefused(e, () => e.acquire(NaN));
+      e.destroy();
+    });
+
+    it('acquire takes the lowest free block again after a release below the blocks it last took', () => {
+      const e = fresh();
+      e.acquire(n);
+      e.release(list(e, n - 1, 0));
+      expect(e.acquire(1)).toBe(1);
+      expect(e.scratch[0]).toBe(0);
       e.destroy();
     });
 
     it('release merges neighbours at once, and refuses a block that is not allocated after freeing those before it', () => {
       const e = fresh();
-      const out = new Int32Array(n);
-      e.acquire(out, n);
-      expect(e.release(Int32Array.of(0, 2), 2)).toBeUndefined();
+      e.acquire(n);
+      expect(e.release(list(e, 0, 2))).toBeUndefined();
       expect(counters(e)[Counter.Largest]).toBe(1);
-      e.release(Int32Array.of(1), 1);
+      e.release(list(e, 1));
       expect(counters(e)[Counter.Largest]).toBe(3);
       expect(counters(e)[Counter.Free]).toBe(3);
-      expectRefused(e, () => e.release(Int32Array.of(1), 1)); // free already
-      expectRefused(e, () => e.release(Int32Array.of(n), 1)); // no such block
-      expectRefused(e, () => e.release(Int32Array.of(-1), 1));
-      expectRefused(e, () => e.release(Int32Array.of(3), 2)); // count past the list
+      expectRefused(e, () => e.release(list(e, 1))); // free already
+      expectRefused(e, () => e.release(list(e, n))); // no such block
+      expectRefused(e, () => e.release(list(e, -1)));
+      expectRefused(e, () => e.release(SCRATCH_LENGTH + 1)); // count past the scratch list
+      expectRefused(e, () => e.release(-1));
+      expectRefused(e, () => e.release(0.5));
       // A refusal part-way: the blocks before the bad one stay freed, on both engines.
       let thrown: unknown;
       try {
-        e.release(Int32Array.of(3, 1, 4), 3);
+        e.release(list(e, 3, 1, 4));
       } catch (err) {
         thrown = err;
       }
       expect((thrown as { code?: string }).code).toBe('ERR_SLABPOOL_INTERNAL');
       expect(counters(e)[Counter.Free]).toBe(4);
-      expect(e.check(statesFor(n, [...Array(n).keys()].filter((i) => i > 3)), new Int32Array(1), 0)).toBeNull();
+      expect(e.check(statesFor(n, [...Array(n).keys()].filter((i) => i > 3)), 0)).toBeNull();
       e.destroy();
     });
 
     it('acquireRun is first fit, -1 when no run is long enough, and refuses k = 0', () => {
       const e = fresh();
-      const out = new Int32Array(n);
-      e.acquire(out, n);
+      e.acquire(n);
       // Free runs of 1 at 0 and of 3 at 2 (if the slab has room): first fit for 2 is at 2.
       if (n >= 5) {
-        e.release(Int32Array.of(0, 2, 3, 4), 4);
+        e.release(list(e, 0, 2, 3, 4));
         expect(e.acquireRun(2)).toBe(2);
         expect(e.acquireRun(1)).toBe(0);
         expect(e.acquireRun(2)).toBe(-1);
@@ -229,29 +249,17 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
 
     it('largestRunWith counts cached blocks as free, and refuses an index that is not a block allocated here', () => {
       const e = fresh();
-      const out = new Int32Array(n);
-      e.acquire(out, n);
-      expect(e.largestRunWith(new Int32Array(4), 0)).toBe(0);
+      e.acquire(n);
+      expect(e.largestRunWith(0)).toBe(0);
       if (n >= 3) {
-        e.release(Int32Array.of(0), 1);
-        expect(e.largestRunWith(Int32Array.of(2, 1), 2)).toBe(3);
-        expect(e.largestRunWith(Int32Array.of(2), 1)).toBe(1);
-        expectRefused(e, () => e.largestRunWith(Int32Array.of(0), 1)); // free in the engine
+        e.release(list(e, 0));
+        expect(e.largestRunWith(list(e, 2, 1))).toBe(3);
+        expect(e.largestRunWith(list(e, 2))).toBe(1);
+        expectRefused(e, () => e.largestRunWith(list(e, 0))); // free in the engine
       }
-      expectRefused(e, () => e.largestRunWith(Int32Array.of(n), 1));
-      expectRefused(e, () => e.largestRunWith(Int32Array.of(-1), 1));
-      expectRefused(e, () => e.largestRunWith(Int32Array.of(1), 2));
-      e.destroy();
-    });
-
-    it('resetSearchCursor re-anchors the search at the lowest free block', () => {
-      const e = fresh();
-      const out = new Int32Array(n);
-      e.acquire(out, n);
-      e.release(Int32Array.of(n - 1, 0), 2);
-      e.resetSearchCursor();
-      expect(e.acquire(out, 1)).toBe(1);
-      expect(out[0]).toBe(0);
+      expectRefused(e, () => e.largestRunWith(list(e, n)));
+      expectRefused(e, () => e.largestRunWith(list(e, -1)));
+      expectRefused(e, () => e.largestRunWith(SCRATCH_LENGTH + 1)); // count past the scratch list
       e.destroy();
     });
 
@@ -276,19 +284,22 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
 
     it('check() names the first broken invariant between pool and engine', () => {
       const e = fresh();
-      const out = new Int32Array(n);
-      e.acquire(out, 1);
+      e.acquire(1);
       const states = new Uint8Array(n);
-      expect(e.check(states, Int32Array.of(0), 1)).toBeNull();
-      expect(e.check(states, Int32Array.of(0), 0)).toBe('block 0 is allocated in the engine but neither in use nor cached by the pool');
+      expect(e.check(states, list(e, 0))).toBeNull();
+      expect(e.check(states, 0)).toBe('block 0 is allocated in the engine but neither in use nor cached by the pool');
+      expect(e.check(states, list(e, 0, 0))).toBe('block 0 is cached twice');
+      expect(e.check(states, list(e, n))).toBe(`cached block ${n} does not exist`);
+      if (n > 1) expect(e.check(states, list(e, 0, 1))).toBe('cached block 1 is also free in the engine');
       states[0] = BlockState.Held;
-      expect(e.check(states, Int32Array.of(0), 0)).toBeNull();
+      expect(e.check(states, 0)).toBeNull();
       if (n > 1) {
         states[1] = BlockState.RunStart;
-        expect(e.check(states, Int32Array.of(0), 0)).toBe(`block 1 is free in the engine but the pool has it in state ${BlockState.RunStart}`);
+        expect(e.check(states, 0)).toBe(`block 1 is free in the engine but the pool has it in state ${BlockState.RunStart}`);
       }
-      expect(e.check(new Uint8Array(0), Int32Array.of(0), 0)).toBe("slab 0 lies past the pool's block states");
-      expectRefused(e, () => e.check(states, Int32Array.of(0), 2));
+      expect(e.check(new Uint8Array(0), 0)).toBe("slab 0 lies past the pool's block states");
+      expectRefused(e, () => e.check(states, SCRATCH_LENGTH + 1)); // count past the scratch list
+      expectRefused(e, () => e.check(new Int32Array(n) as unknown as Uint8Array, 0));
       e.destroy();
     });
 
@@ -300,7 +311,6 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
       e.destroy();
       expectReleased(e, buffer, base, n * config.stride, 5);
       expect(counters(e)).toEqual([0, 0, 0, 0, 0]);
-      const out = new Int32Array(4);
       for (const call of [
         () => e.addSlab(1, 1),
         () => e.freeSlab(0),
@@ -308,13 +318,12 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
         () => e.slabBuffer(0),
         () => e.slabBase(0),
         () => e.slabAddress(0),
-        () => e.acquire(out, 1),
-        () => e.release(out, 0),
+        () => e.acquire(1),
+        () => e.release(0),
         () => e.acquireRun(1),
         () => e.releaseRun(0, 1),
-        () => e.largestRunWith(out, 0),
-        () => e.resetSearchCursor(),
-        () => e.check(new Uint8Array(n), out, 0),
+        () => e.largestRunWith(0),
+        () => e.check(new Uint8Array(n), 0),
       ]) {
         expectRefused(e, call);
       }
@@ -328,7 +337,7 @@ function allocatedBlocks(engine: Engine, length: number): number[] {
   const states = new Uint8Array(length);
   const found: number[] = [];
   for (;;) {
-    const finding = /^block (\d+) is allocated in the engine but neither/.exec(engine.check(states, new Int32Array(0), 0) ?? '');
+    const finding = /^block (\d+) is allocated in the engine but neither/.exec(engine.check(states, 0) ?? '');
     if (finding === null) return found;
     const i = Number(finding[1]);
     found.push(i);
@@ -338,7 +347,7 @@ function allocatedBlocks(engine: Engine, length: number): number[] {
 
 /**
  * A random walk of raw engine calls, a third of them invalid, applied to both engines: every
- * outcome, every counter and every check() finding must be the same.
+ * outcome, every counter, every entry of scratch and every check() finding must be the same.
  */
 function differentialWalk(seed: number, config: EngineConfig, steps: number): number {
   const random = rng(seed);
@@ -347,15 +356,14 @@ function differentialWalk(seed: number, config: EngineConfig, steps: number): nu
   const n = config.slabBlocks;
   const maxSlots = 4;
   const allocated = new Set<number>(); // blocks allocated in the engines
-  const lists = [new Int32Array(n * maxSlots), new Int32Array(n * maxSlots)] as const;
   const states = new Uint8Array(n * (maxSlots + 1));
   let compared = 0;
   for (const e of engines) e.addSlab(0, n);
 
-  const both = (label: string, call: (e: Engine, list: Int32Array) => unknown): Outcome => {
-    const [a, b] = [attempt(() => call(engines[0], lists[0])), attempt(() => call(engines[1], lists[1]))];
+  const both = (label: string, call: (e: Engine) => unknown): Outcome => {
+    const [a, b] = [attempt(() => call(engines[0])), attempt(() => call(engines[1]))];
     expect(b, `seed ${seed}: ${label}`).toEqual(a);
-    expect([...lists[1]], `seed ${seed}: ${label}: lists`).toEqual([...lists[0]]);
+    expect([...engines[1].scratch], `seed ${seed}: ${label}: scratch`).toEqual([...engines[0].scratch]);
     expect(counters(engines[1]), `seed ${seed}: ${label}: counters`).toEqual(counters(engines[0]));
     compared++;
     return a;
@@ -366,12 +374,14 @@ function differentialWalk(seed: number, config: EngineConfig, steps: number): nu
     const picks = [...allocated];
     return [...Array(count)].map(() => (random() < ofAllocated && picks.length > 0 ? picks[int(0, picks.length - 1)]! : anyIndex()));
   };
+  /** A count of scratch entries: mostly a few, sometimes the whole list or one past it. */
+  const someCount = (few: number) => (random() < 0.05 ? int(SCRATCH_LENGTH, SCRATCH_LENGTH + 1) : int(0, few));
+  const set = (values: number[]) => {
+    for (const e of engines) e.scratch.set(values);
+  };
 
   for (let step = 0; step < steps; step++) {
     const r = random();
-    const set = (values: number[]) => {
-      for (const list of lists) list.set(values);
-    };
     if (r < 0.1) {
       const slot = int(-1, maxSlots);
       const blocks = int(0, n + 1);
@@ -384,29 +394,27 @@ function differentialWalk(seed: number, config: EngineConfig, steps: number): nu
       both(`slabFree(${slot})`, (e) => e.slabFree(slot));
       both(`slabBase(${slot})`, (e) => e.slabBase(slot) % 1); // the offset differs by memory: compare success only
     } else if (r < 0.42) {
-      const max = int(-1, 20);
-      const out = both(`acquire(${max})`, (e, list) => e.acquire(list, Math.min(max, list.length)));
-      if (typeof out.value === 'number') for (let j = 0; j < out.value; j++) allocated.add(lists[0][j]!);
+      const max = random() < 0.9 ? int(-1, 20) : someCount(20);
+      const out = both(`acquire(${max})`, (e) => e.acquire(max));
+      if (typeof out.value === 'number') for (let j = 0; j < out.value; j++) allocated.add(engines[0].scratch[j]!);
     } else if (r < 0.6) {
-      const count = int(0, 4);
-      const values = someIndices(count, 0.8);
+      const count = someCount(4);
+      const values = someIndices(Math.min(count, SCRATCH_LENGTH), 0.8);
       set(values);
-      both(`release([${values}])`, (e, list) => e.release(list, count));
-    } else if (r < 0.72) {
+      both(`release([${values}])`, (e) => e.release(count));
+    } else if (r < 0.76) {
       const k = int(0, n + 1);
       const out = both(`acquireRun(${k})`, (e) => e.acquireRun(k));
       if (typeof out.value === 'number' && out.value >= 0) for (let j = 0; j < k; j++) allocated.add(out.value + j);
-    } else if (r < 0.82) {
+    } else if (r < 0.84) {
       const start = someIndices(1, 0.8)[0]!;
       const k = int(0, 4);
       both(`releaseRun(${start}, ${k})`, (e) => e.releaseRun(start, k));
-    } else if (r < 0.92) {
-      const count = int(0, 4);
-      const values = someIndices(count, 0.85);
+    } else if (r < 0.94) {
+      const count = someCount(4);
+      const values = someIndices(Math.min(count, SCRATCH_LENGTH), 0.85);
       set(values);
-      both(`largestRunWith([${values}])`, (e, list) => e.largestRunWith(list, count));
-    } else if (r < 0.96) {
-      both('resetSearchCursor()', (e) => e.resetSearchCursor());
+      both(`largestRunWith([${values}])`, (e) => e.largestRunWith(count));
     } else {
       const count = int(0, 3);
       const values = someIndices(count, 1);
@@ -414,7 +422,7 @@ function differentialWalk(seed: number, config: EngineConfig, steps: number): nu
       states.fill(BlockState.Free);
       for (const i of allocated) states[i] = BlockState.Held;
       for (const v of values) states[v] = BlockState.Free;
-      both(`check(cached [${values}])`, (e, list) => e.check(states, list, count));
+      both(`check(cached [${values}])`, (e) => e.check(states, count));
     }
     // Keep the set of allocated blocks true to the engines (a refused release frees those before it).
     allocated.clear();
@@ -429,5 +437,352 @@ describe.skipIf(!BACKENDS.includes('native'))('the js and native engines agree c
     let compared = 0;
     for (const seed of [101, 202, 303, 404]) compared += differentialWalk(seed, config, 400);
     expect(compared).toBeGreaterThan(4 * 400);
+  });
+});
+
+describe.each(BACKENDS)('the scratch list on the %s engine', (kind) => {
+  const config: EngineConfig = { blockBytes: 8, stride: 8, alignment: 8, slabBlocks: 100, detach: false };
+
+  it('is an Int32Array of SCRATCH_LENGTH (64) entries, the same one on every read', () => {
+    const e = make(kind, config);
+    expect(SCRATCH_LENGTH).toBe(64);
+    expect(e.scratch).toBeInstanceOf(Int32Array);
+    expect(e.scratch.length).toBe(SCRATCH_LENGTH);
+    expect(e.scratch).toBe(e.scratch);
+    e.destroy();
+  });
+
+  it('carries a batch of all 64 entries, and every method that reads or writes it refuses 65', () => {
+    const e = make(kind, config);
+    expect(e.addSlab(0, 100)).toBe(true);
+    expectRefused(e, () => e.acquire(SCRATCH_LENGTH + 1));
+    expect(e.acquire(SCRATCH_LENGTH)).toBe(SCRATCH_LENGTH);
+    expect([...e.scratch]).toEqual([...Array(SCRATCH_LENGTH).keys()].reverse());
+    expect(counters(e)).toEqual([36, 36, 100, 1, 800]);
+    expect(e.largestRunWith(SCRATCH_LENGTH)).toBe(100);
+    expect(e.check(new Uint8Array(100), SCRATCH_LENGTH)).toBeNull();
+    expectRefused(e, () => e.largestRunWith(SCRATCH_LENGTH + 1));
+    expectRefused(e, () => e.check(new Uint8Array(100), SCRATCH_LENGTH + 1));
+    expectRefused(e, () => e.release(SCRATCH_LENGTH + 1)); // frees none of the 64
+    expect(e.release(SCRATCH_LENGTH)).toBeUndefined();
+    expect(counters(e)).toEqual([100, 100, 100, 1, 800]);
+    expect(e.check(new Uint8Array(100), 0)).toBeNull();
+    e.destroy();
+  });
+});
+
+/**
+ * The free blocks of an engine's slabs as a plain array, read by brute force: where first fit
+ * and lowest-first put blocks, and what check() and the counters must say.
+ */
+class Layout {
+  /** By global index: free in the engine. */
+  readonly free: boolean[];
+  /** Blocks of each slot's slab, 0 for an empty slot. */
+  readonly blocks: number[];
+  /** Blocks held singly (acquire) and runs held (acquireRun: start to length). */
+  readonly singles = new Set<number>();
+  readonly runs = new Map<number, number>();
+
+  constructor(
+    readonly slabBlocks: number,
+    slots: number,
+  ) {
+    this.free = new Array<boolean>(slabBlocks * slots).fill(false);
+    this.blocks = new Array<number>(slots).fill(0);
+  }
+
+  /** The maximal free runs [start, length] in address order, counting `extra` blocks as free too; none crosses a slab. */
+  *freeRuns(extra: ReadonlySet<number> = new Set()): Generator<[number, number]> {
+    for (let slot = 0; slot < this.blocks.length; slot++) {
+      const base = slot * this.slabBlocks;
+      let start = -1;
+      for (let a = 0; a <= this.blocks[slot]!; a++) {
+        const free = a < this.blocks[slot]! && (this.free[base + a]! || extra.has(base + a));
+        if (free && start < 0) start = base + a;
+        if (!free && start >= 0) {
+          yield [start, base + a - start];
+          start = -1;
+        }
+      }
+    }
+  }
+
+  /** First fit: the start of the lowest free run of at least k, or -1. */
+  firstFit(k: number): number {
+    for (const [start, length] of this.freeRuns()) if (length >= k) return start;
+    return -1;
+  }
+
+  /** Up to `max` of the lowest free blocks, lowest first. */
+  lowest(max: number): number[] {
+    const found: number[] = [];
+    for (const [start, length] of this.freeRuns()) for (let i = start; i < start + length && found.length < max; i++) found.push(i);
+    return found;
+  }
+
+  largest(extra?: ReadonlySet<number>): number {
+    let best = 0;
+    for (const [, length] of this.freeRuns(extra)) best = Math.max(best, length);
+    return best;
+  }
+
+  counters(stride: number): number[] {
+    const capacity = this.blocks.reduce((a, b) => a + b, 0);
+    const free = this.free.filter(Boolean).length;
+    return [free, this.largest(), capacity, this.blocks.filter((b) => b > 0).length, capacity * stride];
+  }
+
+  /** The pool's block states for check(): held singles and runs, `cached` counted free. */
+  states(cached: readonly number[] = []): Uint8Array {
+    const states = new Uint8Array(this.free.length);
+    for (const i of this.singles) states[i] = BlockState.Held;
+    for (const [start, length] of this.runs) {
+      states[start] = BlockState.RunStart;
+      states.fill(BlockState.RunBody, start + 1, start + length);
+    }
+    for (const i of cached) states[i] = BlockState.Free;
+    return states;
+  }
+
+  take(blocks: readonly number[]): void {
+    for (const i of blocks) this.free[i] = false;
+  }
+
+  give(start: number, length: number): void {
+    this.free.fill(true, start, start + length);
+  }
+}
+
+const FIT_GEOMETRIES: [string, EngineConfig, number[]][] = [
+  ['slabs of 100 blocks (4 bitmap words, the last partial), the third of 77', { blockBytes: 8, stride: 8, alignment: 8, slabBlocks: 100, detach: false }, [100, 100, 77]],
+  ['slabs of 32 blocks (one bitmap word each)', { blockBytes: 8, stride: 8, alignment: 8, slabBlocks: 32, detach: false }, [32, 32, 32, 32, 32]],
+  ['slabs of 1000 blocks (32 bitmap words each)', { blockBytes: 16, stride: 16, alignment: 16, slabBlocks: 1000, detach: false }, [1000, 1000]],
+];
+
+/**
+ * Engines of `kinds` side by side with a Layout, over slabs of `sizes`: many short free runs in
+ * the lower slots below one long run in the last, then a seeded random walk of acquireRun,
+ * releaseRun, acquire, release, largestRunWith, freeSlab and addSlab. Every call's result (and
+ * the blocks acquire lists in scratch) must be the brute-force answer on every engine, and after
+ * every call check() must pass and the counters must match the layout on every engine. Returns
+ * the first disagreement, or null.
+ */
+function placementWalk(seed: number, config: EngineConfig, sizes: readonly number[], steps: number, kinds: readonly Kind[]): string | null {
+  const random = rng(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const shuffled = <T>(items: T[]): T[] => {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = int(0, i);
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
+  };
+  const n = config.slabBlocks;
+  const layout = new Layout(n, sizes.length);
+  const engines = kinds.map((kind) => make(kind, config));
+  let step = -1;
+
+  /** Calls `call` on every engine, in turn; the first answer that is not `want`, or null. */
+  const apply = (label: string, want: unknown, call: (e: Engine) => unknown): string | null => {
+    const at = `seed ${seed} step ${step}: ${label}`;
+    for (const [i, e] of engines.entries()) {
+      let got: unknown;
+      try {
+        got = call(e);
+      } catch (err) {
+        return `${at} on ${kinds[i]} threw ${(err as Error).message}`;
+      }
+      if (JSON.stringify(got) !== JSON.stringify(want)) return `${at} on ${kinds[i]} gave ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`;
+    }
+    return null;
+  };
+  /** After a call: check() on every engine (with `cached` counted as cached), and the counters against the layout. */
+  const verify = (label: string, cached: number[] = []): string | null => {
+    const at = `seed ${seed} step ${step}: after ${label}`;
+    const want = layout.counters(config.stride);
+    for (const [i, e] of engines.entries()) {
+      const problem = e.check(layout.states(cached), list(e, ...cached));
+      if (problem !== null) return `${at}: check() on ${kinds[i]}: ${problem}`;
+      if (JSON.stringify(counters(e)) !== JSON.stringify(want)) return `${at}: counters on ${kinds[i]} ${JSON.stringify(counters(e))}, the layout ${JSON.stringify(want)}`;
+    }
+    return null;
+  };
+
+  const addSlab = (slot: number, blocks: number) => {
+    const problem = apply(`addSlab(${slot}, ${blocks})`, true, (e) => e.addSlab(slot, blocks));
+    if (problem !== null) return problem;
+    layout.blocks[slot] = blocks;
+    layout.give(slot * n, blocks);
+    return verify(`addSlab(${slot}, ${blocks})`);
+  };
+  const freeSlab = (slot: number) => {
+    const problem = apply(`freeSlab(${slot})`, layout.blocks[slot]! * config.stride, (e) => e.freeSlab(slot));
+    if (problem !== null) return problem;
+    layout.free.fill(false, slot * n, slot * n + layout.blocks[slot]!);
+    layout.blocks[slot] = 0;
+    return verify(`freeSlab(${slot})`);
+  };
+  const acquire = (max: number) => {
+    const want = layout.lowest(max).reverse();
+    const problem = apply(`acquire(${max})`, want, (e) => [...e.scratch.subarray(0, e.acquire(max))]);
+    if (problem !== null) return problem;
+    layout.take(want);
+    for (const i of want) layout.singles.add(i);
+    return verify(`acquire(${max})`);
+  };
+  const release = (blocks: number[]) => {
+    const label = `release([${blocks}])`;
+    const problem = apply(label, undefined, (e) => e.release(list(e, ...blocks)));
+    if (problem !== null) return problem;
+    for (const i of blocks) {
+      layout.singles.delete(i);
+      layout.give(i, 1);
+    }
+    return verify(label);
+  };
+  const acquireRun = (k: number) => {
+    const want = layout.firstFit(k);
+    const problem = apply(`acquireRun(${k})`, want, (e) => e.acquireRun(k));
+    if (problem !== null) return problem;
+    if (want >= 0) {
+      layout.free.fill(false, want, want + k);
+      layout.runs.set(want, k);
+    }
+    return verify(`acquireRun(${k})`);
+  };
+  const releaseRun = (start: number) => {
+    const k = layout.runs.get(start)!;
+    const problem = apply(`releaseRun(${start}, ${k})`, undefined, (e) => e.releaseRun(start, k));
+    if (problem !== null) return problem;
+    layout.runs.delete(start);
+    layout.give(start, k);
+    return verify(`releaseRun(${start}, ${k})`);
+  };
+  const largestRunWith = (cached: number[]) => {
+    const label = `largestRunWith([${cached}])`;
+    return apply(label, layout.largest(new Set(cached)), (e) => e.largestRunWith(list(e, ...cached))) ?? verify(label, cached);
+  };
+  /** Up to `max` of the blocks held singly, at random, in random order. */
+  const someSingles = (max: number) => shuffled([...layout.singles]).slice(0, max);
+  /** Gives back everything held in `slot`, a batch or a run at a time. */
+  const emptySlot = (slot: number): string | null => {
+    const inSlot = (i: number) => Math.floor(i / n) === slot;
+    for (const start of [...layout.runs.keys()].filter(inSlot)) {
+      const problem = releaseRun(start);
+      if (problem !== null) return problem;
+    }
+    const singles = shuffled([...layout.singles].filter(inSlot));
+    for (let i = 0; i < singles.length; i += SCRATCH_LENGTH) {
+      const problem = release(singles.slice(i, i + SCRATCH_LENGTH));
+      if (problem !== null) return problem;
+    }
+    return null;
+  };
+
+  try {
+    step = 0;
+    for (const [slot, blocks] of sizes.entries()) {
+      const problem = addSlab(slot, blocks);
+      if (problem !== null) return problem;
+    }
+    // Every block taken, then given back as short runs (1, 2, 3 blocks, each after one held
+    // block) in the lower slots and the start of the last one, and one long run above them.
+    while (layout.lowest(1).length > 0) {
+      const problem = acquire(SCRATCH_LENGTH);
+      if (problem !== null) return problem;
+    }
+    const last = sizes.length - 1;
+    const longFrom = last * n + Math.floor(sizes[last]! / 3);
+    const toFree: number[] = [];
+    for (let slot = 0; slot <= last; slot++) {
+      let length = 1;
+      // A held block after the last short run too, so that none joins the long run.
+      for (let a = slot * n + 1; a + length < Math.min(slot * n + sizes[slot]!, longFrom); a += length + 1, length = (length % 3) + 1) {
+        for (let j = 0; j < length; j++) toFree.push(a + j);
+      }
+    }
+    for (let i = longFrom; i < last * n + sizes[last]!; i++) toFree.push(i);
+    shuffled(toFree);
+    for (let i = 0; i < toFree.length; i += SCRATCH_LENGTH) {
+      const problem = release(toFree.slice(i, i + SCRATCH_LENGTH));
+      if (problem !== null) return problem;
+    }
+    // First fit passes every short run, in every lower word and slot, to the long one.
+    if (layout.firstFit(4) !== longFrom) return `the layout's first fit for 4 is ${layout.firstFit(4)}, not the long run at ${longFrom}`;
+    for (const k of [4, 3, 2, 1, sizes[last]! - Math.floor(sizes[last]! / 3), n + 1]) {
+      const start = layout.firstFit(k);
+      const problem = acquireRun(k) ?? (start >= 0 ? releaseRun(start) : null);
+      if (problem !== null) return problem;
+    }
+
+    for (step = 1; step <= steps; step++) {
+      const r = random();
+      let problem: string | null = null;
+      if (r < 0.3) {
+        const top = layout.largest();
+        const pick = random();
+        const k = pick < 0.5 ? int(1, 3) : pick < 0.8 ? int(4, 12) : pick < 0.95 ? int(1, Math.max(1, top)) : top + int(1, 3);
+        problem = acquireRun(k);
+      } else if (r < 0.45) {
+        const starts = [...layout.runs.keys()];
+        if (starts.length > 0) problem = releaseRun(starts[int(0, starts.length - 1)]!);
+      } else if (r < 0.62) {
+        problem = acquire(random() < 0.2 ? SCRATCH_LENGTH : int(0, 20));
+      } else if (r < 0.84) {
+        problem = release(someSingles(random() < 0.1 ? SCRATCH_LENGTH : int(1, 24)));
+      } else if (r < 0.94) {
+        problem = largestRunWith(someSingles(int(0, random() < 0.2 ? SCRATCH_LENGTH : 8)));
+      } else if (r < 0.97) {
+        // A slot emptied and given back, or an empty one filled with a slab of any size.
+        const slot = int(0, sizes.length - 1);
+        if (layout.blocks[slot] === 0) problem = addSlab(slot, int(1, n));
+        else problem = emptySlot(slot) ?? freeSlab(slot);
+      } else {
+        const slot = int(0, sizes.length - 1);
+        if (layout.blocks[slot] === 0) problem = addSlab(slot, int(1, n));
+      }
+      if (problem !== null) return problem;
+    }
+    return null;
+  } finally {
+    for (const e of engines) e.destroy();
+  }
+}
+
+describe('placement over many bitmap words and slots: first fit and lowest first, against a brute-force reading', () => {
+  it.each(FIT_GEOMETRIES)(`with %s, on ${BACKENDS.join(' and ')} op for op`, (_label, config, sizes) => {
+    for (const seed of [1, 2, 3]) expect(placementWalk(seed, config, sizes, 700, BACKENDS)).toBeNull();
+  });
+});
+
+describe('a bug planted in the run index under the js engine is caught', () => {
+  const [, config, sizes] = FIT_GEOMETRIES[0]!;
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a leaf left stale (a missed update of a word that does not hold the largest run): check() names it', () => {
+    const set = RunIndex.prototype.set;
+    vi.spyOn(RunIndex.prototype, 'set').mockImplementation(function (this: RunIndex, leaf: number, value: number) {
+      if (value === 0 && this.get(leaf) < this.largest()) return; // the planted bug
+      set.call(this, leaf, value);
+    });
+    for (const seed of [1, 2, 3]) {
+      expect(placementWalk(seed, config, sizes, 700, ['js'])).toMatch(/: check\(\) on js: run index leaf \d+ holds [1-9]\d*, the slabs 0$/);
+    }
+  });
+
+  it('a search that skips the lowest fit (next fit): the brute-force first fit catches what check() cannot', () => {
+    const firstAtLeast = RunIndex.prototype.firstAtLeast;
+    vi.spyOn(RunIndex.prototype, 'firstAtLeast').mockImplementation(function (this: RunIndex, k: number, from: number) {
+      const leaf = firstAtLeast.call(this, k, from);
+      if (k < 2 || leaf < 0) return leaf; // acquire's searches (k = 1) stay right
+      const next = firstAtLeast.call(this, k, leaf + 1); // the planted bug
+      return next < 0 ? leaf : next;
+    });
+    for (const seed of [1, 2, 3]) {
+      expect(placementWalk(seed, config, sizes, 700, ['js'])).toMatch(/: acquireRun\(\d+\) on js gave \d+, expected \d+$/);
+    }
   });
 });

@@ -198,43 +198,47 @@ describe('check() finds corruption', () => {
   const setup = () => {
     const engine = new JsEngine(config);
     engine.addSlab(0, 8);
-    const out = new Int32Array(8);
-    expect(engine.acquire(out, 3)).toBe(3);
-    expect([...out.subarray(0, 3)]).toEqual([2, 1, 0]);
+    expect(engine.acquire(3)).toBe(3);
+    expect([...engine.scratch.subarray(0, 3)]).toEqual([2, 1, 0]);
     const blockState = new Uint8Array(8);
-    blockState.set([1, 1], 0); // blocks 0 and 1 in use, block 2 cached: out[0]
-    return { engine, blockState, mag: Int32Array.of(2) };
+    blockState.set([1, 1], 0); // blocks 0 and 1 in use, block 2 cached: scratch[0]
+    return { engine, blockState };
+  };
+  /** check() with the given blocks as the cached ones (written to the engine's scratch list). */
+  const checkWith = (engine: JsEngine, blockState: Uint8Array, cached: number[]) => {
+    engine.scratch.set(cached);
+    return engine.check(blockState, cached.length);
   };
 
   it('passes a consistent structure', () => {
-    const { engine, blockState, mag } = setup();
-    expect(engine.check(blockState, mag, 1)).toBeNull();
+    const { engine, blockState } = setup();
+    expect(checkWith(engine, blockState, [2])).toBeNull();
   });
 
   it('names a block the engine holds that the pool neither uses nor caches', () => {
-    const { engine, blockState, mag } = setup();
-    expect(engine.check(blockState, mag, 0)).toBe('block 2 is allocated in the engine but neither in use nor cached by the pool');
+    const { engine, blockState } = setup();
+    expect(checkWith(engine, blockState, [])).toBe('block 2 is allocated in the engine but neither in use nor cached by the pool');
   });
 
   it('names a block the pool uses that the engine has free', () => {
-    const { engine, blockState, mag } = setup();
+    const { engine, blockState } = setup();
     blockState[5] = 1;
-    expect(engine.check(blockState, mag, 1)).toBe('block 5 is free in the engine but the pool has it in state 1');
+    expect(checkWith(engine, blockState, [2])).toBe('block 5 is free in the engine but the pool has it in state 1');
   });
 
   it('names a block cached twice, or cached while free', () => {
     const { engine, blockState } = setup();
-    expect(engine.check(blockState, Int32Array.of(2, 2), 2)).toBe('block 2 is cached twice');
-    expect(engine.check(blockState, Int32Array.of(2, 6), 2)).toBe('cached block 6 is also free in the engine');
+    expect(checkWith(engine, blockState, [2, 2])).toBe('block 2 is cached twice');
+    expect(checkWith(engine, blockState, [2, 6])).toBe('cached block 6 is also free in the engine');
   });
 
   it('names a counter that disagrees with the slabs', () => {
-    const { engine, blockState, mag } = setup();
+    const { engine, blockState } = setup();
     engine.counters[Counter.Free] = 4;
-    expect(engine.check(blockState, mag, 1)).toBe('engine counts 4 free blocks, its slabs 5');
+    expect(checkWith(engine, blockState, [2])).toBe('engine counts 4 free blocks, its slabs 5');
     engine.counters[Counter.Free] = 5;
     engine.counters[Counter.Largest] = 6;
-    expect(engine.check(blockState, mag, 1)).toBe('engine records largest free run 6, its slabs 5');
+    expect(checkWith(engine, blockState, [2])).toBe('engine records largest free run 6, its slabs 5');
   });
 
   it('is thrown by pool.check() as ERR_SLABPOOL_CHECK_FAILED', () => {

@@ -233,17 +233,38 @@ describe.skipIf(!BACKENDS.includes('native'))('native memory lifetimes', () => {
     expect(out).toEqual({ memory: 'v8', native: 0, aligned: true, stillHeld: 6 });
   });
 
-  it('refuses an engine method called on a wrong receiver instead of crashing', () => {
+  it('refuses an engine method called on a wrong receiver, or a hot function given no engine, instead of crashing', () => {
     const out = childJson(`
       const results = [];
-      for (const name of ['acquire', 'release', 'addSlab', 'check', 'destroy', 'slabBuffer']) {
+      for (const name of ['addSlab', 'check', 'destroy', 'slabBuffer', 'largestRunWith']) {
         try { addon.NativeEngine.prototype[name].call({}, new Int32Array(4), 1); results.push('no throw'); }
         catch (e) { results.push(e.name); }
       }
+      // The hot functions take an engine's handle first (lib/native.ts): anything else is refused,
+      // and so is the handle of an engine destroyed.
+      const engine = new addon.NativeEngine(8, 64, 64, 10, false, false);
+      engine.addSlab(0, 10);
+      for (const handle of [{}, 1, undefined, null, new Int32Array(4)]) {
+        for (const name of ['acquire', 'release', 'acquireRun', 'releaseRun']) {
+          try { addon[name](handle, 1, 1); results.push('no throw'); } catch (e) { results.push(e.code); }
+        }
+      }
+      results.push(addon.acquireRun(engine.handle, 3), addon.acquire(engine.handle, 2), [...engine.scratch.subarray(0, 2)].join());
+      engine.destroy();
+      try { addon.acquireRun(engine.handle, 1); results.push('no throw'); } catch (e) { results.push(e.code, e.message); }
       try { new addon.NativeEngine(8, 4, 64, 10); results.push('no throw'); } catch (e) { results.push(e.code); }
       console.log(JSON.stringify(results));
     `);
-    expect(out).toEqual([...Array(6).fill('TypeError'), 'ERR_SLABPOOL_INTERNAL']);
+    expect(out).toEqual([
+      ...Array(5).fill('TypeError'),
+      ...Array(20).fill('ERR_SLABPOOL_INTERNAL'),
+      0,
+      2,
+      '4,3',
+      'ERR_SLABPOOL_INTERNAL',
+      'slabpool internal error: engine used after destroy',
+      'ERR_SLABPOOL_INTERNAL',
+    ]);
   });
 });
 

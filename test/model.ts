@@ -4,16 +4,22 @@ import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, stampFo
 import { runSeeded, type Target } from './operations.js';
 
 /**
- * A trivially correct model of a pool: which blocks exist (per slab slot), which are free, what
- * is held, and every counter, following the rules of the README: growth by slabs of numBlocks up
- * to maxBlocks into the lowest empty slot, getRun(k) without growth iff the largest free run is
- * at least k, and auto-coalescing after a return that leaves fragmentation above the threshold.
- * Used by the model-based test and the fast-check fuzzer.
+ * A plainly written model of a pool: which blocks exist (per slab slot), which are free, what is
+ * held, which free blocks the magazine caches, and every counter, following the rules of the
+ * README and lib/: growth by slabs of numBlocks up to maxBlocks into the lowest empty slot; the
+ * magazine (lib/magazine.ts: a stack of at most capacity / 8 blocks, up to 64, refilled with the
+ * capacity / 16 lowest free blocks, up to 16, and half flushed when a return finds it full);
+ * address-ordered first fit for runs over the blocks the engine holds free, flushing the magazine
+ * and then growing when none fits; and the auto-coalesce rule of lib/auto-coalesce.ts. So the
+ * harness can predict which block or run every get hands out, and when the pool coalesces.
+ * Everything is computed by brute force from the sets. Used by the model-based test and the
+ * fast-check fuzzer.
  */
 
 export interface Held {
   readonly start: number;
   readonly length: number; // blocks
+  readonly run: boolean; // from getRun (a run of one block included), returned as a run
   readonly view: PoolArray;
   readonly stamp: number | bigint;
   readonly lease?: { [Symbol.dispose](): void };
@@ -36,6 +42,11 @@ export class Model {
   trims = 0;
   coalesces = 0;
   destroyed = false;
+  /** Free blocks the magazine caches (allocated to the engine), bottom first. */
+  readonly magazine: number[] = [];
+  /** Auto-coalescing may fire; blocks through the engine since the last automatic coalesce. */
+  armed = true;
+  moved = 0;
 
   constructor(options: Omit<PoolOptions<PoolArray>, 'backend'>) {
     this.slabBlocks = options.numBlocks;
@@ -43,6 +54,7 @@ export class Model {
     this.maxBlocks = options.maxBlocks ?? (this.grow ? 2 ** 30 : options.numBlocks);
     this.threshold = options.autoCoalesceThreshold ?? 20;
     this.addSlab(options.numBlocks);
+    this.engineChanged(0);
   }
 
   get capacity(): number {
@@ -69,6 +81,127 @@ export class Model {
     return fragmentationOf(this.largest(), this.free.size);
   }
 
+  /** Free blocks the engine holds: free and not cached (nor in `taken`, a run the engine has just handed out). */
+  engineFree(taken?: readonly [number, number]): Set<number> {
+    const cached = new Set(this.magazine);
+    return new Set([...this.free].filter((i) => !cached.has(i) && !(taken && i >= taken[0] && i < taken[1])));
+  }
+
+  get magazineCapacity(): number {
+    return Math.max(1, Math.min(64, this.capacity >>> 3));
+  }
+
+  /** getBlock: the block it hands out, or -1 (counted as a failure). */
+  getBlock(): number {
+    if (this.magazine.length === 0) {
+      let n = this.refill();
+      if (n === 0 && this.growFor(1)) n = this.refill();
+      this.engineChanged(n);
+      if (n === 0) {
+        this.failures++;
+        return -1;
+      }
+    }
+    return this.magazine.pop()!;
+  }
+
+  /** getRun(k): the start of the run it hands out, or -1 (counted as a failure). */
+  getRun(k: number): number {
+    let start = this.firstFit(k);
+    if (start < 0 && this.magazine.length > 0) {
+      this.flush(this.magazine.length);
+      start = this.firstFit(k);
+    }
+    if (start < 0 && this.growFor(k)) start = this.firstFit(k);
+    // The engine has taken the run; the pool counts it in use after this.
+    this.engineChanged(start < 0 ? 0 : k, start < 0 ? undefined : [start, start + k]);
+    if (start < 0) this.failures++;
+    return start;
+  }
+
+  /** A held block or run given back, as the pool does it: a block onto the magazine, a run to the engine; then the auto-coalesce rule. */
+  giveBack(held: Held): void {
+    if (held.run) {
+      for (let i = held.start; i < held.start + held.length; i++) this.free.add(i);
+      this.engineChanged(held.length); // before the pool counts the run as returned
+    } else if (this.magazine.length === this.magazineCapacity) {
+      this.flush(this.magazine.length - (this.magazine.length >>> 1));
+    }
+    if (!held.run) this.magazine.push(held.start);
+    this.give(held);
+    if (this.armed && this.engineFragmentation() > this.threshold) {
+      this.flush(this.magazine.length);
+      this.coalesces++;
+      this.armed = false;
+      this.moved = 0;
+    }
+  }
+
+  /** coalesce(): the magazine goes back to the engine. */
+  coalesce(): void {
+    this.flush(this.magazine.length);
+    this.coalesces++;
+  }
+
+  /** The start of trim(): the magazine goes back to the engine. */
+  flushForTrim(): void {
+    this.flush(this.magazine.length);
+  }
+
+  /** The end of trim(), once slabs are gone. */
+  trimmed(): void {
+    this.engineChanged(0);
+  }
+
+  /** The lowest run of k blocks free in the engine within one slab, or -1. */
+  firstFit(k: number): number {
+    const free = this.engineFree();
+    for (let slot = 0; slot < this.slots.length; slot++) {
+      let run = 0;
+      for (let a = 0; a < this.slots[slot]!; a++) {
+        run = free.has(slot * this.slabBlocks + a) ? run + 1 : 0;
+        if (run === k) return slot * this.slabBlocks + a - k + 1;
+      }
+    }
+    return -1;
+  }
+
+  /** The fragmentation the auto-coalesce rule judges by: the engine's largest free run, every free block. */
+  engineFragmentation(taken?: readonly [number, number]): number {
+    return fragmentationOf(Math.max(1, largestRun(this.engineFree(taken), this.slabBlocks)), this.capacity - this.inUse);
+  }
+
+  /** The rule's re-arming, after any change to the engine that moved `moved` blocks. */
+  engineChanged(moved: number, taken?: readonly [number, number]): void {
+    if (this.armed) return;
+    this.moved += moved;
+    if (this.engineFragmentation(taken) <= this.threshold || this.moved >= this.capacity) this.armed = true;
+  }
+
+  /** Refill: the lowest engine-free blocks, up to capacity / 16 (at most 16), the lowest on top. */
+  refill(): number {
+    const batch = [...this.engineFree()].sort((a, b) => a - b).slice(0, Math.max(1, Math.min(16, this.capacity >>> 4)));
+    for (let j = batch.length - 1; j >= 0; j--) this.magazine.push(batch[j]!);
+    return batch.length;
+  }
+
+  /** The bottom `count` cached blocks go back to the engine. */
+  flush(count: number): void {
+    if (count === 0) return;
+    this.magazine.splice(0, count);
+    this.engineChanged(count);
+  }
+
+  /** Adds a slab if growth is allowed and it can hold k blocks. */
+  growFor(k: number): boolean {
+    const blocks = this.nextSlab();
+    if (blocks < k) return false;
+    this.addSlab(blocks);
+    this.grows++;
+    this.engineChanged(0);
+    return true;
+  }
+
   take(start: number, length: number): void {
     for (let i = start; i < start + length; i++) this.free.delete(i);
     this.inUse += length;
@@ -81,7 +214,6 @@ export class Model {
     this.held.delete(held.start);
     this.inUse -= held.length;
     this.returns++;
-    if (this.fragmentation() > this.threshold) this.coalesces++;
   }
 }
 
@@ -133,23 +265,26 @@ export class Harness implements Target {
   }
 
   getBlock(): void {
-    const block = this.#acquire(1, () => this.pool.getBlock());
-    if (block) this.#hold(block, 1);
+    const expected = this.model.getBlock();
+    const block = this.pool.getBlock();
+    if (this.#handedOut('getBlock()', block, expected)) this.#hold(block!, 1, false);
   }
 
   getRun(want: number): void {
     const k = 1 + (want % this.model.slabBlocks);
-    const run = this.#acquire(k, () => this.pool.getRun(k));
-    if (run) {
-      this.#hold(run, k);
-      this.#runViews.set(this.pool.indexOf(run), run);
-      this.#runs.add(run);
+    const expected = this.model.getRun(k);
+    const run = this.pool.getRun(k);
+    if (this.#handedOut(`getRun(${k})`, run, expected)) {
+      this.#hold(run!, k, true);
+      this.#runViews.set(this.pool.indexOf(run!), run!);
+      this.#runs.add(run!);
     }
   }
 
   lease(): void {
-    const lease = this.#acquire(1, () => this.pool.lease());
-    if (lease) this.#hold(lease.block, 1, lease);
+    const expected = this.model.getBlock();
+    const lease = this.pool.lease();
+    if (this.#handedOut('lease()', lease?.block ?? null, expected)) this.#hold(lease!.block, 1, false, lease!);
   }
 
   returnHeld(pick: number): void {
@@ -260,11 +395,12 @@ export class Harness implements Target {
 
   coalesce(): void {
     this.pool.coalesce();
-    this.model.coalesces++;
+    this.model.coalesce();
   }
 
   trim(): void {
     const { model } = this;
+    model.flushForTrim();
     let expected = 0;
     const stale: PoolArray[] = [];
     for (let slot = 1; slot < model.slots.length; slot++) {
@@ -280,6 +416,7 @@ export class Harness implements Target {
       expected += blocks * this.stride;
       for (const given of this.returned) if (given.start >= first && given.start < first + blocks) stale.push(given.view);
     }
+    model.trimmed();
     const before = stale.map((v) => [v[0], v[v.length - 1]]);
     expect(this.pool.trim()).toBe(expected);
     stale.forEach((v, i) => {
@@ -386,7 +523,7 @@ export class Harness implements Target {
   }
 
   #gave(h: Held): void {
-    this.model.give(h);
+    this.model.giveBack(h);
     this.returned.push({ view: h.view, start: h.start, foreign: false });
   }
 
@@ -406,7 +543,7 @@ export class Harness implements Target {
     expect(this.pool.stats(), `${what} changed the pool`).toEqual(before);
   }
 
-  #hold(view: PoolArray, length: number, lease?: Held['lease']): void {
+  #hold(view: PoolArray, length: number, run: boolean, lease?: Held['lease']): void {
     const { model, pool } = this;
     const start = pool.indexOf(view);
     expect(start).toBeGreaterThanOrEqual(0);
@@ -417,30 +554,17 @@ export class Harness implements Target {
     const stamp = stampFor(this.type, this.#stamp++);
     fillWith(view, stamp);
     model.take(start, length);
-    model.held.set(start, { start, length, view, stamp, ...(lease ? { lease } : {}) });
+    model.held.set(start, { start, length, run, view, stamp, ...(lease ? { lease } : {}) });
   }
 
-  /**
-   * Runs an acquisition of k blocks, predicting from the model whether it succeeds (growing if it
-   * must and may): null is asserted and counted as a failure, else the result is returned.
-   */
-  #acquire<T>(k: number, take: () => T | null): T | undefined {
-    const fits = k === 1 ? this.model.free.size > 0 : this.model.largest() >= k;
-    if (!fits && !this.#expectGrowth(k)) {
-      expect(take()).toBeNull();
-      this.model.failures++;
-      return undefined;
+  /** Whether a get handed out something; asserts that it is the block or run the model predicts (-1: null). */
+  #handedOut(call: string, view: PoolArray | null, expected: number): boolean {
+    if (expected < 0) {
+      expect(view, `${call} handed out a block where the model has none`).toBeNull();
+      return false;
     }
-    const result = take();
-    expect(result).not.toBeNull();
-    return result!;
-  }
-
-  #expectGrowth(k: number): boolean {
-    const blocks = this.model.nextSlab();
-    if (blocks < k) return false;
-    this.model.addSlab(blocks);
-    this.model.grows++;
+    expect(view, `${call} gave null where the model hands out ${expected}`).not.toBeNull();
+    expect(this.pool.indexOf(view!), `${call} handed out the wrong block`).toBe(expected);
     return true;
   }
 }

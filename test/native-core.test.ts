@@ -1,7 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
 // The C++ allocator core tested alone, without Node: each program is compiled with the native
@@ -9,12 +10,14 @@ import { describe, expect, it } from 'vitest';
 const root = path.resolve(__dirname, '..');
 const native = (file: string) => path.join(root, 'native', file);
 const test = (file: string) => path.join(root, 'test', 'native', file);
+const CXX = process.env.CXX ?? 'g++';
+const FLAGS = ['-std=c++17', '-Wall', '-Wextra', '-Werror'];
 
 function runProgram(name: string, sources: string[], args: string[]): number {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-core-'));
   const exe = path.join(dir, name);
   try {
-    execFileSync(process.env.CXX ?? 'g++', ['-std=c++17', '-O2', '-g', '-Wall', '-Wextra', '-Werror', ...sources, '-o', exe], { stdio: 'pipe' });
+    execFileSync(CXX, [...FLAGS, '-O2', '-g', ...sources, '-o', exe], { stdio: 'pipe' });
     const out = execFileSync(exe, args, { encoding: 'utf8' });
     const match = /^(\d+) passed, (\d+) failed$/m.exec(out);
     expect(match, out).not.toBeNull();
@@ -37,4 +40,134 @@ describe('the native allocator core on its own', () => {
     // 20 seeds of a 2,000-step walk, plus the scenario checks.
     expect(passed).toBeGreaterThan(20 * 2000);
   });
+});
+
+/**
+ * A bug planted in one native source: `find` replaced by `replace`, which must be found exactly
+ * once (if the source moved on, the mutant is updated rather than silently testing nothing).
+ * `caughtBy` names the programs that must fail on it, and what the failure report must contain.
+ */
+interface Mutant {
+  readonly name: string;
+  readonly file: 'run_index.cc' | 'slab.cc';
+  readonly find: string;
+  readonly replace: string;
+  readonly caughtBy: { readonly run_index_test?: RegExp; readonly slab_test?: RegExp };
+}
+
+/**
+ * What slab_test reports for a broken index: in its shadow walk, Allocator::check() naming a leaf
+ * or node that disagrees with the bitmap, or (it reads the counters first) a largest-run counter
+ * the index's root left wrong, or acquire_run missing the first fit; in its scenarios, an
+ * acquire_run that is not the first fit.
+ */
+const SLAB_FINDING =
+  /seed \d+ step \d+: (check\(\): (run index (leaf|node) \d+ holds \d+|engine records largest free run \d+)|acquire_run\(\d+\) gave -?\d+, first fit is -?\d+)|slab_test\.cc:\d+: a\.acquire_run\(\d+\) == \w+: -?\d+ vs -?\d+/;
+
+const MUTANTS: readonly Mutant[] = [
+  {
+    name: 'set() stops below the root',
+    file: 'run_index.cc',
+    find: 'for (i >>= 1; i >= 1; i >>= 1) {',
+    replace: 'for (i >>= 1; i >= 2; i >>= 1) {',
+    caughtBy: { run_index_test: /check\(\): run index node 1 holds \d+, its children \d+/, slab_test: SLAB_FINDING },
+  },
+  {
+    name: 'the descent of first_at_least goes right on a tie',
+    file: 'run_index.cc',
+    find: 'if (tree_[i] < k) i++;',
+    replace: 'if (tree_[i] <= k) i++;',
+    caughtBy: { run_index_test: /first_at_least\(\d+, \d+\) -?\d+, expected -?\d+/, slab_test: SLAB_FINDING },
+  },
+  {
+    name: 'the climb of first_at_least stops one level up (wraps to the left edge)',
+    file: 'run_index.cc',
+    find: 'while (i & 1) i >>= 1;',
+    replace: 'if (i & 1) i >>= 1;',
+    // The allocator never searches from where a fit lies only to the left, so only the unit test sees it.
+    caughtBy: { run_index_test: /first_at_least\(\d+, \d+\) \d+, expected -1/ },
+  },
+  {
+    name: 'cover() loses the leaves when it grows',
+    file: 'run_index.cc',
+    find: 'std::memcpy(tree + size, tree_ + size_, leaf_count_ * sizeof(uint32_t));',
+    replace: 'std::memcpy(tree + size, tree_ + size_, 0);',
+    caughtBy: { run_index_test: /check\(\): run index leaf \d+ holds 0, the slabs [1-9]/, slab_test: SLAB_FINDING },
+  },
+  {
+    name: "a leaf holds its word's last run start, not its longest",
+    file: 'slab.cc',
+    find: 'longest = std::max(longest, s.tags[(w << 5) + ctz32(starts)]);',
+    replace: 'longest = s.tags[(w << 5) + ctz32(starts)];',
+    caughtBy: { slab_test: SLAB_FINDING },
+  },
+  {
+    name: "a run that goes or shrinks leaves its leaf as it was when it held the word's longest",
+    file: 'slab.cc',
+    find: 'if (length >= index_.get(leaf)) touch(s, a >> 5);',
+    replace: 'if (length > index_.get(leaf)) touch(s, a >> 5);',
+    caughtBy: { slab_test: SLAB_FINDING },
+  },
+  {
+    name: "release forgets the word of the right neighbour's run start",
+    file: 'slab.cc',
+    find: 'if (right) shrank(s, a + k, right);',
+    replace: '',
+    caughtBy: { slab_test: SLAB_FINDING },
+  },
+];
+
+const execFileAsync = promisify(execFile);
+
+async function compile(source: string, object: string, include: string[] = []): Promise<void> {
+  await execFileAsync(CXX, [...FLAGS, '-O1', ...include.flatMap((dir) => ['-I', dir]), '-c', source, '-o', object]);
+}
+
+/** Runs a test program; what it counted and printed, a crash or a hang counting as a failure. */
+async function outcome(exe: string, args: string[]): Promise<{ failed: number; report: string }> {
+  try {
+    const { stdout } = await execFileAsync(exe, args, { timeout: 60_000, maxBuffer: 1 << 26 });
+    return { failed: Number(/^\d+ passed, (\d+) failed$/m.exec(stdout)?.[2] ?? NaN), report: stdout };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; signal?: string | null };
+    const stdout = e.stdout ?? '';
+    const failed = Number(/^\d+ passed, (\d+) failed$/m.exec(stdout)?.[2] ?? 1);
+    return { failed, report: `${e.stderr ?? ''}${stdout}${e.signal ? ` (killed by ${e.signal})` : ''}` };
+  }
+}
+
+describe('a bug planted in the run index or its upkeep is caught by the native unit tests', () => {
+  it('fails run_index_test and slab_test on every mutant, for the reason each names', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-mutants-'));
+    const obj = (name: string) => path.join(dir, `${name}.o`);
+    try {
+      // The unchanged parts once; each mutant recompiles only the file it changes.
+      await Promise.all([
+        compile(native('os_posix.cc'), obj('os_posix')),
+        compile(native('run_index.cc'), obj('run_index')),
+        compile(native('slab.cc'), obj('slab')),
+        compile(test('run_index_test.cc'), obj('run_index_test')),
+        compile(test('slab_test.cc'), obj('slab_test')),
+      ]);
+      for (const [i, mutant] of MUTANTS.entries()) {
+        const original = fs.readFileSync(native(mutant.file), 'utf8');
+        expect(original.split(mutant.find).length - 1, `${mutant.name}: '${mutant.find}' in native/${mutant.file}`).toBe(1);
+        const source = path.join(dir, `mutant${i}_${mutant.file}`);
+        fs.writeFileSync(source, original.replace(mutant.find, mutant.replace));
+        const mutated = obj(`mutant${i}`);
+        await compile(source, mutated, [path.join(root, 'native')]); // its own headers from native/
+        const objects = (...names: string[]) => names.map((name) => (name === mutant.file.replace('.cc', '') ? mutated : obj(name)));
+        for (const [program, reason] of Object.entries(mutant.caughtBy)) {
+          const exe = path.join(dir, `${program}_mutant${i}`);
+          const parts = program === 'slab_test' ? ['os_posix', 'run_index', 'slab', 'slab_test'] : ['os_posix', 'run_index', 'run_index_test'];
+          await execFileAsync(CXX, [...objects(...parts), '-o', exe]);
+          const { failed, report } = await outcome(exe, program === 'slab_test' ? ['6'] : []);
+          expect(failed, `${mutant.name}: ${program} did not fail\n${report.slice(0, 2000)}`).toBeGreaterThan(0);
+          expect(report, `${mutant.name}: ${program}`).toMatch(reason);
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

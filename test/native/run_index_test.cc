@@ -1,238 +1,272 @@
-// Unit test of native/run_index.cc alone, over a fake free layout (a string: '.' free, 'x' used):
-// every add/remove followed by largest(), first fit where the lowest run is too short, check()
-// catching planted disagreements, edge inputs, then a random walk against a multiset of lengths.
-// Built and run by test/native-core.test.ts; prints its own 'N passed, N failed' line.
+// Unit test of native/run_index.cc alone, against a plain vector of leaf values: largest() is its
+// maximum and first_at_least(k, from) its first entry at or after `from` of at least k, on an empty
+// index, a single leaf, every size from 1 to 70 (every k and from that can tell answers apart),
+// growth by cover() keeping values, check() naming the first disagreeing leaf, then seeded random
+// walks of set() and cover() checked after every step. lib/run-index.ts is held to the same in
+// test/run-index.test.ts; test/native-core.test.ts also builds this program over planted bugs in
+// run_index.cc and expects it to fail. Prints its own 'N passed, N failed' line.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "../../native/run_index.h"
 #include "expect.h"
 
-using slabpool::Run;
 using slabpool::RunIndex;
 
-// A free structure written as a string; counts the calls an index makes into it.
-class FakeLayout final : public slabpool::FreeLayout {
- public:
-  explicit FakeLayout(std::string map) : map_(std::move(map)) {}
+namespace {
 
-  int64_t next_free(int64_t from) const override {
-    calls++;
-    for (int64_t i = std::max<int64_t>(from, 0); i < static_cast<int64_t>(map_.size()); i++) {
-      if (map_[static_cast<size_t>(i)] == '.') return i;
-    }
-    return -1;
+int64_t brute_first_at_least(const std::vector<uint32_t>& values, uint32_t k, size_t from) {
+  for (size_t leaf = from; leaf < values.size(); leaf++) {
+    if (values[leaf] >= k) return static_cast<int64_t>(leaf);
   }
+  return -1;
+}
 
-  uint32_t run_length(int64_t start) const override {
-    calls++;
-    if (broken) return 0;
-    uint32_t n = 0;
-    while (start + n < static_cast<int64_t>(map_.size()) && map_[static_cast<size_t>(start + n)] == '.') n++;
-    return n;
-  }
+uint32_t brute_largest(const std::vector<uint32_t>& values) {
+  uint32_t best = 0;
+  for (uint32_t v : values) best = std::max(best, v);
+  return best;
+}
 
-  std::vector<Run> runs() const {
-    std::vector<Run> out;
-    for (int64_t p = next_free(0); p >= 0; p = next_free(p + out.back().length)) out.push_back(Run{p, run_length(p)});
-    return out;
-  }
-
-  void fill(RunIndex& index) const {
-    for (const Run& r : runs()) index.add(r.start, r.length);
-  }
-
-  mutable int calls = 0;
-  bool broken = false;
-
- private:
-  std::string map_;
+struct Query {
+  uint32_t k;
+  size_t from;
 };
 
-static void test_construction() {
-  FakeLayout layout("....");
-  RunIndex none(0, layout);
-  EXPECT_EQ(none.valid(), false);
-  none.add(0, 1);  // changes nothing
-  none.remove(0, 1);
-  EXPECT_EQ(none.largest(), 0u);
-  EXPECT_EQ(none.first_fit(1, 0), int64_t{-1});
-  EXPECT_EQ(none.check({}), std::string("run index has no tables"));
-  none.clear();
-
-  RunIndex one(1, layout);
-  EXPECT_EQ(one.valid(), true);
-  EXPECT_EQ(one.largest(), 0u);
-  EXPECT_EQ(one.check({}), std::string());
-  one.add(7, 1);
-  EXPECT_EQ(one.largest(), 1u);
-  one.add(8, 2);  // longer than max_length: ignored
-  EXPECT_EQ(one.largest(), 1u);
-  EXPECT_EQ(one.check({Run{7, 1}}), std::string());
-}
-
-static void test_add_remove_largest() {
-  FakeLayout layout("");
-  RunIndex index(100, layout);
-  struct Step {
-    bool add;
-    int64_t start;
-    uint32_t length;
-    uint32_t largest;
-  };
-  // Lengths on both sides of the bitmap's word boundaries (31/32/33, 63/64/65) and max_length.
-  const Step steps[] = {
-      {true, 0, 3, 3},      {true, 10, 5, 5},     {true, 20, 5, 5},    {false, 10, 5, 5},   {false, 20, 5, 3},
-      {true, 30, 1, 3},     {false, 0, 3, 1},     {false, 30, 1, 0},   {true, 0, 64, 64},   {true, 100, 32, 64},
-      {true, 200, 31, 64},  {true, 300, 65, 65},  {false, 300, 65, 64}, {false, 0, 64, 32},  {false, 100, 32, 31},
-      {true, 400, 100, 100}, {true, 500, 33, 100}, {false, 400, 100, 33}, {false, 500, 33, 31}, {false, 200, 31, 0},
-  };
-  std::vector<Run> present;
-  for (const Step& s : steps) {
-    if (s.add) {
-      index.add(s.start, s.length);
-      present.push_back(Run{s.start, s.length});
-    } else {
-      index.remove(s.start, s.length);
-      present.erase(std::find_if(present.begin(), present.end(), [&](const Run& r) { return r.start == s.start; }));
-    }
-    EXPECT_EQ(index.largest(), s.largest);
-    EXPECT_EQ(index.check(present), std::string());
+// Every query that can tell two answers apart: k of 1 and of every value and one past it (the
+// answer only changes there), from every leaf to two past the end.
+std::vector<Query> all_queries(const std::vector<uint32_t>& values) {
+  std::set<uint32_t> ks = {1};
+  for (uint32_t v : values) {
+    if (v > 0) ks.insert({v, v + 1});
   }
+  std::vector<Query> queries;
+  for (uint32_t k : ks) {
+    for (size_t from = 0; from <= values.size() + 2; from++) queries.push_back(Query{k, from});
+  }
+  return queries;
 }
 
-static void test_edge_inputs() {
-  FakeLayout layout("");
-  RunIndex index(8, layout);
-  index.add(0, 4);
-  index.add(0, 0);   // no run: ignored
-  index.add(0, 9);   // longer than max_length: ignored
-  index.remove(0, 0);
-  index.remove(0, 9);
-  index.remove(0, 2);  // no run of 2: ignored, no count below zero
-  EXPECT_EQ(index.largest(), 4u);
-  EXPECT_EQ(index.check({Run{0, 4}}), std::string());
-  index.add(10, 8);  // max_length itself
-  EXPECT_EQ(index.largest(), 8u);
-  index.remove(10, 8);
-  EXPECT_EQ(index.largest(), 4u);
-  index.clear();
+// The first way `index` disagrees with `values` (leaf count, check(), largest(), get(), the
+// queries), or an empty string.
+std::string disagreement(const RunIndex& index, const std::vector<uint32_t>& values, const std::vector<Query>& queries) {
+  auto at = [](uint64_t i) { return std::to_string(i); };
+  if (index.leaf_count() != values.size()) return "leaf_count " + at(index.leaf_count()) + ", expected " + at(values.size());
+  std::string problem = index.check(values.data());
+  if (!problem.empty()) return "check(): " + problem;
+  if (index.largest() != brute_largest(values)) return "largest() " + at(index.largest()) + ", expected " + at(brute_largest(values));
+  for (size_t leaf = 0; leaf < values.size(); leaf++) {
+    if (index.get(leaf) != values[leaf]) return "get(" + at(leaf) + ") " + at(index.get(leaf)) + ", expected " + at(values[leaf]);
+  }
+  for (const Query& q : queries) {
+    int64_t got = index.first_at_least(q.k, q.from);
+    int64_t want = brute_first_at_least(values, q.k, q.from);
+    if (got != want) {
+      return "first_at_least(" + at(q.k) + ", " + at(q.from) + ") " + std::to_string(got) + ", expected " + std::to_string(want);
+    }
+  }
+  return std::string();
+}
+
+// A check that prints the disagreement when there is one.
+#define EXPECT_AGREES(index, values, queries)                                  \
+  do {                                                                         \
+    checks++;                                                                  \
+    std::string why = disagreement((index), (values), (queries));              \
+    if (!why.empty()) {                                                        \
+      failures++;                                                              \
+      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, why.c_str());    \
+    }                                                                          \
+  } while (0)
+
+void fill(RunIndex& index, const std::vector<uint32_t>& values) {
+  EXPECT(index.cover(values.size()));
+  for (size_t leaf = 0; leaf < values.size(); leaf++) index.set(leaf, values[leaf]);
+}
+
+void test_empty() {
+  RunIndex index;
+  EXPECT_EQ(index.leaf_count(), size_t{0});
   EXPECT_EQ(index.largest(), 0u);
-  EXPECT_EQ(index.check({}), std::string());
-  EXPECT_EQ(index.first_fit(1, 0), int64_t{-1});
-  index.add(3, 2);  // usable again after clear()
-  EXPECT_EQ(index.largest(), 2u);
+  EXPECT_EQ(index.first_at_least(1, 0), int64_t{-1});
+  EXPECT_EQ(index.get(0), 0u);
+  EXPECT_EQ(index.check(nullptr), std::string());  // no leaf to read
+  index.set(0, 5);  // past leaf_count: ignored
+  index.clear();    // no table yet
+  EXPECT_EQ(index.largest(), 0u);
+  EXPECT(index.cover(0));
+  EXPECT_EQ(index.leaf_count(), size_t{0});
 }
 
-static void test_first_fit() {
-  //                 0123456789012345
-  FakeLayout layout("..x....xx.x.....");
-  RunIndex index(16, layout);
-  layout.fill(index);
-  EXPECT_EQ(index.check(layout.runs()), std::string());
-  EXPECT_EQ(index.largest(), 5u);
-  EXPECT_EQ(index.first_fit(1, 0), int64_t{0});
-  EXPECT_EQ(index.first_fit(2, 0), int64_t{0});
-  EXPECT_EQ(index.first_fit(3, 0), int64_t{3});  // the lowest run (2) is too short
-  EXPECT_EQ(index.first_fit(4, 0), int64_t{3});
-  EXPECT_EQ(index.first_fit(5, 0), int64_t{11});  // past two short runs
-  EXPECT_EQ(index.first_fit(3, 3), int64_t{3});
-  EXPECT_EQ(index.first_fit(1, 9), int64_t{9});
-  EXPECT_EQ(index.first_fit(2, 9), int64_t{11});
-  EXPECT_EQ(index.first_fit(0, 2), int64_t{3});   // k = 0: any run
-  EXPECT_EQ(index.first_fit(1, 16), int64_t{-1});  // from past the end
-  layout.calls = 0;
-  EXPECT_EQ(index.first_fit(6, 0), int64_t{-1});  // larger than largest(): at once
-  EXPECT_EQ(layout.calls, 0);
-
-  // largest() >= k, yet no run that long at or after `from`: the walk ends.
-  FakeLayout tail("......x.x.");
-  RunIndex short_tail(10, tail);
-  tail.fill(short_tail);
-  EXPECT_EQ(short_tail.first_fit(2, 7), int64_t{-1});
-  EXPECT_EQ(short_tail.first_fit(6, 0), int64_t{0});
-
-  // A layout that reports runs of length 0 cannot make it loop forever.
-  FakeLayout broken("..x..");
-  RunIndex on_broken(5, broken);
-  broken.fill(on_broken);
-  broken.broken = true;
-  EXPECT_EQ(on_broken.first_fit(1, 0), int64_t{-1});
+void test_single_leaf() {
+  RunIndex index;
+  EXPECT(index.cover(1));
+  std::vector<uint32_t> values = {0};
+  EXPECT_AGREES(index, values, all_queries(values));
+  index.set(0, 5);
+  values[0] = 5;
+  EXPECT_AGREES(index, values, all_queries(values));
+  EXPECT_EQ(index.first_at_least(5, 0), int64_t{0});
+  EXPECT_EQ(index.first_at_least(6, 0), int64_t{-1});
+  EXPECT_EQ(index.first_at_least(1, 1), int64_t{-1});  // from at leaf_count
+  index.set(1, 9);  // past leaf_count: ignored
+  EXPECT_AGREES(index, values, all_queries(values));
+  index.set(0, 0);
+  values[0] = 0;
+  EXPECT_AGREES(index, values, all_queries(values));
 }
 
-static void test_check_catches() {
-  FakeLayout layout(".x..x....x..");
-  RunIndex index(12, layout);
-  layout.fill(index);
-  std::vector<Run> runs = layout.runs();  // lengths 1, 2, 4, 2
-  EXPECT_EQ(runs.size(), size_t{4});
-  EXPECT_EQ(index.check(runs), std::string());
-  std::vector<Run> reversed(runs.rbegin(), runs.rend());
-  EXPECT_EQ(index.check(reversed), std::string());  // any order
-
-  std::vector<Run> shorter = runs;
-  shorter[2].length = 3;  // the structure says 3 where the index heard 4
-  EXPECT_EQ(index.check(shorter), std::string("run index records largest free run 4, the slabs 3"));
-  std::vector<Run> missing(runs.begin(), runs.end() - 1);
-  EXPECT_EQ(index.check(missing), std::string("run index counts 2 free runs of 2, the slabs 1"));
-  std::vector<Run> zero = runs;
-  zero.push_back(Run{40, 0});
-  EXPECT_EQ(index.check(zero), std::string("free run at 40 has length 0"));
-  std::vector<Run> too_long = runs;
-  too_long.push_back(Run{41, 13});
-  EXPECT_EQ(index.check(too_long), std::string("free run at 41 has length 13"));
-
-  index.add(20, 3);  // planted: a run the structure does not have
-  EXPECT_EQ(index.check(runs), std::string("run index counts 1 free runs of 3, the slabs 0"));
-  index.remove(20, 3);
-  EXPECT_EQ(index.check(runs), std::string());
-  index.remove(0, 1);  // planted: a run forgotten
-  EXPECT_EQ(index.check(runs), std::string("run index counts 0 free runs of 1, the slabs 1"));
+void test_first_at_least() {
+  // Six leaves: not a power of two, so the table has two leaves past leaf_count.
+  std::vector<uint32_t> values = {3, 0, 7, 2, 7, 1};
+  RunIndex index;
+  fill(index, values);
+  EXPECT_EQ(index.largest(), 7u);
+  EXPECT_EQ(index.first_at_least(1, 0), int64_t{0});
+  EXPECT_EQ(index.first_at_least(4, 0), int64_t{2});  // past a leaf of 3
+  EXPECT_EQ(index.first_at_least(4, 3), int64_t{4});  // from past the first 7
+  EXPECT_EQ(index.first_at_least(7, 2), int64_t{2});  // from's own leaf counts
+  EXPECT_EQ(index.first_at_least(8, 0), int64_t{-1});  // more than any leaf
+  EXPECT_EQ(index.first_at_least(1, 5), int64_t{5});   // the last leaf
+  EXPECT_EQ(index.first_at_least(2, 5), int64_t{-1});  // nothing at or after from
+  EXPECT_EQ(index.first_at_least(1, 6), int64_t{-1});  // from at leaf_count
+  EXPECT_EQ(index.first_at_least(1, 1000), int64_t{-1});
+  EXPECT_EQ(index.first_at_least(1, SIZE_MAX), int64_t{-1});
+  EXPECT_AGREES(index, values, all_queries(values));
+  // Lowering the largest leaves brings largest() down to the next.
+  index.set(2, 0);
+  index.set(4, 2);
+  values[2] = 0;
+  values[4] = 2;
+  EXPECT_EQ(index.largest(), 3u);
+  EXPECT_AGREES(index, values, all_queries(values));
+  // Values as large as a slab can be.
+  index.set(5, 1u << 30);
+  values[5] = 1u << 30;
+  EXPECT_EQ(index.first_at_least(1u << 30, 0), int64_t{5});
+  EXPECT_AGREES(index, values, all_queries(values));
 }
 
-// Random adds and removes against a multiset of lengths; largest() and check() after each.
-static void test_random(uint32_t seed) {
-  std::mt19937 gen(seed);
-  const uint32_t max_length = 1 + gen() % 200;
-  FakeLayout layout("");
-  RunIndex index(max_length, layout);
-  std::vector<Run> present;
-  int64_t next_start = 0;
-  bool ok = true;
-  for (int step = 0; step < 2000 && ok; step++) {
-    if (present.empty() || gen() % 2 == 0) {
-      Run r{next_start, 1 + static_cast<uint32_t>(gen() % max_length)};
-      next_start += r.length + 1;
-      index.add(r.start, r.length);
-      present.push_back(r);
-    } else {
-      size_t i = gen() % present.size();
-      index.remove(present[i].start, present[i].length);
-      present.erase(present.begin() + static_cast<long>(i));
-    }
-    uint32_t expected = 0;
-    for (const Run& r : present) expected = std::max(expected, r.length);
-    std::string problem = index.check(present);
-    ok = index.largest() == expected && problem.empty();
-    checks++;
-    if (!ok) {
-      failures++;
-      std::fprintf(stderr, "seed %u step %d: largest %u, expected %u; %s\n", seed, step, index.largest(), expected, problem.c_str());
-    }
+void test_every_size() {
+  std::mt19937 gen(7);
+  for (size_t size = 1; size <= 70; size++) {
+    std::vector<uint32_t> values(size);
+    for (uint32_t& v : values) v = gen() % 10 < 3 ? 0 : 1 + gen() % 9;
+    RunIndex index;
+    fill(index, values);
+    EXPECT_AGREES(index, values, all_queries(values));
   }
 }
+
+void test_growth() {
+  RunIndex index;
+  std::vector<uint32_t> values = {4, 0, 9, 1, 6};
+  fill(index, values);
+  for (size_t leaves : {5, 6, 8, 9, 16, 17, 1000, 1025}) {
+    EXPECT(index.cover(leaves));
+    values.resize(leaves, 0);
+    EXPECT_AGREES(index, values, (std::vector<Query>{{1, 0}, {5, 0}, {9, 0}, {10, 0}, {1, 5}, {1, leaves - 1}, {1, leaves}}));
+    EXPECT(index.cover(3));  // covering fewer changes nothing
+    EXPECT_EQ(index.leaf_count(), leaves);
+  }
+  index.set(1024, 12);  // a leaf of the grown part
+  values[1024] = 12;
+  EXPECT_EQ(index.first_at_least(10, 0), int64_t{1024});
+  EXPECT_AGREES(index, values, (std::vector<Query>{{12, 0}, {13, 0}, {12, 1024}, {12, 1025}}));
+  index.clear();
+  std::fill(values.begin(), values.end(), 0);
+  EXPECT_EQ(index.leaf_count(), size_t{1025});  // clear() keeps the leaves it covers
+  EXPECT_AGREES(index, values, (std::vector<Query>{{1, 0}, {1, 1024}}));
+  index.set(3, 4);  // usable again
+  values[3] = 4;
+  EXPECT_AGREES(index, values, (std::vector<Query>{{1, 0}, {4, 0}, {5, 0}, {4, 4}, {1, 1024}}));
+}
+
+void test_check_names_the_first_leaf() {
+  RunIndex index;
+  fill(index, {3, 0, 7, 2, 7, 1});
+  const uint32_t good[] = {3, 0, 7, 2, 7, 1};
+  const uint32_t one_more[] = {3, 0, 7, 4, 7, 1};
+  const uint32_t gone[] = {3, 0, 7, 2, 7, 0};
+  const uint32_t none[] = {0, 0, 0, 0, 0, 0};
+  const uint32_t longer[] = {3, 0, 7, 2, 7, 1, 9, 9};
+  EXPECT_EQ(index.check(good), std::string());
+  EXPECT_EQ(index.check(one_more), std::string("run index leaf 3 holds 2, the slabs 4"));
+  EXPECT_EQ(index.check(gone), std::string("run index leaf 5 holds 1, the slabs 0"));
+  EXPECT_EQ(index.check(none), std::string("run index leaf 0 holds 3, the slabs 0"));
+  EXPECT_EQ(index.check(longer), std::string());  // entries past leaf_count are not leaves
+}
+
+// A seeded walk of set() and cover() beside a plain vector, checked after every step (one count
+// per step). Values are mostly short with a few long ones, as run lengths are in a fragmented
+// pool; queries take k past every value and `from` at and past leaf_count.
+void test_random(uint32_t seed) {
+  std::mt19937 gen(seed);
+  auto in = [&](uint32_t lo, uint32_t hi) { return lo + static_cast<uint32_t>(gen() % (hi - lo + 1)); };
+  const uint32_t max_value = std::vector<uint32_t>{1, 3, 40, 1u << 30}[seed % 4];
+  auto value = [&]() -> uint32_t {
+    uint32_t r = gen() % 100;
+    return r < 25 ? 0 : r < 85 ? in(1, std::min(max_value, 4u)) : in(1, max_value);
+  };
+  RunIndex index;
+  std::vector<uint32_t> values(in(1, 70), 0);
+  EXPECT(index.cover(values.size()));
+  for (int step = 0; step < 2000; step++) {
+    uint32_t r = gen() % 100;
+    std::string op;
+    if (r < 4) {
+      // Growth in the middle of the walk: the new leaves hold 0, the old ones keep their values.
+      size_t leaves = values.size() + (gen() % 2 ? in(0, 3) : in(1, 60));
+      if (!index.cover(leaves)) op = "(refused) ";
+      values.resize(leaves, 0);
+      op += "cover(" + std::to_string(leaves) + ")";
+    } else if (r < 6) {
+      size_t leaves = in(0, static_cast<uint32_t>(values.size()));  // no more than it covers: a no-op
+      if (!index.cover(leaves)) op = "(refused) ";
+      op += "cover(" + std::to_string(leaves) + ")";
+    } else if (r < 8) {
+      size_t leaf = values.size() + in(0, 3);  // past leaf_count: ignored
+      index.set(leaf, in(1, 100));
+      op = "set(" + std::to_string(leaf) + ") past the end";
+    } else {
+      size_t leaf = in(0, static_cast<uint32_t>(values.size() - 1));
+      uint32_t v = r < 12 ? values[leaf] : value();  // sometimes the value it holds already
+      index.set(leaf, v);
+      values[leaf] = v;
+      op = "set(" + std::to_string(leaf) + ", " + std::to_string(v) + ")";
+    }
+    const uint32_t top = brute_largest(values);
+    std::vector<Query> queries;
+    for (int q = 0; q < 6; q++) {
+      uint32_t k = q == 0 ? top + 1 : q == 1 && top > 0 ? top : in(1, std::max(1u, std::min(top, 8u)));
+      size_t from = q == 2 ? values.size() : q == 3 ? values.size() + in(1, 5) : in(0, static_cast<uint32_t>(values.size() - 1));
+      queries.push_back(Query{k, from});
+    }
+    std::string why = disagreement(index, values, queries);
+    checks++;
+    if (!why.empty()) {
+      failures++;
+      std::fprintf(stderr, "seed %u step %d: after %s: %s\n", seed, step, op.c_str(), why.c_str());
+      return;
+    }
+  }
+  EXPECT_AGREES(index, values, all_queries(values));
+}
+
+}  // namespace
 
 int main() {
-  test_construction();
-  test_add_remove_largest();
-  test_edge_inputs();
-  test_first_fit();
-  test_check_catches();
+  test_empty();
+  test_single_leaf();
+  test_first_at_least();
+  test_every_size();
+  test_growth();
+  test_check_names_the_first_leaf();
   for (uint32_t seed = 1; seed <= 20; seed++) test_random(seed);
   return expect_summary();
 }

@@ -1,8 +1,10 @@
 // A slabpool::Allocator driven beside a brute-force model of it (the set of free blocks, blocks
 // held by a "user", blocks cached as a pool's magazine would). Every operation predicts its
-// outcome from the model and reports the first disagreement; verify() then runs the allocator's
-// check() and compares its counters. Choices come in as numbers, so that a seeded random walk
-// (slab_test.cc) and libFuzzer's bytes (slab_fuzz.cc) can both drive it.
+// outcome from the model and reports the first disagreement (acquire must take the lowest free
+// blocks, acquire_run the lowest free run long enough: first fit); verify() then runs the
+// allocator's check(), which holds the run index to the bitmap, and compares its counters.
+// Choices come in as numbers, so that a seeded random walk (slab_test.cc) and libFuzzer's bytes
+// (slab_fuzz.cc) can both drive it.
 //
 // Views stand for JavaScript ArrayBuffers over a slab: each holds a reference to its SlabMemory
 // and writes through it, and the model keeps the bytes every referenced memory must read. A slab
@@ -275,10 +277,13 @@ class Shadow {
     return true;
   }
 
-  bool acquire_run(uint32_t k) {
-    k = 1 + k % std::min<uint32_t>(slab_blocks_, 16);
+  // A run of 1..min(slab_blocks, most) blocks: the lowest free run long enough (first fit), or -1
+  // when there is none.
+  bool acquire_run(uint32_t k, uint32_t most = 16) {
+    k = 1 + k % std::min(slab_blocks_, most);
     int64_t start = a_->acquire_run(k);
-    if ((start >= 0) != (largest(free_) >= k)) return fail("acquire_run(" + std::to_string(k) + ") gave " + std::to_string(start));
+    int64_t fit = first_fit(k);
+    if (start != fit) return fail("acquire_run(" + std::to_string(k) + ") gave " + std::to_string(start) + ", first fit is " + std::to_string(fit));
     if (start < 0) return true;
     if (start / slab_blocks_ != (start + k - 1) / slab_blocks_) return fail("a run crosses a slab");
     for (uint32_t j = 0; j < k; j++) {
@@ -286,11 +291,6 @@ class Shadow {
       state_[start + j] = 1;
     }
     held_.push_back({static_cast<int32_t>(start), k});
-    return true;
-  }
-
-  bool reset_search_cursor() {
-    a_->reset_search_cursor();
     return true;
   }
 
@@ -374,6 +374,21 @@ class Shadow {
     if (got_live == live && got_committed == committed) return true;
     return fail("slab memory counters " + when + (when.empty() ? "" : " ") + "say " + std::to_string(got_live) + " live, " +
                 std::to_string(got_committed) + " committed bytes; expected " + std::to_string(live) + ", " + std::to_string(committed));
+  }
+
+  // Start of the lowest run of at least k blocks of free_ inside one slab, or -1.
+  int64_t first_fit(uint32_t k) const {
+    uint32_t run = 0;
+    int32_t prev = -2, start = -1;
+    const int32_t sb = static_cast<int32_t>(slab_blocks_);
+    for (int32_t i : free_) {
+      bool joins = i == prev + 1 && i / sb == prev / sb;
+      run = joins ? run + 1 : 1;
+      if (!joins) start = i;
+      if (run >= k) return start;
+      prev = i;
+    }
+    return -1;
   }
 
   uint32_t largest(const std::set<int32_t>& s) const {

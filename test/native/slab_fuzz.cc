@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 1: ok = shadow.release(in.next(), false); break;
       case 2: ok = shadow.release(in.next(), true); break;
       case 3: ok = shadow.acquire_run(in.next()); break;
-      case 4: ok = shadow.reset_search_cursor(); break;
+      case 4: ok = shadow.acquire_run(in.next(), UINT32_MAX); break;  // up to a whole slab
       case 5: ok = shadow.add_slab(in.next(), in.next()); break;
       case 6: ok = shadow.free_slab(in.next()); break;
       case 7: ok = shadow.release_wrong(in.next()); break;

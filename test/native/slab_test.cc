@@ -155,7 +155,6 @@ static void test_refusals() {
   EXPECT_EQ(invalid.acquire(out, 2), 0u);
   EXPECT_EQ(invalid.acquire_run(1), -1);
   EXPECT_EQ(invalid.acquire_run(0), slabpool::kRefused);
-  invalid.reset_search_cursor();
   int32_t zero = 0;
   EXPECT(!invalid.release(&zero, 1));
   EXPECT(!invalid.release_run(0, 1));
@@ -191,7 +190,88 @@ static void test_first_fit_past_a_short_run() {
   state[6] = 1;
   EXPECT_EQ(a.counters()[slabpool::kFree], 0.0);
   EXPECT(check_all(a, state, none).empty());
-  a.reset_search_cursor();
+}
+
+// Start of the lowest run of at least k free blocks in `free` (by global index), inside one slab
+// of slab_blocks, or -1: first fit read by brute force.
+static int64_t brute_first_fit(const std::vector<bool>& free, uint32_t slab_blocks, uint32_t k) {
+  uint32_t run = 0;
+  for (size_t i = 0; i < free.size(); i++) {
+    run = free[i] ? (i % slab_blocks == 0 ? 1 : run + 1) : 0;
+    if (run >= k) return static_cast<int64_t>(i + 1 - k);
+  }
+  return -1;
+}
+
+// First fit across many bitmap words and slots: slabs of 100 blocks (4 words, the last partial),
+// short free runs (1, 2, 3 blocks, each after a held block) in every word of the first two slabs
+// and the first third of the last, one long run above them. acquire_run(k) must pass every short
+// run to the lowest that fits, and acquire take the lowest free blocks, for every k.
+static void test_first_fit_across_words_and_slots() {
+  const uint32_t n = 100;
+  Allocator a(8, 8, n);
+  for (uint32_t slot = 0; slot < 3; slot++) EXPECT(a.add_slab(slot, n) == Allocator::Result::kOk);
+  std::vector<uint8_t> state(3 * n, 1);
+  std::vector<bool> free(3 * n, false);
+  std::vector<int32_t> none;
+  int32_t out[64];
+  uint32_t taken = 0;
+  while (taken < 3 * n) taken += a.acquire(out, 64);
+  EXPECT_EQ(a.counters()[slabpool::kFree], 0.0);
+  const uint32_t long_from = 2 * n + 40;
+  std::vector<int32_t> to_free;
+  for (uint32_t slot = 0; slot < 3; slot++) {
+    uint32_t end = std::min(slot * n + n, long_from);
+    uint32_t length = 1;
+    for (uint32_t i = slot * n + 1; i + length < end; i += length + 1, length = length % 3 + 1) {
+      for (uint32_t j = 0; j < length; j++) to_free.push_back(static_cast<int32_t>(i + j));
+    }
+  }
+  for (uint32_t i = long_from; i < 3 * n; i++) to_free.push_back(static_cast<int32_t>(i));
+  std::shuffle(to_free.begin(), to_free.end(), std::mt19937(5));  // merges in any order
+  for (size_t i = 0; i < to_free.size(); i += 64) {
+    uint32_t count = static_cast<uint32_t>(std::min<size_t>(64, to_free.size() - i));
+    EXPECT(a.release(to_free.data() + i, count));
+  }
+  for (int32_t i : to_free) {
+    state[i] = 0;
+    free[i] = true;
+  }
+  EXPECT(check_all(a, state, none).empty());
+  EXPECT_EQ(a.counters()[slabpool::kLargest], static_cast<double>(3 * n - long_from));
+  EXPECT_EQ(brute_first_fit(free, n, 4), int64_t{long_from});
+  // Each k taken and given back, so that every one meets the same layout.
+  for (uint32_t k = 1; k <= 3 * n - long_from + 1; k++) {
+    int64_t want = brute_first_fit(free, n, k);
+    int64_t got = a.acquire_run(k);
+    EXPECT_EQ(got, want);
+    if (got >= 0) {
+      for (uint32_t j = 0; j < k; j++) state[got + j] = 1;
+      EXPECT(check_all(a, state, none).empty());
+      EXPECT(a.release_run(got, k));
+      for (uint32_t j = 0; j < k; j++) state[got + j] = 0;
+    }
+    EXPECT(check_all(a, state, none).empty());
+  }
+  // Runs of 3 taken one by one walk up through every word of every slab.
+  for (int64_t want = brute_first_fit(free, n, 3); want >= 0 && want < long_from; want = brute_first_fit(free, n, 3)) {
+    EXPECT_EQ(a.acquire_run(3), want);
+    for (uint32_t j = 0; j < 3; j++) {
+      free[want + j] = false;
+      state[want + j] = 1;
+    }
+  }
+  EXPECT(check_all(a, state, none).empty());
+  // acquire takes the lowest free blocks, word after word, slot after slot.
+  std::vector<int32_t> lowest;
+  for (size_t i = 0; i < free.size() && lowest.size() < 64; i++) {
+    if (free[i]) lowest.push_back(static_cast<int32_t>(i));
+  }
+  EXPECT_EQ(a.acquire(out, 64), 64u);
+  bool highest_first = true;
+  for (uint32_t j = 0; j < 64; j++) highest_first = highest_first && out[j] == lowest[63 - j];
+  EXPECT(highest_first);
+  for (int32_t i : lowest) state[i] = 1;
   EXPECT(check_all(a, state, none).empty());
 }
 
@@ -338,7 +418,8 @@ static slabpool_test::Shadow::Reached reached;
 static void test_random(uint32_t seed) {
   std::mt19937 gen(seed);
   auto below = [&](uint32_t n) { return static_cast<uint32_t>(gen() % n); };
-  slabpool_test::Shadow shadow(1 + below(70), size_t{8} << below(10), 1 + below(3));
+  // Every third seed has slabs of up to 300 blocks (10 bitmap words, run index leaves, each).
+  slabpool_test::Shadow shadow(1 + below(seed % 3 == 0 ? 300 : 70), size_t{8} << below(10), 1 + below(3));
   bool ok = shadow.add_slab(0, gen());
   for (int step = 0; ok && step < 4000; step++) {
     switch (below(12)) {
@@ -347,7 +428,7 @@ static void test_random(uint32_t seed) {
       case 2:
       case 3: ok = shadow.release(gen(), below(2) == 0); break;
       case 4: ok = shadow.acquire_run(gen()); break;
-      case 5: ok = shadow.reset_search_cursor(); break;
+      case 5: ok = shadow.acquire_run(gen(), UINT32_MAX); break;  // up to a whole slab
       case 6: ok = below(2) ? shadow.add_slab(gen(), gen()) : shadow.free_slab(gen()); break;
       case 7: ok = shadow.release_wrong(gen()); break;
       case 8: ok = shadow.take_view(gen(), gen()); break;
@@ -383,6 +464,7 @@ int main(int argc, char** argv) {
   test_slabs();
   test_refusals();
   test_first_fit_past_a_short_run();
+  test_first_fit_across_words_and_slots();
   test_slab_memory_lifetime(511);
   test_slab_memory_lifetime(512);
   for (uint32_t seed = 1; seed <= seeds; seed++) test_random(seed);
