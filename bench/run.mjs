@@ -4,18 +4,23 @@
 // --only runs just the named cases (acquireRelease, typedarrayPoolApi, getRun, construct,
 // steadyState, kernelAfter, fragmented, layouts, churn) and reports their sections and targets
 // alone, e.g. `node bench/run.mjs --only kernelAfter` (fragmented also runs acquireRelease's floor,
-// its reference). The package must be compiled: npm run bench does it.
+// its reference). --build (what npm run bench passes) first compiles lib/ when dist/ is older
+// than it and builds the native addon when it is stale; without it the package must be built.
 // kernelAfter, the user's own Float64Array kernel after a pool operation, runs at least 7 trials.
 // Every trial runs in a fresh process (bench/trial.mjs). Trials of all cases are interleaved
 // round by round, so a noisy neighbour slows every variant alike; each figure is the median of
 // its trials, and every ratio is computed from figures of this one run.
+// stdout carries the report alone (the JSON object with --json); build steps and progress go to
+// stderr. npm itself prints its "> slabpool@x bench" banner on stdout before the script starts
+// (npm 10 and 11), except with npm's own --silent: `npm run -s bench -- --json`.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backendInfo } from 'slabpool';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.dirname(here);
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const check = args.includes('--check');
@@ -26,6 +31,38 @@ const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').
 for (const c of only) if (!cases.includes(c)) throw new Error(`--only takes case names separated by commas (${cases.join(', ')}), not "${c}"`);
 const log = (line) => process.stderr.write(`${line}\n`);
 
+/** Runs an npm script of this package with its output on stderr; exits on failure. */
+function npmRun(script) {
+  // npm_execpath: the npm that runs this script (npm run bench); otherwise the one on PATH.
+  const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ['npm'];
+  const run = spawnSync(npm[0], [...npm.slice(1), 'run', script], { cwd: root, stdio: ['ignore', 2, 2], shell: npm.length === 1 && process.platform === 'win32' });
+  if (run.status !== 0) {
+    log(`npm run ${script} failed`);
+    process.exit(1);
+  }
+}
+
+/**
+ * --build: compiles when a source is newer than dist/ (as make decides), then lets
+ * build-native.js decide about the addon. A compile rewrites every file of dist/, which suites
+ * running beside this one (npm test runs the smoke benchmark) may be loading at that moment.
+ */
+function build() {
+  const mtimes = (dir) =>
+    fs.existsSync(dir)
+      ? fs.readdirSync(dir, { recursive: true }).flatMap((f) => {
+          const stat = fs.statSync(path.join(dir, f));
+          return stat.isFile() ? [stat.mtimeMs] : [];
+        })
+      : [];
+  const sources = Math.max(...mtimes(path.join(root, 'lib')), ...['tsconfig.json', 'package.json'].map((f) => fs.statSync(path.join(root, f)).mtimeMs));
+  const outputs = mtimes(path.join(root, 'dist'));
+  if (outputs.length > 0 && Math.min(...outputs) > sources) log('slabpool: dist/ is newer than lib/, not compiling');
+  else npmRun('compile');
+  npmRun('build:native');
+}
+if (args.includes('--build')) build();
+const { backendInfo } = await import('slabpool');
 
 const backends = backendInfo().backend === 'native' ? ['native', 'js'] : ['js'];
 if (backends.length === 1) log(`native backend unavailable (${backendInfo().reason}); measuring js only`);
