@@ -80,6 +80,7 @@ const kernelRounds = smoke ? 2000 : 100_000;
 const layoutSizes = smoke ? { '1e3': 300, '1e5': 1000, '1e6': 3000 } : { '1e3': 1e3, '1e5': 1e5, '1e6': 1e6 };
 const layoutSeeds = smoke ? 2 : 20;
 const layoutBudgetMs = smoke ? 1 : 40;
+const layoutWarmupMs = smoke ? 1 : 200; // per operation, once per process
 // A 1e6 process takes 10 to 30 s on today's code (making a layout means half a million returns,
 // each of which coalesces); the medians of three trials per layout steady the worst layout's figure.
 const layoutTrials = smoke ? 1 : Math.min(trials, 3);
@@ -113,8 +114,8 @@ const allSpecs = [
   ...backends.flatMap((backend) => [1, 8, 64].flatMap((k) => Object.values(sizes).map((n) => ({ case: 'getRun', backend, k, n, budgetMs })))),
   ...backends.flatMap((backend) => Object.values(sizes).map((n) => ({ case: 'construct', backend, n }))),
   ...Object.values(sizes).map((n) => ({ case: 'construct', variant: 'newArrayBuffer', n })),
-  ...backends.map((backend) => ({ case: 'fragmented', backend, budgetMs })),
-  ...backends.flatMap((backend) => Object.values(layoutSizes).map((n) => ({ case: 'layouts', backend, n, seeds: layoutSeeds, budgetMs: layoutBudgetMs }))),
+  ...backends.map((backend) => ({ case: 'fragmented', backend, budgetMs, warmupMs: smoke ? 5 : 500 })),
+  ...backends.flatMap((backend) => Object.values(layoutSizes).map((n) => ({ case: 'layouts', backend, n, seeds: layoutSeeds, budgetMs: layoutBudgetMs, warmupMs: layoutWarmupMs }))),
   ...[...backends, 'firstFit'].map((variant) => ({ case: 'churn', variant, ...churnSpec })),
   ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles })),
   ...kernelVariants.map(({ variant, op, backend, detach }) => ({ case: 'kernelAfter', variant, op, backend, detach, rounds: kernelRounds })),

@@ -46,6 +46,16 @@ function time(op, budgetMs = spec.budgetMs ?? 250, beforeTimed = () => {}) {
 }
 
 /**
+ * Calls op(i) for about `ms`. An operation that is slow while cold (the magazine's refill and
+ * flush and the engine's loops: ~20 us a call until V8 optimises them) would otherwise be timed
+ * partly in V8's lower tiers, as time()'s own warm-up is sized for operations of nanoseconds.
+ */
+function warmUp(op, ms) {
+  const end = process.hrtime.bigint() + BigInt(Math.round(ms * 1e6));
+  for (let i = 0; process.hrtime.bigint() < end; i++) op(i);
+}
+
+/**
  * time() for operations that may take anything from nanoseconds to milliseconds (a first-fit walk
  * over a fragmented pool): batches that double from one call warm up for a quarter of
  * `budgetMs`, then a loop sized from the last batch takes about the rest. Returns ns per call.
@@ -157,17 +167,19 @@ function getRun({ backend, k, n }) {
  * seeded random half returned. Every return then leaves fragmentation above the auto-coalesce
  * threshold; `coalesces` is stats().coalesces per pair over the timed loop.
  */
-function fragmented({ backend }) {
+function fragmented({ backend, warmupMs }) {
   const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend });
   randomHalf(pool, 1);
   const fragmentation = pool.getFragmentation();
+  const pair = (i) => {
+    const b = pool.getBlock();
+    b[0] = i;
+    pool.returnBlock(b);
+  };
+  warmUp(pair, warmupMs);
   let coalesces0 = 0;
   const ns = time(
-    (i) => {
-      const b = pool.getBlock();
-      b[0] = i;
-      pool.returnBlock(b);
-    },
+    pair,
     undefined,
     () => {
       coalesces0 = pool.stats().coalesces;
@@ -188,7 +200,8 @@ const LAYOUT_OPS = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
  * One (backend, n): one pool with the default options, n blocks; for each layout (seeds 1..seeds
  * of 50 % random occupancy, then the adversarial one) each operation timed for `budgetMs`. A
  * getRun must find a run exactly when k <= largestFreeRun, and no operation may change the free
- * blocks or the largest free run; pool.check() runs at the end.
+ * blocks or the largest free run; pool.check() runs at the end. Every operation is first warmed
+ * up for `warmupMs` on the first layout.
  *
  * A layout is made on the same pool, not a new one: every free block is taken (the pool is then
  * full), then the layout's free blocks are returned. A random layout frees the first half of the
@@ -198,7 +211,7 @@ const LAYOUT_OPS = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
  * before it reaches the long one. (A new 1e6-block pool per layout would spend seconds creating
  * its views and collecting the last pool's.)
  */
-function layouts({ backend, n, seeds, budgetMs }) {
+function layouts({ backend, n, seeds, budgetMs, warmupMs }) {
   const t0 = process.hrtime.bigint();
   const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
   const views = [];
@@ -247,6 +260,10 @@ function layouts({ backend, n, seeds, budgetMs }) {
                 pool.returnBlock(run);
               }
             };
+      if (results.length === 0) {
+        warmUp(timed, warmupMs);
+        calls = found = 0;
+      }
       row.ns[op] = timeWithin(timed, budgetMs);
       row.found[op] = found / calls;
       const expected = k <= largestFreeRun ? 1 : 0;
