@@ -453,7 +453,7 @@ if (json) {
     out.push('', `The kernel: ${kernelRounds.toLocaleString('en-US')} rounds of a dot product plus an axpy over two module-level Float64Array(1000), warmed up, timed, then the operation, then timed again in the same process; after / before is the median over ${kernelTrials} fresh ${kernelTrials === 1 ? 'process' : 'processes'} of each process's own ratio.`);
   }
   table('Targets', ['', 'measured', 'target', ''], targets.map((t) => [t.name, t.value, t.limit, t.met ? 'met' : '**missed**']));
-  out.push('', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; ${trials} trials per figure, each in a fresh process.`);
+  out.push('', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; ${trials} trials per figure${layouts && layoutTrials !== trials ? ` (layouts: ${layoutTrials} per layout)` : ''}, each in a fresh process.`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
 if (check && targets.some((t) => !t.met)) process.exitCode = 1;
