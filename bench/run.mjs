@@ -2,28 +2,67 @@
 // --smoke runs every case once at toy sizes: it shows that the benchmark works (npm test runs
 // it), and its figures mean nothing.
 // --only runs just the named cases (acquireRelease, typedarrayPoolApi, getRun, construct,
-// steadyState, kernelAfter) and reports their sections and targets alone, e.g.
-// `node bench/run.mjs --only kernelAfter` (the package must be compiled: npm run bench does it).
+// steadyState, kernelAfter, fragmented, layouts, churn) and reports their sections and targets
+// alone, e.g. `node bench/run.mjs --only kernelAfter` (fragmented also runs acquireRelease's floor,
+// its reference). --build (what npm run bench passes) first compiles lib/ when dist/ is older
+// than it and builds the native addon when it is stale; without it the package must be built.
 // kernelAfter, the user's own Float64Array kernel after a pool operation, runs at least 7 trials.
 // Every trial runs in a fresh process (bench/trial.mjs). Trials of all cases are interleaved
 // round by round, so a noisy neighbour slows every variant alike; each figure is the median of
 // its trials, and every ratio is computed from figures of this one run.
+// stdout carries the report alone (the JSON object with --json); build steps and progress go to
+// stderr. npm itself prints its "> slabpool@x bench" banner on stdout before the script starts
+// (npm 10 and 11), except with npm's own --silent: `npm run -s bench -- --json`.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backendInfo } from 'slabpool';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.dirname(here);
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const check = args.includes('--check');
 const smoke = args.includes('--smoke');
 const trials = smoke ? 1 : Number(args[args.indexOf('--trials') + 1]) || 5;
-const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter'];
+const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn'];
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : cases;
 for (const c of only) if (!cases.includes(c)) throw new Error(`--only takes case names separated by commas (${cases.join(', ')}), not "${c}"`);
 const log = (line) => process.stderr.write(`${line}\n`);
+
+/** Runs an npm script of this package with its output on stderr; exits on failure. */
+function npmRun(script) {
+  // npm_execpath: the npm that runs this script (npm run bench); otherwise the one on PATH.
+  const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ['npm'];
+  const run = spawnSync(npm[0], [...npm.slice(1), 'run', script], { cwd: root, stdio: ['ignore', 2, 2], shell: npm.length === 1 && process.platform === 'win32' });
+  if (run.status !== 0) {
+    log(`npm run ${script} failed`);
+    process.exit(1);
+  }
+}
+
+/**
+ * --build: compiles when a source is newer than dist/ (as make decides), then lets
+ * build-native.js decide about the addon. A compile rewrites every file of dist/, which suites
+ * running beside this one (npm test runs the smoke benchmark) may be loading at that moment.
+ */
+function build() {
+  const mtimes = (dir) =>
+    fs.existsSync(dir)
+      ? fs.readdirSync(dir, { recursive: true }).flatMap((f) => {
+          const stat = fs.statSync(path.join(dir, f));
+          return stat.isFile() ? [stat.mtimeMs] : [];
+        })
+      : [];
+  const sources = Math.max(...mtimes(path.join(root, 'lib')), ...['tsconfig.json', 'package.json'].map((f) => fs.statSync(path.join(root, f)).mtimeMs));
+  const outputs = mtimes(path.join(root, 'dist'));
+  if (outputs.length > 0 && Math.min(...outputs) > sources) log('slabpool: dist/ is newer than lib/, not compiling');
+  else npmRun('compile');
+  npmRun('build:native');
+}
+if (args.includes('--build')) build();
+const { backendInfo } = await import('slabpool');
 
 const backends = backendInfo().backend === 'native' ? ['native', 'js'] : ['js'];
 if (backends.length === 1) log(`native backend unavailable (${backendInfo().reason}); measuring js only`);
@@ -36,6 +75,22 @@ const budgetMs = smoke ? 5 : undefined;
 // least, ~0.4 s each.
 const kernelTrials = smoke ? 1 : Math.max(trials, 7);
 const kernelRounds = smoke ? 2000 : 100_000;
+// layouts: 20 random layouts and the adversarial one per (backend, n), one process each, every
+// operation timed for layoutBudgetMs on each layout.
+const layoutSizes = smoke ? { '1e3': 300, '1e5': 1000, '1e6': 3000 } : { '1e3': 1e3, '1e5': 1e5, '1e6': 1e6 };
+const layoutSeeds = smoke ? 2 : 20;
+const layoutBudgetMs = smoke ? 1 : 40;
+const layoutWarmupMs = smoke ? 1 : 200; // per operation, once per process
+// A 1e6 process takes 10 to 30 s on today's code (making a layout means half a million returns,
+// each of which coalesces); the medians of three trials per layout steady the worst layout's figure.
+const layoutTrials = smoke ? 1 : Math.min(trials, 3);
+const layoutOps = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
+// churn: 1e4 blocks (8.3 MB) is small enough that a 1e6-step trace swings occupancy between 30 %
+// and 90 % five times, and large enough that a first-fit walk over its free runs shows; no grow,
+// so that a getRun that finds no run fails instead of adding a slab.
+const churnSpec = smoke
+  ? { seed: 1, operations: 20_000, blocks: 1000, period: 10_000, warmup: 2000 }
+  : { seed: 1, operations: 1_000_000, blocks: 10_000, period: 200_000, warmup: 100_000 };
 /**
  * kernelAfter's variants: each a fresh process that times the warmed-up kernel, runs one
  * operation, and times it again. `target`: the kernel must not be slower after it than before (the
@@ -58,12 +113,18 @@ const allSpecs = [
   ...['same', 'random'].flatMap((pattern) => ['typedarrayPool', ...backends].map((variant) => ({ case: 'typedarrayPoolApi', variant, pattern, budgetMs }))),
   ...backends.flatMap((backend) => [1, 8, 64].flatMap((k) => Object.values(sizes).map((n) => ({ case: 'getRun', backend, k, n, budgetMs })))),
   ...backends.flatMap((backend) => Object.values(sizes).map((n) => ({ case: 'construct', backend, n }))),
+  ...Object.values(sizes).map((n) => ({ case: 'construct', variant: 'newArrayBuffer', n })),
+  ...backends.map((backend) => ({ case: 'fragmented', backend, budgetMs, warmupMs: smoke ? 5 : 500 })),
+  ...backends.flatMap((backend) => Object.values(layoutSizes).map((n) => ({ case: 'layouts', backend, n, seeds: layoutSeeds, budgetMs: layoutBudgetMs, warmupMs: layoutWarmupMs }))),
+  ...[...backends, 'firstFit'].map((variant) => ({ case: 'churn', variant, ...churnSpec })),
   ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles })),
   ...kernelVariants.map(({ variant, op, backend, detach }) => ({ case: 'kernelAfter', variant, op, backend, detach, rounds: kernelRounds })),
 ];
-const specs = allSpecs.filter((s) => only.includes(s.case));
-const ran = (c) => specs.some((s) => s.case === c);
-const trialsFor = (spec) => (spec.case === 'kernelAfter' ? kernelTrials : trials);
+/** fragmented's reference: the floor of acquireRelease, measured in this run. */
+const isFloor = (s) => s.case === 'acquireRelease' && s.variant === 'floor' && s.blockLength === 100;
+const specs = allSpecs.filter((s) => only.includes(s.case) || (only.includes('fragmented') && isFloor(s)));
+const ran = (c) => only.includes(c);
+const trialsFor = (spec) => (spec.case === 'kernelAfter' ? kernelTrials : spec.case === 'layouts' ? layoutTrials : trials);
 
 /** The environment of a trial: compat's backend where the case needs one, and detach off unless asked. */
 function envFor(spec) {
@@ -147,9 +208,67 @@ const getRunFound = section('getRun', () =>
     ]),
   ),
 );
-const construct = section('construct', () =>
-  Object.fromEntries(backends.map((backend) => [backend, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', backend, n }))]))])),
-);
+const construct = section('construct', () => ({
+  ...Object.fromEntries(backends.map((backend) => [backend, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', backend, n }))]))])),
+  newArrayBuffer: Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', variant: 'newArrayBuffer', n }))])),
+}));
+const fragmented = section('fragmented', () => ({
+  floor: round2(pick({ case: 'acquireRelease', variant: 'floor', blockLength: 100 })),
+  ...Object.fromEntries(
+    backends.map((backend) => {
+      const spec = { case: 'fragmented', backend };
+      return [backend, { ns: round2(pick(spec)), coalesces: round2(pick(spec, 'coalesces')), fragmentation: round2(pick(spec, 'fragmentation')) }];
+    }),
+  ),
+}));
+/**
+ * Per (backend, n, operation): each layout's figure is the median over trials; then the median
+ * and the worst over layouts, which layout was worst, the adversarial layout's figure, and the
+ * share of layouts on which the operation found its run. For 'largest', k is each layout's own
+ * largest free run (kRange: the smallest and largest such k).
+ */
+const layouts = section('layouts', () => ({
+  seeds: layoutSeeds,
+  budgetMs: layoutBudgetMs,
+  ...Object.fromEntries(
+    backends.map((backend) => [
+      backend,
+      Object.fromEntries(
+        Object.entries(layoutSizes).map(([label, n]) => {
+          const all = trialsOf({ case: 'layouts', backend, n }).map((r) => r.layouts);
+          const rows = all[0].map((layout, i) => ({ ...layout, ns: Object.fromEntries(layoutOps.map((op) => [op, median(all.map((t) => t[i].ns[op]))])) }));
+          const byOp = layoutOps.map((op) => {
+            const worst = rows.reduce((w, r) => (r.ns[op] > w.ns[op] ? r : w));
+            const row = {
+              median: round2(median(rows.map((r) => r.ns[op]))),
+              worst: round2(worst.ns[op]),
+              worstLayout: worst.name,
+              adversarial: round2(rows.find((r) => r.name === 'adversarial').ns[op]),
+              found: round2(rows.filter((r) => r.found[op] === 1).length / rows.length),
+            };
+            if (op === 'largest') row.kRange = [Math.min(...rows.map((r) => r.largestFreeRun)), Math.max(...rows.map((r) => r.largestFreeRun))];
+            return [op, row];
+          });
+          return [label, Object.fromEntries(byOp)];
+        }),
+      ),
+    ]),
+  ),
+  trialSeconds: Object.fromEntries(
+    backends.map((backend) => [backend, Object.fromEntries(Object.entries(layoutSizes).map(([label, n]) => [label, round2(pick({ case: 'layouts', backend, n }, 'ms') / 1000)]))]),
+  ),
+}));
+const churn = section('churn', () => ({
+  ...churnSpec,
+  ...Object.fromEntries(
+    [...backends, 'firstFit'].map((variant) => {
+      const spec = { case: 'churn', variant };
+      const row = { ns: round2(pick(spec)), fragmentation: round2(pick(spec, 'fragmentation')), occupancy: round2(pick(spec, 'occupancy')) };
+      for (const field of ['getRunFailures', 'getBlockFailures', 'getRuns']) row[field] = pick(spec, field);
+      return [variant, row];
+    }),
+  ),
+}));
 const steadyState = section('steadyState', () =>
   Object.fromEntries(
     [...backends, 'newFloat64Array'].map((variant) => {
@@ -203,12 +322,41 @@ for (const b of backends) {
     target(`${b}: compat, same size: typedarray-pool / compat`, compat.same.typedarrayPool / compat.same[b], '>= 2', compat.same.typedarrayPool / compat.same[b] >= 2);
     target(`${b}: compat, random sizes: compat / typedarray-pool`, compat.random[b] / compat.random.typedarrayPool, '<= 1.2', compat.random[b] / compat.random.typedarrayPool <= 1.2);
   }
-  if (construct) target(`${b}: construct 1e6 / 1e3 blocks`, construct[b]['1e6'] / construct[b]['1e3'], '<= 2', construct[b]['1e6'] / construct[b]['1e3'] <= 2);
+  if (construct) {
+    for (const label of Object.keys(sizes)) {
+      const ratio = construct[b][label] / construct.newArrayBuffer[label];
+      target(`${b}: construct ${label} blocks / new ArrayBuffer of its bytes`, ratio, '<= 1.2', ratio <= 1.2);
+    }
+  }
+  if (fragmented) {
+    const ratio = fragmented[b].ns / fragmented.floor;
+    target(`${b}: fragmented pool, getBlock+returnBlock / floor`, ratio, '<= 1.5', ratio <= 1.5);
+  }
+  if (layouts) {
+    const big = Object.keys(layoutSizes).at(-1);
+    for (const op of layoutOps.slice(1)) {
+      const row = layouts[b][big][op];
+      const name = `getRun(${op === 'largest' ? 'largest free run' : op.slice(1)})+returnBlock on ${big} blocks`;
+      target(`${b}: ${name}, worst layout, ns`, row.worst, '<= 2000', row.worst <= 2000);
+      target(`${b}: ${name}, median over layouts, ns`, row.median, '<= 300', row.median <= 300);
+    }
+  }
   if (getRun) {
     for (const k of [1, 8, 64]) {
       const g = getRun[b][`k${k}`];
       target(`${b}: getRun(${k}) on 1e6 / 1e3 blocks`, g['1e6'] / g['1e3'], '<= 2', g['1e6'] / g['1e3'] <= 2);
     }
+  }
+}
+if (churn) {
+  target('js: churn trace, ns per operation', churn.js.ns, '<= 100', churn.js.ns <= 100);
+  if (churn.native) target('native: churn trace / js', churn.native.ns / churn.js.ns, '<= 1.2', churn.native.ns / churn.js.ns <= 1.2);
+  // Placement: no worse than textbook first fit (bench/first-fit.mjs) on the same trace.
+  for (const b of backends) {
+    const fragmentation = churn[b].fragmentation - churn.firstFit.fragmentation;
+    target(`${b}: churn mean fragmentation - first fit's, points`, fragmentation, '<= 0', fragmentation <= 0);
+    const failures = churn[b].getRunFailures - churn.firstFit.getRunFailures;
+    target(`${b}: churn getRun failures - first fit's`, failures, '<= 0', failures <= 0);
   }
 }
 if (kernelAfter) {
@@ -236,6 +384,9 @@ const report = {
   construct,
   getRun,
   getRunFound,
+  fragmented,
+  layouts,
+  churn,
   kernelAfter,
   targets,
   machine,
@@ -261,14 +412,48 @@ if (json) {
     );
   }
   if (getRun) table('getRun(k) + returnBlock at 50 % random occupancy (ns per pair, median; share of calls that found a run)', ['', ...backends.flatMap((b) => Object.keys(sizes).map((s) => `${b} ${s}`))], [1, 8, 64].map((k) => [`k = ${k}`, ...backends.flatMap((b) => Object.keys(sizes).map((s) => `${getRun[b][`k${k}`][s]} (${Math.round(getRunFound[b][`k${k}`][s] * 100)} %)`))]));
-  if (construct) table('Pool construction (ns, median)', ['', ...Object.keys(sizes).map((s) => `${s} blocks`)], backends.map((b) => [b, ...Object.keys(sizes).map((s) => construct[b][s])]));
+  if (layouts) {
+    const opName = { getBlock: 'getBlock', k1: 'getRun(1)', k8: 'getRun(8)', k64: 'getRun(64)', largest: 'getRun(largest free run)' };
+    table(
+      `Layouts: ${layoutSeeds} at 50 % random occupancy and one adversarial (ns per pair with returnBlock: median over layouts / worst, which; layouts where it found a run)`,
+      ['', ...Object.keys(layoutSizes).map((s) => `${s} blocks`)],
+      backends.flatMap((b) =>
+        layoutOps.map((op) => [
+          `${b} ${opName[op]}`,
+          ...Object.keys(layoutSizes).map((s) => {
+            const r = layouts[b][s][op];
+            return `${r.median} / ${r.worst} (${r.worstLayout}); ${Math.round(r.found * 100)} %`;
+          }),
+        ]),
+      ),
+    );
+    out.push('', `Each operation timed for ${layoutBudgetMs} ms on each layout; the adversarial layout: every other block free in the lower half, and one free run of 128 blocks at the top. Seconds per (backend, size) process: ${backends.map((b) => Object.keys(layoutSizes).map((s) => `${b} ${s} ${layouts.trialSeconds[b][s]}`).join(', ')).join(', ')}.`);
+  }
+  if (fragmented) {
+    table(
+      'getBlock + returnBlock on a fragmented pool: 1000 blocks, half returned at random, default options (ns per pair, median)',
+      ['', 'ns per pair', 'vs floor', 'coalesces per pair'],
+      [['array pop/push (floor)', fragmented.floor, '1x', ''], ...backends.map((b) => [names[b], fragmented[b].ns, `${round2(fragmented[b].ns / fragmented.floor)}x`, fragmented[b].coalesces])],
+    );
+  }
+  if (churn) {
+    table(
+      `Churn: ${churnSpec.operations.toLocaleString('en-US')} steps on ${churnSpec.blocks.toLocaleString('en-US')} blocks, occupancy swinging 30 % to 90 % (median)`,
+      ['', 'ns per step', 'mean fragmentation', 'mean occupancy', 'getRun failures', 'getBlock failures'],
+      [...backends, 'firstFit'].map((v) => [v === 'firstFit' ? 'textbook first fit (reference)' : names[v], churn[v].ns, `${churn[v].fragmentation} %`, `${churn[v].occupancy} %`, `${churn[v].getRunFailures} of ${churn[v].getRuns}`, churn[v].getBlockFailures]),
+    );
+  }
+  if (construct) {
+    const row = (v) => Object.keys(sizes).map((s) => `${construct[v][s]} (${round2(construct[v][s] / construct.newArrayBuffer[s])}x)`);
+    table('Pool construction (ns, median; vs new ArrayBuffer of the same bytes)', ['', ...Object.keys(sizes).map((s) => `${s} blocks`)], [...backends.map((b) => [b, ...row(b)]), ['new ArrayBuffer(n * stride)', ...row('newArrayBuffer')]]);
+  }
   if (steadyState) table('Steady state: 1e6 take/give-back cycles (median; worst trial)', ['', 'ns per cycle', 'GC events', 'RSS growth'], [...backends, 'newFloat64Array'].map((v) => [names[v] ?? v, steadyState[v].ns, `${steadyState[v].gcEvents} (${steadyState[v].maxGcEvents})`, `${(steadyState[v].rssGrowthBytes / 1024).toFixed(0)} KiB (${(steadyState[v].maxRssGrowthBytes / 1024).toFixed(0)} KiB)`]));
   if (kernelAfter) {
     table('Your code after a pool operation (kernel ms, median)', ['operation between the two timings', 'kernel ms before', 'kernel ms after', 'after / before', 'protector invalidated'], Object.values(kernelAfter.variants).map((v) => [v.label, v.before, v.ms, `${v.ratio}x`, v.protectorInvalidated ? 'yes' : 'no']));
     out.push('', `The kernel: ${kernelRounds.toLocaleString('en-US')} rounds of a dot product plus an axpy over two module-level Float64Array(1000), warmed up, timed, then the operation, then timed again in the same process; after / before is the median over ${kernelTrials} fresh ${kernelTrials === 1 ? 'process' : 'processes'} of each process's own ratio.`);
   }
   table('Targets', ['', 'measured', 'target', ''], targets.map((t) => [t.name, t.value, t.limit, t.met ? 'met' : '**missed**']));
-  out.push('', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; ${trials} trials per figure, each in a fresh process.`);
+  out.push('', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; ${trials} trials per figure${layouts && layoutTrials !== trials ? ` (layouts: ${layoutTrials} per layout)` : ''}, each in a fresh process.`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
 if (check && targets.some((t) => !t.met)) process.exitCode = 1;

@@ -1,10 +1,11 @@
 // One benchmark trial, in a fresh process: `node --expose-gc bench/trial.mjs '<spec as JSON>'`.
-// Prints one JSON line: { ns } (nanoseconds per operation) plus what the case adds; kernelAfter
-// prints { ms } after a line of its own (see there). Run by bench/run.mjs, which repeats trials,
+// Prints one JSON line: { ns } (nanoseconds per operation) plus what the case adds (layouts: a
+// row per layout instead); kernelAfter prints { ms } after a line of its own (see there). Run by bench/run.mjs, which repeats trials,
 // interleaves them and takes medians.
 import { createRequire } from 'node:module';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { MemoryPool } from 'slabpool';
+import { FirstFit } from './first-fit.mjs';
 
 const require = createRequire(import.meta.url);
 const spec = JSON.parse(process.argv[2]);
@@ -20,8 +21,13 @@ function rng(seed) {
   };
 }
 
-/** Runs op(i) in a warmed-up loop sized to take about `budgetMs`; returns ns per call. */
-function time(op, budgetMs = spec.budgetMs ?? 250) {
+let timedCalls = 0; // the calls of time()'s last timed loop
+
+/**
+ * Runs op(i) in a warmed-up loop sized to take about `budgetMs`; returns ns per call.
+ * `beforeTimed()` runs just before the timed loop (to read counters over that loop alone).
+ */
+function time(op, budgetMs = spec.budgetMs ?? 250, beforeTimed = () => {}) {
   let n = 1000;
   for (;;) {
     const t0 = process.hrtime.bigint();
@@ -29,12 +35,48 @@ function time(op, budgetMs = spec.budgetMs ?? 250) {
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (ms > budgetMs / 10 || n >= 1e8) {
       const total = Math.max(n, Math.ceil((n * budgetMs) / Math.max(ms, 1e-3)));
+      beforeTimed();
+      timedCalls = total;
       const t1 = process.hrtime.bigint();
       for (let i = 0; i < total; i++) op(i);
       return Number(process.hrtime.bigint() - t1) / total;
     }
     n *= 4;
   }
+}
+
+/**
+ * Calls op(i) for about `ms`. An operation that is slow while cold (the magazine's refill and
+ * flush and the engine's loops: ~20 us a call until V8 optimises them) would otherwise be timed
+ * partly in V8's lower tiers, as time()'s own warm-up is sized for operations of nanoseconds.
+ */
+function warmUp(op, ms) {
+  const end = process.hrtime.bigint() + BigInt(Math.round(ms * 1e6));
+  for (let i = 0; process.hrtime.bigint() < end; i++) op(i);
+}
+
+/**
+ * time() for operations that may take anything from nanoseconds to milliseconds (a first-fit walk
+ * over a fragmented pool): batches that double from one call warm up for a quarter of
+ * `budgetMs`, then a loop sized from the last batch takes about the rest. Returns ns per call.
+ */
+function timeWithin(op, budgetMs) {
+  let n = 1;
+  let spent = 0;
+  let perCall = 0;
+  let i = 0;
+  while (spent < budgetMs / 4) {
+    const t0 = process.hrtime.bigint();
+    for (let j = 0; j < n; j++) op(i++);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    spent += ms;
+    perCall = ms / n;
+    n *= 2;
+  }
+  const total = Math.max(1, Math.ceil((budgetMs * 3) / 4 / Math.max(perCall, 1e-6)));
+  const t1 = process.hrtime.bigint();
+  for (let j = 0; j < total; j++) op(i++);
+  return Number(process.hrtime.bigint() - t1) / total;
 }
 
 function acquireRelease({ variant, blockLength }) {
@@ -89,16 +131,22 @@ function typedarrayPoolApi({ variant, pattern }) {
   });
 }
 
-function getRun({ backend, k, n }) {
-  const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
+/** Takes every block of a new pool, then returns a seeded random half: 50 % random occupancy. */
+function randomHalf(pool, seed) {
+  const n = pool.numBlocks;
   const blocks = [];
   for (let i = 0; i < n; i++) blocks.push(pool.getBlock());
-  const random = rng(42);
+  const random = rng(seed);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [blocks[i], blocks[j]] = [blocks[j], blocks[i]];
   }
   for (let i = 0; i < n / 2; i++) pool.returnBlock(blocks[i]);
+}
+
+function getRun({ backend, k, n }) {
+  const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
+  randomHalf(pool, 42);
   let found = 0;
   let calls = 0;
   const ns = time(() => {
@@ -115,17 +163,298 @@ function getRun({ backend, k, n }) {
 }
 
 /**
+ * getBlock+returnBlock on a fragmented pool with the default options: 1000 blocks, all taken, a
+ * seeded random half returned. Every return then leaves fragmentation above the auto-coalesce
+ * threshold; `coalesces` is stats().coalesces per pair over the timed loop.
+ */
+function fragmented({ backend, warmupMs }) {
+  const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend });
+  randomHalf(pool, 1);
+  const fragmentation = pool.getFragmentation();
+  const pair = (i) => {
+    const b = pool.getBlock();
+    b[0] = i;
+    pool.returnBlock(b);
+  };
+  warmUp(pair, warmupMs);
+  let coalesces0 = 0;
+  const ns = time(
+    pair,
+    undefined,
+    () => {
+      coalesces0 = pool.stats().coalesces;
+    },
+  );
+  const coalesces = (pool.stats().coalesces - coalesces0) / timedCalls;
+  pool.check();
+  return { ns, coalesces, fragmentation };
+}
+
+/** Long enough for getRun(64) with room to split; the adversarial layout's one long free run. */
+const LONG_RUN = 128;
+
+/** The operations timed on every layout; each leaves the pool's free blocks as it found them. */
+const LAYOUT_OPS = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
+
+/**
+ * One (backend, n): one pool with the default options, n blocks; for each layout (seeds 1..seeds
+ * of 50 % random occupancy, then the adversarial one) each operation timed for `budgetMs`. A
+ * getRun must find a run exactly when k <= largestFreeRun, and no operation may change the free
+ * blocks or the largest free run; pool.check() runs at the end. Every operation is first warmed
+ * up for `warmupMs` on the first layout.
+ *
+ * A layout is made on the same pool, not a new one: every free block is taken (the pool is then
+ * full), then the layout's free blocks are returned. A random layout frees the first half of the
+ * blocks in a seeded shuffle of index order, as randomHalf does on a new pool; the adversarial
+ * one frees every other block of the lower half (n / 4 free runs of one block) and the top
+ * LONG_RUN blocks, so that a getRun(k >= 2) that scans runs from the lowest passes every short run
+ * before it reaches the long one. (A new 1e6-block pool per layout would spend seconds creating
+ * its views and collecting the last pool's.)
+ */
+function layouts({ backend, n, seeds, budgetMs, warmupMs }) {
+  const t0 = process.hrtime.bigint();
+  const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
+  const views = [];
+  for (let i = 0; i < n; i++) views.push(pool.getBlock());
+  views.sort((a, b) => pool.indexOf(a) - pool.indexOf(b));
+  const results = [];
+  let buildNs = 0;
+  const names = [...Array.from({ length: seeds }, (_, s) => `seed ${s + 1}`), 'adversarial'];
+  for (const name of names) {
+    const b0 = process.hrtime.bigint();
+    for (let free = pool.stats().freeBlocks; free > 0; free--) pool.getBlock();
+    if (name === 'adversarial') {
+      for (let i = 0; i < n / 2; i += 2) pool.returnBlock(views[i]);
+      for (let i = n - LONG_RUN; i < n; i++) pool.returnBlock(views[i]);
+    } else {
+      const order = views.slice();
+      const random = rng(Number(name.slice(5)));
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      for (let i = 0; i < n / 2; i++) pool.returnBlock(order[i]);
+    }
+    buildNs += Number(process.hrtime.bigint() - b0);
+    const { freeBlocks, largestFreeRun } = pool.stats();
+    const row = { name, freeBlocks, largestFreeRun, ns: {}, found: {} };
+    for (const op of LAYOUT_OPS) {
+      const k = op === 'getBlock' ? 1 : op === 'largest' ? largestFreeRun : Number(op.slice(1));
+      let calls = 0;
+      let found = 0;
+      const timed =
+        op === 'getBlock'
+          ? (i) => {
+              calls++;
+              const b = pool.getBlock();
+              b[0] = i;
+              pool.returnBlock(b);
+              found++;
+            }
+          : (i) => {
+              calls++;
+              const run = pool.getRun(k);
+              if (run !== null) {
+                found++;
+                run[0] = i;
+                pool.returnBlock(run);
+              }
+            };
+      if (results.length === 0) {
+        warmUp(timed, warmupMs);
+        calls = found = 0;
+      }
+      row.ns[op] = timeWithin(timed, budgetMs);
+      row.found[op] = found / calls;
+      const expected = k <= largestFreeRun ? 1 : 0;
+      if (row.found[op] !== expected) {
+        throw new Error(`${backend} ${n} ${name} ${op}: found a run in ${found} of ${calls} calls, expected ${expected ? 'all' : 'none'} (largest free run ${largestFreeRun})`);
+      }
+      const after = pool.stats();
+      if (after.freeBlocks !== freeBlocks || after.largestFreeRun !== largestFreeRun) {
+        throw new Error(`${backend} ${n} ${name} ${op} changed the layout: ${after.freeBlocks} free blocks (was ${freeBlocks}), largest run ${after.largestFreeRun} (was ${largestFreeRun})`);
+      }
+    }
+    results.push(row);
+  }
+  const c0 = process.hrtime.bigint();
+  pool.check();
+  const checkMs = Number(process.hrtime.bigint() - c0) / 1e6;
+  return { layouts: results, buildMs: buildNs / 1e6, checkMs, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
+}
+
+const GET_BLOCK = 0;
+const GET_RUN = 1;
+const RETURN = 2;
+
+/**
+ * The churn trace: `operations` steps, each a getBlock, a getRun(k) with k from 2 to 32, or the
+ * return of a random live allocation. The target occupancy is a triangle wave from 30 % to 90 % of
+ * `blocks` and back every `period` steps; below the target a step allocates with probability
+ * 0.6, above it 0.4 (half getBlock, half getRun), so occupancy follows the wave. The trace is
+ * made as if every allocation succeeded, so that every allocator runs exactly the same steps: a
+ * return of an allocation that failed does nothing. Allocation j is the j-th get of the trace.
+ */
+function churnTrace({ seed, operations, blocks, period }) {
+  const random = rng(seed);
+  const kind = new Uint8Array(operations);
+  const arg = new Int32Array(operations); // the allocation a step makes or returns
+  const sizes = new Int32Array(operations); // per allocation, its blocks (the k of a getRun)
+  const live = new Int32Array(operations);
+  let liveCount = 0;
+  let allocations = 0;
+  let used = 0;
+  for (let i = 0; i < operations; i++) {
+    const phase = (i % period) / period;
+    const target = blocks * (0.3 + 0.6 * (phase < 0.5 ? 2 * phase : 2 - 2 * phase));
+    if (liveCount === 0 || random() < (used < target ? 0.6 : 0.4)) {
+      const k = random() < 0.5 ? 1 : 2 + Math.floor(random() * 31);
+      kind[i] = k === 1 ? GET_BLOCK : GET_RUN;
+      arg[i] = allocations;
+      sizes[allocations] = k;
+      live[liveCount++] = allocations++;
+      used += k;
+    } else {
+      const j = Math.floor(random() * liveCount);
+      const id = live[j];
+      live[j] = live[--liveCount];
+      kind[i] = RETURN;
+      arg[i] = id;
+      used -= sizes[id];
+    }
+  }
+  return { kind, arg, sizes, allocations };
+}
+
+/** Between timed chunks of this many steps, fragmentation and occupancy are sampled. */
+const CHURN_CHUNK = 1000;
+
+/**
+ * The churn trace on a pool with the default options (variant native or js) or on the bench's
+ * textbook first fit (variant firstFit, bench/first-fit.mjs). The first `warmup` steps run first
+ * on a pool of their own, for the JIT. Timing covers the steps alone, chunk by chunk; sampling
+ * happens between chunks.
+ */
+function churn({ variant, seed, operations, blocks, period, warmup }) {
+  const trace = churnTrace({ seed, operations, blocks, period });
+  if (variant === 'firstFit') return churnFirstFit(trace, blocks, operations);
+  const run = (pool, held, from, to, failed) => {
+    const { kind, arg, sizes } = trace;
+    for (let i = from; i < to; i++) {
+      const op = kind[i];
+      const id = arg[i];
+      if (op === RETURN) {
+        const view = held[id];
+        if (view !== null) pool.returnBlock(view);
+        held[id] = null;
+      } else {
+        const view = op === GET_BLOCK ? pool.getBlock() : pool.getRun(sizes[id]);
+        if (view === null) failed[op]++;
+        else view[0] = i;
+        held[id] = view;
+      }
+    }
+  };
+  const make = () => new MemoryPool({ blockSize: 100, numBlocks: blocks, backend: variant });
+  const warm = make();
+  run(warm, new Array(trace.allocations).fill(null), 0, Math.min(warmup, operations), [0, 0]);
+  warm.destroy();
+  globalThis.gc();
+
+  const pool = make();
+  const held = new Array(trace.allocations).fill(null);
+  const failed = [0, 0];
+  let ns = 0;
+  let fragmentation = 0;
+  let occupancy = 0;
+  let samples = 0;
+  for (let from = 0; from < operations; from += CHURN_CHUNK) {
+    const to = Math.min(operations, from + CHURN_CHUNK);
+    const t0 = process.hrtime.bigint();
+    run(pool, held, from, to, failed);
+    ns += Number(process.hrtime.bigint() - t0);
+    fragmentation += pool.getFragmentation();
+    occupancy += pool.getEfficiency();
+    samples++;
+  }
+  const stats = pool.stats();
+  if (stats.failures !== failed[GET_BLOCK] + failed[GET_RUN]) throw new Error(`churn: the pool counts ${stats.failures} failures, the trace ${failed}`);
+  pool.check();
+  return {
+    ns: ns / operations,
+    fragmentation: fragmentation / samples,
+    occupancy: occupancy / samples,
+    getRunFailures: failed[GET_RUN],
+    getBlockFailures: failed[GET_BLOCK],
+    getRuns: trace.kind.reduce((c, op) => c + (op === GET_RUN), 0),
+    coalesces: stats.coalesces,
+  };
+}
+
+/** The churn trace on the textbook first fit; the same sampling, and the same chunked timing. */
+function churnFirstFit(trace, blocks, operations) {
+  const { kind, arg, sizes } = trace;
+  const ff = new FirstFit(blocks);
+  const start = new Int32Array(trace.allocations).fill(-1);
+  const failed = [0, 0];
+  let ns = 0;
+  let fragmentation = 0;
+  let occupancy = 0;
+  let samples = 0;
+  for (let from = 0; from < operations; from += CHURN_CHUNK) {
+    const to = Math.min(operations, from + CHURN_CHUNK);
+    const t0 = process.hrtime.bigint();
+    for (let i = from; i < to; i++) {
+      const op = kind[i];
+      const id = arg[i];
+      if (op === RETURN) {
+        if (start[id] >= 0) ff.release(start[id], sizes[id]);
+        start[id] = -1;
+      } else {
+        const p = op === GET_BLOCK ? ff.getBlock() : ff.getRun(sizes[id]);
+        if (p < 0) failed[op]++;
+        start[id] = p;
+      }
+    }
+    ns += Number(process.hrtime.bigint() - t0);
+    fragmentation += ff.fragmentation();
+    occupancy += (100 * (blocks - ff.freeBlocks)) / blocks;
+    samples++;
+  }
+  return {
+    ns: ns / operations,
+    fragmentation: fragmentation / samples,
+    occupancy: occupancy / samples,
+    getRunFailures: failed[GET_RUN],
+    getBlockFailures: failed[GET_BLOCK],
+    getRuns: kind.reduce((c, op) => c + (op === GET_RUN), 0),
+  };
+}
+
+/**
  * One construction per process, as a program makes its pool: after a small pool has loaded the
  * backend and compiled the code, time `new MemoryPool` once. (For pools of hundreds of MB, V8
- * answers the new ArrayBuffer memory with a full GC, which may land inside this window.)
+ * answers the new ArrayBuffer memory with a full GC, which may land inside this window.) Variant
+ * newArrayBuffer times V8's own `new ArrayBuffer` of the pool's bytes (n * stride) the same way:
+ * the floor under any pool whose memory V8 accounts for.
  */
-function construct({ backend, n }) {
-  new MemoryPool({ blockSize: 100, numBlocks: 10, backend }).destroy();
+function construct({ backend, n, variant }) {
+  const small = new MemoryPool({ blockSize: 100, numBlocks: 10, backend: backend ?? 'js' });
+  const stride = small.stats().stride;
+  small.destroy();
+  if (variant === 'newArrayBuffer') {
+    sink += new ArrayBuffer(10 * stride).byteLength;
+    const t0 = process.hrtime.bigint();
+    const buffer = new ArrayBuffer(n * stride);
+    const ns = Number(process.hrtime.bigint() - t0);
+    sink += buffer.byteLength;
+    return { ns, bytes: n * stride };
+  }
   const t0 = process.hrtime.bigint();
   const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
   const ns = Number(process.hrtime.bigint() - t0);
   sink += pool.numBlocks;
-  return { ns };
+  return { ns, bytes: n * stride };
 }
 
 async function steadyState({ variant, cycles }) {
@@ -266,6 +595,15 @@ switch (spec.case) {
     break;
   case 'construct':
     result = construct(spec);
+    break;
+  case 'fragmented':
+    result = fragmented(spec);
+    break;
+  case 'layouts':
+    result = layouts(spec);
+    break;
+  case 'churn':
+    result = churn(spec);
     break;
   case 'steadyState':
     result = await steadyState(spec);

@@ -9,10 +9,16 @@ const root = path.resolve(__dirname, '..');
 const node = (args: string[]) => spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', timeout: 120_000 });
 
 describe('npm run bench -- --json', () => {
-  it('prints exactly one JSON object with every figure the README and the targets use', () => {
-    const run = node([path.join('bench', 'run.mjs'), '--smoke', '--json']);
+  it('prints exactly one JSON object with every figure the README and the targets use', { timeout: 240_000 }, () => {
+    // The command itself, build step included (after npm test's build it compiles nothing, so
+    // dist/ is not rewritten under the suites running beside this one).
+    const run = spawnSync('npm', ['run', 'bench', '--', '--smoke', '--json'], { cwd: root, encoding: 'utf8', timeout: 240_000, shell: process.platform === 'win32' });
     expect(run.status, run.stderr).toBe(0);
-    const report = JSON.parse(run.stdout); // the whole of stdout: one object, nothing else
+    expect(run.stderr).toMatch(/^slabpool: native addon (up to date|built)/m); // build-native's line, on stderr
+    // npm 10 and 11 print their banner on stdout (npm run -s bench hides it); then the whole of
+    // stdout is one JSON object, nothing else.
+    const banner = /^\n> slabpool@\S+ bench\n> node bench\/run\.mjs --build --smoke --json\n\n/;
+    const report = JSON.parse(run.stdout.replace(banner, ''));
     const number = expect.any(Number);
     const variants = ['floor', 'newFloat64Array', 'typedarrayPool', ...BACKENDS];
     expect(Object.keys(report.acquireRelease).sort()).toEqual([...variants].sort());
@@ -24,6 +30,43 @@ describe('npm run bench -- --json', () => {
       for (const k of ['k1', 'k8', 'k64']) expect(report.getRun[b][k]).toEqual({ '1e3': number, '1e6': number });
     }
     expect(report.steadyState.newFloat64Array.cycles).toBe(10_000);
+    expect(report.construct.newArrayBuffer).toEqual({ '1e3': number, '1e6': number });
+    // A fragmented pool's getBlock+returnBlock, beside the floor of the same run.
+    expect(Object.keys(report.fragmented).sort()).toEqual(['floor', ...BACKENDS].sort());
+    for (const b of BACKENDS) expect(report.fragmented[b]).toEqual({ ns: number, coalesces: number, fragmentation: number });
+    // Layouts: per backend, size and operation, the median and worst over layouts.
+    const ops = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
+    expect(report.layouts).toMatchObject({ seeds: 2, budgetMs: 1 });
+    expect(Object.keys(report.layouts).sort()).toEqual(['seeds', 'budgetMs', 'trialSeconds', ...BACKENDS].sort());
+    const layoutNames = ['seed 1', 'seed 2', 'adversarial'];
+    for (const b of BACKENDS) {
+      expect(Object.keys(report.layouts[b])).toEqual(['1e3', '1e5', '1e6']);
+      expect(Object.keys(report.layouts.trialSeconds[b])).toEqual(['1e3', '1e5', '1e6']);
+      for (const size of ['1e3', '1e5', '1e6']) {
+        expect(Object.keys(report.layouts[b][size])).toEqual(ops);
+        for (const op of ops) {
+          const row = report.layouts[b][size][op];
+          expect(row).toEqual({ median: number, worst: number, worstLayout: expect.any(String), adversarial: number, found: number, ...(op === 'largest' ? { kRange: [number, number] } : {}) });
+          expect(layoutNames).toContain(row.worstLayout);
+          expect(row.worst).toBeGreaterThanOrEqual(row.median);
+          expect(row.found).toBeGreaterThanOrEqual(0);
+          expect(row.found).toBeLessThanOrEqual(1);
+        }
+        // Every layout has a free block and a largest free run to find.
+        for (const op of ['getBlock', 'k1', 'largest']) expect(report.layouts[b][size][op].found).toBe(1);
+      }
+    }
+    // Churn: one trace for every allocator; both backends place blocks alike.
+    expect(report.churn).toMatchObject({ seed: 1, operations: 20_000, blocks: 1000, period: 10_000, warmup: 2000 });
+    for (const v of [...BACKENDS, 'firstFit']) {
+      expect(report.churn[v]).toEqual({ ns: number, fragmentation: number, occupancy: number, getRunFailures: number, getBlockFailures: number, getRuns: number });
+      expect(report.churn[v].getRuns).toBe(report.churn.js.getRuns);
+      expect(report.churn[v].occupancy).toBeGreaterThan(30);
+    }
+    for (const b of BACKENDS) {
+      expect(report.churn[b].fragmentation).toBe(report.churn.js.fragmentation);
+      expect(report.churn[b].getRunFailures).toBe(report.churn.js.getRunFailures);
+    }
     for (const pattern of ['same', 'random']) {
       expect(Object.keys(report.compat[pattern]).sort()).toEqual(['typedarrayPool', ...BACKENDS].sort());
       for (const v of Object.values(report.compat[pattern])) expect(v).toBeGreaterThan(0);
@@ -46,7 +89,9 @@ describe('npm run bench -- --json', () => {
       [...BACKENDS.flatMap((b) => [`kernel after ${b} destroy() / before it`, `kernel after ${b} trim() / before it`]), 'kernel after compat clearCache() / before it', "kernel after compat's trim policy / before it"].sort(),
     );
     for (const t of kernelTargets) expect(t.limit).toBe('<= 1.15');
-    expect(report.targets.length).toBe(BACKENDS.length * 11 + kernelTargets.length);
+    // Per backend: 3 acquireRelease, 2 steadyState, 2 compat, 2 construct, 3 getRun, 1 fragmented,
+    // 8 layouts, 2 churn placement; and churn speed, js's own and native's over js's.
+    expect(report.targets.length).toBe(BACKENDS.length * 24 + kernelTargets.length);
     for (const t of report.targets) expect(t).toEqual({ name: expect.any(String), value: number, limit: expect.any(String), met: expect.any(Boolean) });
     expect(report.machine).toMatchObject({ node: process.version, cores: number });
   });
