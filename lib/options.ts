@@ -79,8 +79,8 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * a return that leaves fragmentation above the threshold coalesces if the rule is armed, and
    * disarms it; the rule is re-armed at the next change to the allocator core (a magazine refill
    * or flush, a run taken or given back, growth, trim) after which fragmentation is within the
-   * threshold, or after which as many blocks as the pool holds have passed through the allocator
-   * core since that coalesce. Coalescing never moves a live block, so a pool that stays
+   * threshold, or after which four times the magazine's capacity in blocks (at most 256) have
+   * passed through the allocator core since that coalesce. Coalescing never moves a live block, so a pool that stays
    * fragmented would gain nothing from coalescing on every return: it coalesces once, and again
    * only when there is something new to pack low. Fragmentation is judged here without counting
    * the magazine's cached blocks in any run (O(1), no call into C++), so the pool may coalesce

@@ -28,6 +28,8 @@ import { INDEX, MARK, POOL, RUN_LENGTH, ViewState, ViewTable, isArrayOf, mark, s
  */
 
 let poolSerial = 0;
+/** Magazines' worth of blocks through the engine after which auto-coalescing re-arms (auto-coalesce.ts). */
+const REARM_MAGAZINES = 4;
 // The hot path's mark symbol as a module constant: CommonJS output reads an imported binding
 // from its module object on every use.
 const HOT_MARK: typeof MARK = MARK;
@@ -486,8 +488,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /**
    * Called after every change to the engine (the only time its largest free run, and so the
    * gate, can change), with the blocks it took or was given: re-arms auto-coalescing when the
-   * engine's figures show fragmentation within the threshold, or once as many blocks as the pool
-   * holds have moved since the last automatic coalesce; then sets the gate. O(1).
+   * engine's figures show fragmentation within the threshold, or once four magazines' worth of
+   * blocks have moved since the last automatic coalesce; then sets the gate. O(1).
    */
   #engineChanged(moved: number): void {
     const largest = this.#counters[Counter.Largest]!;
@@ -499,7 +501,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const gate = this.#gate;
     if (!this.#armed) {
       this.#moved += moved;
-      if (this.#inUse >= gate || this.#moved >= this.#capacity) this.#armed = true;
+      if (this.#inUse >= gate || this.#moved >= REARM_MAGAZINES * this.#stackCap) this.#armed = true;
     }
     this.#gateInUse = this.#armed ? gate : -Infinity;
   }

@@ -175,7 +175,7 @@ export class Model {
   engineChanged(moved: number, taken?: readonly [number, number]): void {
     if (this.armed) return;
     this.moved += moved;
-    if (this.engineFragmentation(taken) <= this.threshold || this.moved >= this.capacity) this.armed = true;
+    if (this.engineFragmentation(taken) <= this.threshold || this.moved >= 4 * this.magazineCapacity) this.armed = true;
   }
 
   /** Refill: the lowest engine-free blocks, up to capacity / 16 (at most 16), the lowest on top. */
