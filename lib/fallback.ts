@@ -38,6 +38,30 @@ function ctz32(word: number): number {
   return 31 - Math.clz32(word & -word);
 }
 
+/** The bits of word j >>> 5 that [j, end) covers, and how many: a word at a time over a range of bits. */
+function wordMask(j: number, end: number): number {
+  const n = Math.min(32 - (j & 31), end - j);
+  return n === 32 ? -1 : ((1 << n) - 1) << (j & 31);
+}
+
+/** Sets (or clears) bits [a, a + k) of a bitmap, a word at a time. */
+function setBits(used: Uint32Array, a: number, k: number, on: boolean): void {
+  for (let j = a, end = a + k; j < end; j = (j | 31) + 1) {
+    const mask = wordMask(j, end);
+    if (on) used[j >>> 5]! |= mask;
+    else used[j >>> 5]! &= ~mask;
+  }
+}
+
+/** The first bit of [a, a + k) that is clear, or -1 when all are set. */
+function firstClear(used: Uint32Array, a: number, k: number): number {
+  for (let j = a, end = a + k; j < end; j = (j | 31) + 1) {
+    const clear = ~used[j >>> 5]! & wordMask(j, end);
+    if (clear !== 0) return (j & ~31) + ctz32(clear);
+  }
+  return -1;
+}
+
 /** The `detach` option's release: every view on `buffer` gets length 0. */
 function detach(buffer: ArrayBuffer): void {
   // Node 20 has no ArrayBuffer.prototype.transfer; a transferring structuredClone moves the
@@ -438,7 +462,7 @@ export class JsEngine implements Engine {
 
   /** Allocates the first `take` blocks of the free run [a, a+len): its start moves to a + take (or it goes). */
   #takeFromRun(slab: Slab, a: number, len: number, take: number): void {
-    for (let j = a; j < a + take; j++) slab.used[j >>> 5]! |= 1 << (j & 31);
+    setBits(slab.used, a, take, true);
     if (len > take) this.#setRun(slab, a + take, len - take);
     this.#shrank(slab, a, len);
     if (len > take) this.#grew(slab, a + take, len - take);
@@ -451,10 +475,9 @@ export class JsEngine implements Engine {
     const slab = this.#slabAt(idx);
     const a = idx - slab.start;
     if (!(Number.isInteger(k) && k >= 1 && a + k <= slab.blocks)) throw internalError(`release of ${k} blocks from ${idx}`);
-    for (let j = a; j < a + k; j++) {
-      if (!this.#isUsed(slab, j)) throw internalError(`block ${slab.start + j} is already free`);
-    }
-    for (let j = a; j < a + k; j++) slab.used[j >>> 5]! &= ~(1 << (j & 31));
+    const free = firstClear(slab.used, a, k);
+    if (free >= 0) throw internalError(`block ${slab.start + free} is already free`);
+    setBits(slab.used, a, k, false);
     const left = a > 0 && !this.#isUsed(slab, a - 1) ? slab.tags[a - 1]! : 0;
     const right = a + k < slab.blocks && !this.#isUsed(slab, a + k) ? slab.tags[a + k]! : 0;
     // The merged run starts at a - left; the right neighbour's start (if any) is gone.

@@ -8,7 +8,7 @@ import { checkPool } from './pool-check.js';
 import { SlotTable } from './slots.js';
 import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats.js';
 import { requireInteger, validateOptions } from './validate.js';
-import { INDEX, MARK, POOL, RUN_LENGTH, ViewState, ViewTable, isArrayOf, mark, stateOf, type PoolView } from './views.js';
+import { INDEX, MARK, POOL, RUN, ViewState, ViewTable, isArrayOf, mark, stateOf, type PoolView } from './views.js';
 
 /*
  * The public pool: policy over an Engine (engine.ts). Its parts, one file each:
@@ -208,9 +208,10 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
         this.#releaseBlock(block);
         return;
       }
-      // A run view carries the run mark exactly while its run is live (getRun sets it, a return clears it).
-      if (m === this.#runMark) {
-        this.#releaseRun(-1 - (block as PoolView)[INDEX]!, block);
+      // A run view's record carries the run mark exactly while its run is live (getRun sets it, a return clears it).
+      const run = (block as PoolView)[RUN];
+      if (run !== undefined && run.mark === this.#runMark) {
+        this.#releaseRun(run.start, block);
         return;
       }
     }
@@ -247,7 +248,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#runBlocks += k;
     this.#liveRuns++;
     const view = this.#views.run(start, k);
-    view[HOT_MARK] = this.#runMark;
+    view[RUN]!.mark = this.#runMark;
     return view as T;
   }
 
@@ -276,9 +277,10 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#live('indexOf');
     if (!isArrayOf(block, this.#typeName)) throw invalidType('block', this.#typeName, block);
     const view = block as PoolView;
+    const run = view[RUN];
+    if (run !== undefined) return run.pool === this.#id && this.#views.runAt(run.start) === block ? run.start : -1;
     const index = view[INDEX];
     if (view[POOL] !== this.#id || index === undefined || Number.isNaN(index)) return -1;
-    if (index < 0) return this.#views.runAt(-1 - index) === block ? -1 - index : -1;
     return this.#views.block(index) === block ? index : -1;
   }
 
@@ -466,8 +468,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   #releaseRun(start: number, view: PoolView): void {
-    const k = view[RUN_LENGTH]!;
-    view[HOT_MARK] = ViewState.Free;
+    const run = view[RUN]!;
+    const k = run.length;
+    run.mark = ViewState.Free;
     if (this.#poisonNaN) (view as Float64Array).fill(NaN); // float types only (validated)
     this.#engine.releaseRun(start, k);
     this.#states.fill(BlockState.Free, start, start + k);
@@ -568,12 +571,13 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const view = block as PoolView;
     const why = this.#foreignReason(view);
     if (why !== null) throw foreignBlock('block', block, why);
-    const index = view[INDEX]!;
-    if (index < 0) {
-      const start = -1 - index;
+    const run = view[RUN];
+    if (run !== undefined) {
+      const start = run.start;
       if (this.#states[start] === BlockState.RunStart && this.#views.runAt(start) === block) return this.#releaseRun(start, view);
       throw doubleReturn('block', start);
     }
+    const index = view[INDEX]!;
     // A view of this pool with an index is the one made for its block.
     if (view[MARK] === this.#leasedMark) return this.#releaseLeased(index, view);
     throw doubleReturn('block', index);
@@ -581,6 +585,12 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
 
   /** Why a typed array of the pool's type is not a view this pool keeps (ERR_SLABPOOL_FOREIGN_BLOCK), or null when it is one. */
   #foreignReason(view: PoolView): string | null {
+    const run = view[RUN];
+    if (run !== undefined) {
+      if (run.pool !== this.#id) return 'it belongs to another pool';
+      if (Number.isNaN(run.start)) return 'its memory was released by trim() or destroy()';
+      return null;
+    }
     const index = view[INDEX];
     if (index === undefined) return this.#slots.holds(view.buffer) ? 'it is a subarray of pool memory; return the block itself' : 'it was not created by this pool';
     if (view[POOL] !== this.#id) return 'it belongs to another pool';

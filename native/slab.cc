@@ -103,6 +103,28 @@ namespace {
 
 inline bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+// The bits of word j >> 5 that [j, end) covers: a word at a time over a range of bits.
+inline uint32_t word_mask(uint32_t j, uint32_t end) {
+  uint32_t n = std::min(32u - (j & 31), end - j);
+  return n == 32 ? ~0u : ((1u << n) - 1) << (j & 31);
+}
+
+// Sets (or clears) bits [a, a + k) of a bitmap.
+inline void set_bits(uint32_t* used, uint32_t a, uint32_t k, bool on) {
+  for (uint32_t j = a, end = a + k; j < end; j = (j | 31) + 1) {
+    if (on) used[j >> 5] |= word_mask(j, end);
+    else used[j >> 5] &= ~word_mask(j, end);
+  }
+}
+
+// True if every bit of [a, a + k) is set.
+inline bool all_set(const uint32_t* used, uint32_t a, uint32_t k) {
+  for (uint32_t j = a, end = a + k; j < end; j = (j | 31) + 1) {
+    if ((~used[j >> 5] & word_mask(j, end)) != 0) return false;
+  }
+  return true;
+}
+
 // slab_blocks if the geometry is valid, else 0 (and the run index then gets no tables).
 uint32_t ValidSlabBlocks(size_t stride, size_t alignment, uint32_t slab_blocks) {
   if (!is_power_of_two(alignment) || alignment < 8 || alignment > 4096) return 0;
@@ -398,7 +420,7 @@ int64_t Allocator::lowest_free(int64_t from) const {
 }
 
 void Allocator::take_from_run(Slab& s, uint32_t a, uint32_t len, uint32_t take) {
-  for (uint32_t j = a; j < a + take; j++) s.used[j >> 5] |= 1u << (j & 31);
+  set_bits(s.used, a, take, true);
   if (len > take) set_run(s, a + take, len - take);
   shrank(s, a, len);
   if (len > take) grew(s, a + take, len - take);
@@ -412,10 +434,8 @@ bool Allocator::release_range(int64_t index, uint32_t k) {
   Slab& s = *sp;
   uint32_t a = static_cast<uint32_t>(index - s.start);
   if (k > s.blocks - a) return false;
-  for (uint32_t j = a; j < a + k; j++) {
-    if (!s.is_used(j)) return false;
-  }
-  for (uint32_t j = a; j < a + k; j++) s.used[j >> 5] &= ~(1u << (j & 31));
+  if (!all_set(s.used, a, k)) return false;
+  set_bits(s.used, a, k, false);
   uint32_t left = (a > 0 && !s.is_used(a - 1)) ? s.tags[a - 1] : 0;
   uint32_t right = (a + k < s.blocks && !s.is_used(a + k)) ? s.tags[a + k] : 0;
   // The merged run starts at a - left; the right neighbour's start (if any) is gone.
