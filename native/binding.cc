@@ -247,9 +247,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
     size_t argc = n;
     if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
     void* data = nullptr;
-    napi_valuetype type = napi_undefined;
-    if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external || napi_get_value_external(env, argv[0], &data) != napi_ok ||
-        data == nullptr) {
+    // napi_get_value_external refuses (napi_invalid_arg) anything that is not an External.
+    if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || data == nullptr) {
       InternalError(Napi::Env(env), "argument 0 must be an engine's handle").ThrowAsJavaScriptException();
       return nullptr;
     }
@@ -287,12 +286,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return nullptr;
   }
 
-  static napi_value Undefined(napi_env env) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    return undefined;
-  }
-
   // acquire(max): takes up to max lowest free blocks into scratch; returns how many.
   static napi_value FastAcquire(napi_env env, napi_callback_info info) {
     napi_value argv[2];
@@ -314,7 +307,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (engine == nullptr || !FastCount(env, argv[1], &count)) return nullptr;
     bool ok = engine->allocator_->release(engine->scratch_data_, count);
     engine->Sync();
-    return ok ? Undefined(env) : FastFail(env, "release of a block that is not allocated");
+    return ok ? nullptr : FastFail(env, "release of a block that is not allocated");  // nullptr: undefined
   }
 
   // acquireRun(k): first fit; the run's start, or -1.
@@ -327,7 +320,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (start == slabpool::kRefused) return FastFail(env, "acquireRun of 0 blocks");
     engine->Sync();
     napi_value result;
-    napi_create_double(env, static_cast<double>(start), &result);
+    napi_create_int32(env, static_cast<int32_t>(start), &result);  // a block index (add_slab keeps them in int32) or -1
     return result;
   }
 
@@ -339,7 +332,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (engine == nullptr || !FastUint32(env, argv[1], 1, &start) || !FastUint32(env, argv[2], 2, &k)) return nullptr;
     if (!engine->allocator_->release_run(start, k)) return FastFail(env, "release of a run that is not allocated");
     engine->Sync();
-    return Undefined(env);
+    return nullptr;  // undefined
   }
 
  private:
