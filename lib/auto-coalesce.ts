@@ -12,9 +12,10 @@ import { fragmentationPercent } from './stats.js';
  *    joined runs), and the coalesce then makes the two figures equal (the magazine is empty).
  * 2. An automatic coalesce disarms the rule: coalescing never moves a live block, so a pool that
  *    stays fragmented would otherwise coalesce on every return (the cliff of issue 12).
- * 3. The rule is re-armed at the first change to the engine (a magazine refill or flush, a run
- *    taken or returned, growth, trim) after which either that figure is within the threshold
- *    (the pool went back below it, so a new crossing can come), or four magazines' worth of
+ * 3. The rule is re-armed by the first get (getBlock, getRun, lease) or change to the engine (a
+ *    magazine refill or flush, a run returned, growth, trim) after which either that figure is
+ *    within the threshold (the pool went back below it, so a new crossing can come), or, at a
+ *    change to the engine, four magazines' worth of
  *    blocks (4 * the magazine's capacity, at most 256) have gone through the engine since the
  *    coalesce (the magazine has turned over, so coalescing again packs different blocks low).
  *    Measured on the bench's churn trace (seeds 1 to 6, 1e6 operations on 1e4 blocks): mean

@@ -77,9 +77,9 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * Coalesce automatically when a `returnBlock` takes fragmentation above this percentage
    * (0 to 100; 100 turns it off), once per crossing. The rule, exactly (lib/auto-coalesce.ts):
    * a return that leaves fragmentation above the threshold coalesces if the rule is armed, and
-   * disarms it; the rule is re-armed at the next change to the allocator core (a magazine refill
-   * or flush, a run taken or given back, growth, trim) after which fragmentation is within the
-   * threshold, or after which four times the magazine's capacity in blocks (at most 256) have
+   * disarms it; the rule is re-armed by the next get (getBlock, getRun, lease) or change to the
+   * allocator core (a magazine refill or flush, a run given back, growth, trim) after which
+   * fragmentation is within the threshold, or by a change to the allocator core after which four times the magazine's capacity in blocks (at most 256) have
    * passed through the allocator core since that coalesce. Coalescing never moves a live block, so a pool that stays
    * fragmented would gain nothing from coalescing on every return: it coalesces once, and again
    * only when there is something new to pack low. Fragmentation is judged here without counting

@@ -98,6 +98,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #gate = -Infinity;
   /** Auto-coalescing may fire (auto-coalesce.ts): true at first, false from an automatic coalesce until re-armed. */
   #armed = true;
+  /** While disarmed, a get that leaves at least this many blocks in use re-arms (the engine's figure is then within the threshold); Infinity while armed. */
+  #rearmInUse = Infinity;
   /** Blocks taken from or given to the engine since the last automatic coalesce. */
   #moved = 0;
 
@@ -191,6 +193,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (view === undefined) return null;
     view[HOT_MARK] = this.#heldMark;
     if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
+    if (this.#inUse >= this.#rearmInUse) this.#rearm();
     this.#acquires++;
     return view as T;
   }
@@ -244,6 +247,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#states.fill(BlockState.RunBody, start + 1, start + k);
     this.#inUse += k;
     if (this.#inUse > this.#peak) this.#peak = this.#inUse;
+    if (this.#inUse >= this.#rearmInUse) this.#rearm();
     this.#acquires++;
     this.#runBlocks += k;
     this.#liveRuns++;
@@ -486,13 +490,22 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#armed = false;
     this.#moved = 0;
     this.#gateInUse = -Infinity;
+    this.#rearmInUse = this.#gate;
+  }
+
+  /** Fragmentation by the engine's figures is back within the threshold after a get: arm the rule again. */
+  #rearm(): void {
+    this.#armed = true;
+    this.#gateInUse = this.#gate;
+    this.#rearmInUse = Infinity;
   }
 
   /**
    * Called after every change to the engine (the only time its largest free run, and so the
    * gate, can change), with the blocks it took or was given: re-arms auto-coalescing when the
    * engine's figures show fragmentation within the threshold, or once four magazines' worth of
-   * blocks have moved since the last automatic coalesce; then sets the gate. O(1).
+   * blocks have moved since the last automatic coalesce; then sets the gates. O(1). (A get
+   * re-arms too when it leaves the figure within the threshold: getBlock and getRun compare.)
    */
   #engineChanged(moved: number): void {
     const largest = this.#counters[Counter.Largest]!;
@@ -507,6 +520,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       if (this.#inUse >= gate || this.#moved >= REARM_MAGAZINES * this.#stackCap) this.#armed = true;
     }
     this.#gateInUse = this.#armed ? gate : -Infinity;
+    this.#rearmInUse = this.#armed ? Infinity : gate;
   }
 
   #coalesce(): void {

@@ -207,6 +207,8 @@ export class Model {
     this.inUse += length;
     this.peak = Math.max(this.peak, this.inUse);
     this.acquires++;
+    // A get that leaves the engine's figure within the threshold re-arms the rule.
+    if (!this.armed && this.engineFragmentation() <= this.threshold) this.armed = true;
   }
 
   give(held: Held): void {

@@ -75,6 +75,25 @@ describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
       pool.check();
     });
 
+    it('auto-coalesces at every crossing, whatever the pool size (re-armed by the gets that end fragmentation)', () => {
+      // Found by a fresh-user test: a 100-block pool refilled its magazine with the last free
+      // blocks, which the engine's figures showed as 50 % fragmented, and nothing re-armed it.
+      for (const numBlocks of [16, 100, 1000]) {
+        const pool = makePool(backend, { blockSize: 1, numBlocks });
+        const blocks = Array.from({ length: numBlocks }, () => pool.getBlock()!);
+        for (let round = 1; round <= 3; round++) {
+          pool.returnBlock(blocks[3]!);
+          pool.returnBlock(blocks[9]!);
+          expect(pool.getFragmentation()).toBe(50);
+          expect(pool.stats().coalesces, `${numBlocks} blocks, round ${round}`).toBe(round);
+          blocks[3] = pool.getBlock()!;
+          blocks[9] = pool.getBlock()!;
+          expect(pool.getFragmentation()).toBe(0);
+        }
+        pool.check();
+      }
+    });
+
     it('auto-coalesces only when fragmentation is strictly above the threshold', () => {
       const pool = makePool(backend, { blockSize: 4, numBlocks: 10, autoCoalesceThreshold: 50 });
       const blocks = Array.from({ length: 10 }, () => pool.getBlock()!);
