@@ -82,11 +82,13 @@ export function outOfMemory(what: string, bytes: number): SlabpoolError {
   );
 }
 
-export function doubleReturn(name: string, index: number): SlabpoolError {
+export function doubleReturn(name: string, index: number, kind: 'block' | 'run' = 'block'): SlabpoolError {
   return withCode(
     RangeError,
     'ERR_SLABPOOL_DOUBLE_RETURN',
-    `Expected a block in use for ${name} but received block ${index}, which is free (returned twice?)`,
+    kind === 'run'
+      ? `Expected a block in use for ${name} but received the run view at block ${index}, whose run was already returned (returned twice?)`
+      : `Expected a block in use for ${name} but received block ${index}, which is free (returned twice?)`,
   );
 }
 

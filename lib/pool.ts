@@ -589,7 +589,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (run !== undefined) {
       const start = run.start;
       if (this.#states[start] === BlockState.RunStart && this.#views.runAt(start) === block) return this.#releaseRun(start, view);
-      throw doubleReturn('block', start);
+      throw doubleReturn('block', start, 'run');
     }
     const index = view[INDEX]!;
     // A view of this pool with an index is the one made for its block.

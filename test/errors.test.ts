@@ -125,7 +125,15 @@ describe.each(BACKENDS)('errors on the %s backend', (backend) => {
       const pool = makePool(backend, base);
       const run = pool.getRun(2)!;
       pool.returnBlock(run);
-      expectRejected(pool, () => pool.returnBlock(run), doubleReturn('block'));
+      expectRejected(pool, () => pool.returnBlock(run), {
+        name: 'RangeError',
+        code: 'ERR_SLABPOOL_DOUBLE_RETURN',
+        message: /^Expected a block in use for block but received the run view at block \d+, whose run was already returned \(returned twice\?\)$/,
+      });
+      // Its start handed out again as a single block: the stale run view is still refused as a run.
+      pool.coalesce();
+      pool.getBlock();
+      expectRejected(pool, () => pool.returnBlock(run), { name: 'RangeError', code: 'ERR_SLABPOOL_DOUBLE_RETURN', message: /the run view at block \d+, whose run was already returned/ });
     });
 
     it('rejects a stale single view of a block now inside a run', () => {
