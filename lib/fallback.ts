@@ -117,9 +117,11 @@ export class JsEngine implements Engine {
     if (!this.#runs.cover((slot + 1) * this.#wordsPerSlab)) return false;
     let buffer: ArrayBuffer, used: Uint32Array, tags: Int32Array;
     try {
-      buffer = new ArrayBuffer(bytes);
+      // The slab last: V8 answers that much new ArrayBuffer memory by starting a GC, after which
+      // every ArrayBuffer allocated (these two) runs a marking step or a scavenge here, ms each.
       used = new Uint32Array((blocks + 31) >>> 5);
       tags = new Int32Array(blocks);
+      buffer = new ArrayBuffer(bytes);
     } catch {
       return false;
     }
