@@ -117,10 +117,15 @@ export class JsEngine implements Engine {
     if (!this.#runs.cover((slot + 1) * this.#wordsPerSlab)) return false;
     let buffer: ArrayBuffer, used: Uint32Array, tags: Int32Array;
     try {
+      // The bitmap and the tags share one allocation: from 128 KiB on, calloc maps fresh pages
+      // that the kernel zeroes on first touch, where a smaller one (a 1e6-block bitmap) may be
+      // zeroed in the C heap, a page fault per page here.
+      const words = (blocks + 31) >>> 5;
+      const meta = new ArrayBuffer(4 * (words + blocks));
+      used = new Uint32Array(meta, 0, words);
+      tags = new Int32Array(meta, 4 * words, blocks);
       // The slab last: V8 answers that much new ArrayBuffer memory by starting a GC, after which
-      // every ArrayBuffer allocated (these two) runs a marking step or a scavenge here, ms each.
-      used = new Uint32Array((blocks + 31) >>> 5);
-      tags = new Int32Array(blocks);
+      // every ArrayBuffer allocated (the metadata) runs a marking step or a scavenge here, ms each.
       buffer = new ArrayBuffer(bytes);
     } catch {
       return false;
