@@ -35,7 +35,8 @@ export class RunIndex {
 
   /**
    * Makes the index cover `leaves` leaves (the new ones hold 0), growing its table by doubling:
-   * O(leaves) when it grows, O(1) otherwise. False, the index unchanged, if the memory cannot be had.
+   * O(leaves covered before + log size) when it grows, touching no page of the new table but
+   * theirs; O(1) otherwise. False, the index unchanged, if the memory cannot be had.
    */
   cover(leaves: number): boolean {
     if (leaves <= this.#leafCount) return true;
@@ -49,7 +50,11 @@ export class RunIndex {
         return false;
       }
       tree.set(this.#tree.subarray(this.#size, this.#size + this.#leafCount), size);
-      for (let i = size - 1; i >= 1; i--) tree[i] = Math.max(tree[2 * i]!, tree[2 * i + 1]!);
+      // Only the ancestors of the copied leaves, level by level (the rest is zero, the max of zeros,
+      // and stays untouched: native/run_index.cc says what rebuilding every node cost).
+      for (let lo = size >>> 1, hi = (size + this.#leafCount + 1) >>> 1; lo >= 1 && lo < hi; lo >>>= 1, hi = (hi + 1) >>> 1) {
+        for (let i = lo; i < hi; i++) tree[i] = Math.max(tree[2 * i]!, tree[2 * i + 1]!);
+      }
       this.#size = size;
       this.#tree = tree;
     }

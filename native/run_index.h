@@ -27,7 +27,8 @@ class RunIndex {
   RunIndex& operator=(const RunIndex&) = delete;
 
   // Covers `leaves` leaves (the new ones hold 0), growing the table by doubling (tables from
-  // os::zeroed_alloc): O(leaves) when it grows. False, the index unchanged, without memory.
+  // os::zeroed_alloc): O(leaves covered before + log size) when it grows, touching no page of the
+  // new table but theirs. False, the index unchanged, without memory.
   bool cover(size_t leaves);
   size_t leaf_count() const { return leaf_count_; }
 
