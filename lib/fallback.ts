@@ -9,8 +9,10 @@ import { MAX_BLOCKS, MAX_SLAB_BYTES } from './validate.js';
  *
  * Per slab of n blocks:
  *   used: bitmap, bit i = 1 iff block i is allocated; bits n..32*ceil(n/32)-1 are set (never free).
- *   tags: for every maximal run of free blocks [a, b]: tags[a] = tags[b] = b - a + 1.
- *         Other entries are stale. Runs never cross a slab.
+ *   tags: for every maximal run of free blocks [a, b]: tags[a] = b - a + 1, and tags[b] too
+ *         unless b = n - 1 (a right-end tag is read only through the block after it, and the
+ *         last block has none: a new slab, split from the left, never writes the far end of its
+ *         tags, a page not touched). Other entries are stale. Runs never cross a slab.
  * Whole engine:
  *   the run index (run-index.ts) has one leaf per bitmap word of every slot, leaf
  *   slot * wordsPerSlab + w holding the longest free run that starts in word w of that slot's
@@ -350,7 +352,7 @@ export class JsEngine implements Engine {
         let b = a;
         while (b + 1 < slab.blocks && !this.#isUsed(slab, b + 1)) b++;
         const len = b - a + 1;
-        if (slab.tags[a] !== len || slab.tags[b] !== len) {
+        if (slab.tags[a] !== len || (b + 1 < slab.blocks && slab.tags[b] !== len)) {
           return `free run [${idx}, ${slab.start + b}] is tagged ${slab.tags[a]} and ${slab.tags[b]}, expected ${len}`;
         }
         for (let j = a; j <= b; j++) {
@@ -503,7 +505,7 @@ export class JsEngine implements Engine {
   /** Tags the free run [a, a+len) of the slab at both ends (the caller then touches the words whose run starts changed). */
   #setRun(slab: Slab, a: number, len: number): void {
     slab.tags[a] = len;
-    slab.tags[a + len - 1] = len;
+    if (a + len < slab.blocks) slab.tags[a + len - 1] = len;
   }
 }
 

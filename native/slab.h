@@ -7,7 +7,9 @@
 // threads is SlabMemory's atomic reference count and the process-wide live-bytes counter.
 //
 // Invariants. Per slab of n blocks: used bit i = 1 iff block i is allocated (bits n..32*ceil(n/32)-1
-// set); for every maximal free run [a, b], tags[a] = tags[b] = b - a + 1; runs never cross slabs.
+// set); for every maximal free run [a, b], tags[a] = b - a + 1, and tags[b] too unless b is the
+// slab's last block (a right-end tag is read only through the block after it: a new slab, split
+// from the left, never touches the far end of its tags); runs never cross slabs.
 // Run index leaf slot * words_per_slab + w = the longest run starting in word w of that slot's
 // slab (0 if none or no slab). counters[kFree] = sum of run lengths = sum of slab free counts;
 // counters[kLargest] = index.largest() = the longest run; cursor <= the lowest free block.
