@@ -22,7 +22,7 @@ import { INDEX, MARK, POOL, RUN, ViewState, ViewTable, isArrayOf, mark, stateOf,
  * every call.
  *
  * Invariants (check() verifies them):
- *   inUse = block views marked Held or Leased + blocks of live runs (#states RunStart, RunBody)
+ *   inUse = block views marked Held or Leased + blocks of live runs (run views whose RUN mark is #runMark)
  *   capacity - inUse = engine Free + magazine length
  *   the view of block i is a typed array over its slab at base + (i mod slabBlocks) * stride
  */
@@ -82,8 +82,6 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #stack: PoolView[];
   #stackCap = 1;
 
-  /** Per block: BlockState.RunStart / RunBody for blocks of live runs, else Free (single blocks are marked on their views). */
-  #states: Uint8Array = new Uint8Array(0);
   readonly #leases = new Map<number, Lease<T>>();
   /** The mark of a view handed out by getBlock() / inside a lease; NaN once destroyed, so that no view passes as held any more. */
   #heldMark: number;
@@ -243,8 +241,6 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#failures++;
       return null;
     }
-    this.#states[start] = BlockState.RunStart;
-    this.#states.fill(BlockState.RunBody, start + 1, start + k);
     this.#inUse += k;
     if (this.#inUse > this.#peak) this.#peak = this.#inUse;
     if (this.#inUse >= this.#rearmInUse) this.#rearm();
@@ -354,7 +350,6 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#runMark = NaN;
     this.#engine.destroy();
     this.#views.clear();
-    this.#states = new Uint8Array(0);
     this.#leases.clear();
     this.#slots.clear();
     this.#magazine.clear();
@@ -420,8 +415,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /** Walks the whole structure, both the pool's and the engine's; throws ERR_SLABPOOL_CHECK_FAILED at the first broken invariant. */
   check(): void {
     this.#live('check');
+    const states = this.#runStates();
     const problem =
-      this.#engine.check(this.#blockStates(), this.#magazine.indices()) ??
+      this.#engine.check(this.#blockStates(states), this.#magazine.indices()) ??
       checkPool({
         slabBlocks: this.#cfg.slabBlocks,
         counters: this.#counters,
@@ -429,7 +425,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
         slots: this.#slots,
         views: this.#views,
         magazine: this.#magazine,
-        states: this.#states,
+        states,
         serial: this.#id,
         runMark: this.#runMark,
         leases: this.#leases.size,
@@ -477,7 +473,6 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     run.mark = ViewState.Free;
     if (this.#poisonNaN) (view as Float64Array).fill(NaN); // float types only (validated)
     this.#engine.releaseRun(start, k);
-    this.#states.fill(BlockState.Free, start, start + k);
     this.#runBlocks -= k;
     this.#liveRuns--;
     this.#engineChanged(k);
@@ -557,14 +552,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   #addSlab(blocks: number): void {
-    const slabBlocks = this.#cfg.slabBlocks;
     const slot = this.#slots.nextFree();
-    const needed = (slot + 1) * slabBlocks;
-    if (this.#states.length < needed) {
-      const states = new Uint8Array(Math.max(needed, Math.min(2 * this.#states.length, this.#cfg.maxBlocks + slabBlocks)));
-      states.set(this.#states);
-      this.#states = states;
-    }
     if (!this.#engine.addSlab(slot, blocks)) {
       throw outOfMemory(`a slab of ${blocks} blocks`, blocks * this.#cfg.stride);
     }
@@ -588,7 +576,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const run = view[RUN];
     if (run !== undefined) {
       const start = run.start;
-      if (this.#states[start] === BlockState.RunStart && this.#views.runAt(start) === block) return this.#releaseRun(start, view);
+      if (run.mark === this.#runMark && this.#views.runAt(start) === block) return this.#releaseRun(start, view);
       throw doubleReturn('block', start, 'run');
     }
     const index = view[INDEX]!;
@@ -621,14 +609,16 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (!this.#slots.exists(index)) {
       throw invalidRange('index', 'index of an existing block', index, `block ${index} does not exist: its slab was trimmed or is smaller`);
     }
-    const state = this.#states[index];
     const view = this.#views.block(index);
     if (view?.[MARK] === this.#heldMark) return this.#releaseBlock(view);
     if (view?.[MARK] === this.#leasedMark) return this.#releaseLeased(index, view);
-    if (state === BlockState.RunStart) return this.#releaseRun(index, this.#views.runAt(index)!);
-    if (state === BlockState.RunBody) {
-      let start = index;
-      while (this.#states[start] !== BlockState.RunStart) start--;
+    const runView = this.#views.runAt(index);
+    if (runView !== undefined && runView[RUN]!.mark === this.#runMark) return this.#releaseRun(index, runView);
+    let start = -1;
+    this.#views.forEachRun((s, v) => {
+      if (v[RUN]!.mark === this.#runMark && s < index && index < s + v[RUN]!.length) start = s;
+    });
+    if (start >= 0) {
       throw invalidRange('index', 'index of a block or of the first block of a run', index, `it is inside the run that starts at ${start}; return the run or index ${start}`);
     }
     throw doubleReturn('index', index);
@@ -639,9 +629,25 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#releaseBlock(block);
   }
 
-  /** Every block's state for the engine's check: #states's runs plus the blocks handed out singly. */
-  #blockStates(): Uint8Array {
-    const states = this.#states.slice();
+  /**
+   * Every block's state as far as runs go (RunStart, RunBody, else Free), from the live run views,
+   * for check(). The pool keeps no state per block: a pool's construction allocates nothing per
+   * block (a byte per block was 1 MB at 1e6 blocks: a mapping, a page fault and V8's accounting).
+   */
+  #runStates(): Uint8Array {
+    const states = new Uint8Array(this.#slots.length * this.#cfg.slabBlocks);
+    this.#views.forEachRun((start, view) => {
+      const run = view[RUN]!;
+      if (run.mark !== this.#runMark) return;
+      states[start] = BlockState.RunStart;
+      states.fill(BlockState.RunBody, start + 1, start + run.length);
+    });
+    return states;
+  }
+
+  /** Every block's state for the engine's check: runStates (#runStates()) plus the blocks handed out singly. */
+  #blockStates(runStates: Uint8Array): Uint8Array {
+    const states = runStates.slice();
     this.#views.forEachBlock((view) => {
       if (stateOf(view[MARK]!) !== ViewState.Free) states[view[INDEX]!] = BlockState.Held;
     });

@@ -144,6 +144,11 @@ export class ViewTable {
     this.#runs.clear();
   }
 
+  /** Calls fn for every run view kept (one per start; whether its run is live, its RUN mark says). */
+  forEachRun(fn: (start: number, view: PoolView) => void): void {
+    for (const [start, view] of this.#runs) fn(start, view);
+  }
+
   /** Calls fn for every block view made. */
   forEachBlock(fn: (view: PoolView) => void): void {
     for (const chunk of this.#blocks) {
