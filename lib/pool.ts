@@ -128,7 +128,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   constructor(options: PoolOptions<T>) {
     const cfg = validateOptions(options);
     this.#cfg = cfg;
-    this.#blockShape = Object.freeze([...cfg.blockShape]);
+    this.#blockShape = Object.freeze(cfg.blockShape.slice());
     this.#threshold = cfg.autoCoalesceThreshold;
     this.#typeName = cfg.type.name;
     this.#poisonNaN = cfg.poison === 'nan';

@@ -54,10 +54,10 @@ function requireBoolean(name: string, value: unknown): boolean {
 }
 
 function requireChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
   const expected = `one of ${choices.map((c) => `'${c}'`).join(', ')}`;
   if (typeof value !== 'string') throw invalidType(name, expected, value);
-  if (!(choices as readonly string[]).includes(value)) throw invalidRange(name, expected, value);
-  return value as T;
+  throw invalidRange(name, expected, value);
 }
 
 function typeOf(value: unknown): PoolArrayConstructor {
@@ -93,7 +93,12 @@ export function validateOptions(options: unknown): PoolConfig {
     throw invalidType('options', 'object with blockSize and numBlocks', options);
   }
   const opts = options as Record<string, unknown>;
-  for (const key of Object.keys(opts)) {
+  // Indexed loops, no iterators or callbacks here: this runs once per pool, while V8 still
+  // interprets it without type feedback, where every call and iteration step is costly (validation
+  // was ~40 % of a first 1e3-block pool's construction).
+  const keys = Object.keys(opts);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     if (!KNOWN_OPTIONS.has(key)) {
       throw invalidType(`options.${key}`, `no such option (known: ${[...KNOWN_OPTIONS].join(', ')})`, opts[key]);
     }
@@ -102,7 +107,8 @@ export function validateOptions(options: unknown): PoolConfig {
 
   const type = typeOf(o.type);
   const blockShape = blockShapeOf(o.blockSize, type.BYTES_PER_ELEMENT);
-  const blockLength = blockShape.reduce((a, b) => a * b, 1);
+  let blockLength = 1;
+  for (let i = 0; i < blockShape.length; i++) blockLength *= blockShape[i]!;
   const blockBytes = blockLength * type.BYTES_PER_ELEMENT;
 
   let alignment = DEFAULT_ALIGNMENT;
