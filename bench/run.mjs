@@ -209,10 +209,13 @@ const getRunFound = section('getRun', () =>
     ]),
   ),
 );
-const construct = section('construct', () => ({
-  ...Object.fromEntries(backends.map((backend) => [backend, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', backend, n }))]))])),
-  newArrayBuffer: Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', variant: 'newArrayBuffer', n }))])),
-}));
+const constructFigure = (field) => ({
+  ...Object.fromEntries(backends.map((backend) => [backend, Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', backend, n }, field))]))])),
+  newArrayBuffer: Object.fromEntries(Object.entries(sizes).map(([label, n]) => [label, Math.round(pick({ case: 'construct', variant: 'newArrayBuffer', n }, field))])),
+});
+const construct = section('construct', () => constructFigure('ns'));
+// Of each, the GC work V8 started inside the window (its answer to hundreds of MB of new ArrayBuffer).
+const constructGc = section('construct', () => constructFigure('gcNs'));
 const fragmented = section('fragmented', () => ({
   floor: round2(pick({ case: 'acquireRelease', variant: 'floor', blockLength: 100 })),
   ...Object.fromEntries(
@@ -386,6 +389,7 @@ const report = {
   compat,
   steadyState,
   construct,
+  constructGc,
   getRun,
   getRunFound,
   fragmented,
@@ -450,6 +454,8 @@ if (json) {
   if (construct) {
     const row = (v) => Object.keys(sizes).map((s) => `${construct[v][s]} (${round2(construct[v][s] / construct.newArrayBuffer[s])}x)`);
     table('Pool construction (ns, median; vs new ArrayBuffer of the same bytes)', ['', ...Object.keys(sizes).map((s) => `${s} blocks`)], [...backends.map((b) => [b, ...row(b)]), ['new ArrayBuffer(n * stride)', ...row('newArrayBuffer')]]);
+    const gcs = [...backends, 'newArrayBuffer'].flatMap((v) => Object.keys(sizes).map((s) => `${v === 'newArrayBuffer' ? 'new ArrayBuffer' : v} ${s}: ${constructGc[v][s]}`));
+    out.push('', `Of which GC work V8 started inside the window (ns, median): ${gcs.join('; ')}.`);
   }
   if (steadyState) table('Steady state: 1e6 take/give-back cycles (median; worst trial)', ['', 'ns per cycle', 'GC events', 'RSS growth'], [...backends, 'newFloat64Array'].map((v) => [names[v] ?? v, steadyState[v].ns, `${steadyState[v].gcEvents} (${steadyState[v].maxGcEvents})`, `${(steadyState[v].rssGrowthBytes / 1024).toFixed(0)} KiB (${(steadyState[v].maxRssGrowthBytes / 1024).toFixed(0)} KiB)`]));
   if (kernelAfter) {

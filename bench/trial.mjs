@@ -3,7 +3,7 @@
 // row per layout instead); kernelAfter prints { ms } after a line of its own (see there). Run by bench/run.mjs, which repeats trials,
 // interleaves them and takes medians.
 import { createRequire } from 'node:module';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { MemoryPool } from 'slabpool';
 import { FirstFit } from './first-fit.mjs';
 
@@ -433,28 +433,32 @@ function churnFirstFit(trace, blocks, operations) {
 
 /**
  * One construction per process, as a program makes its pool: after a small pool has loaded the
- * backend and compiled the code, time `new MemoryPool` once. (For pools of hundreds of MB, V8
- * answers the new ArrayBuffer memory with a full GC, which may land inside this window.) Variant
- * newArrayBuffer times V8's own `new ArrayBuffer` of the pool's bytes (n * stride) the same way:
- * the floor under any pool whose memory V8 accounts for.
+ * backend and compiled the code, time `new MemoryPool` once. Variant newArrayBuffer times V8's own
+ * `new ArrayBuffer` of the pool's bytes (n * stride) the same way: the floor under any pool whose
+ * memory V8 accounts for. For hundreds of MB, V8 answers the new ArrayBuffer memory by starting a
+ * garbage collection inside the window, on both: gcNs is the GC work V8 reported as started in it.
  */
-function construct({ backend, n, variant }) {
+async function construct({ backend, n, variant }) {
+  // The observer first: code run between the small pool and the window slowed the pool's cold
+  // JavaScript (V8's lookup caches are shared) by ~50 us.
+  const gcs = [];
+  const observer = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  let p0 = performance.now();
   const small = new MemoryPool({ blockSize: 100, numBlocks: 10, backend: backend ?? 'js' });
   const stride = small.stats().stride;
   small.destroy();
-  if (variant === 'newArrayBuffer') {
-    sink += new ArrayBuffer(10 * stride).byteLength;
-    const t0 = process.hrtime.bigint();
-    const buffer = new ArrayBuffer(n * stride);
-    const ns = Number(process.hrtime.bigint() - t0);
-    sink += buffer.byteLength;
-    return { ns, bytes: n * stride };
-  }
+  if (variant === 'newArrayBuffer') sink += new ArrayBuffer(10 * stride).byteLength;
+  p0 = performance.now();
   const t0 = process.hrtime.bigint();
-  const pool = new MemoryPool({ blockSize: 100, numBlocks: n, backend });
+  const made = variant === 'newArrayBuffer' ? new ArrayBuffer(n * stride) : new MemoryPool({ blockSize: 100, numBlocks: n, backend });
   const ns = Number(process.hrtime.bigint() - t0);
-  sink += pool.numBlocks;
-  return { ns, bytes: n * stride };
+  const p1 = performance.now();
+  sink += variant === 'newArrayBuffer' ? made.byteLength : made.numBlocks;
+  await new Promise((resolve) => setTimeout(resolve, 50)); // V8 reports GCs after the loop turns
+  observer.disconnect();
+  const gcNs = gcs.filter((e) => e.startTime >= p0 && e.startTime < p1).reduce((sum, e) => sum + e.duration * 1e6, 0);
+  return { ns, gcNs: Math.round(gcNs), bytes: n * stride };
 }
 
 async function steadyState({ variant, cycles }) {
@@ -594,7 +598,7 @@ switch (spec.case) {
     result = getRun(spec);
     break;
   case 'construct':
-    result = construct(spec);
+    result = await construct(spec);
     break;
   case 'fragmented':
     result = fragmented(spec);

@@ -30,6 +30,7 @@ describe('npm run bench --json', () => {
     }
     expect(report.steadyState.newFloat64Array.cycles).toBe(10_000);
     expect(report.construct.newArrayBuffer).toEqual({ '1e3': number, '1e6': number });
+    for (const v of [...BACKENDS, 'newArrayBuffer']) expect(report.constructGc[v]).toEqual({ '1e3': number, '1e6': number });
     // A fragmented pool's getBlock+returnBlock, beside the floor of the same run.
     expect(Object.keys(report.fragmented).sort()).toEqual(['floor', ...BACKENDS].sort());
     for (const b of BACKENDS) expect(report.fragmented[b]).toEqual({ ns: number, coalesces: number, fragmentation: number });
