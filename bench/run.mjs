@@ -352,6 +352,15 @@ for (const b of backends) {
     }
   }
 }
+// Native within 1.2x of js on every layouts row (issue 12: the crossings into C++ must not cost more).
+if (layouts?.native) {
+  for (const size of Object.keys(layoutSizes)) {
+    for (const op of layoutOps) {
+      const ratio = layouts.native[size][op].median / layouts.js[size][op].median;
+      target(`native / js: ${op === 'largest' ? 'getRun(largest free run)' : op === 'getBlock' ? 'getBlock' : `getRun(${op.slice(1)})`}+returnBlock on ${size} blocks, median over layouts`, ratio, '<= 1.2', ratio <= 1.2);
+    }
+  }
+}
 if (churn) {
   target('js: churn trace, ns per operation', churn.js.ns, '<= 100', churn.js.ns <= 100);
   if (churn.native) target('native: churn trace / js', churn.native.ns / churn.js.ns, '<= 1.2', churn.native.ns / churn.js.ns <= 1.2);
