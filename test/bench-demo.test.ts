@@ -90,8 +90,12 @@ describe('npm run bench --json', () => {
     );
     for (const t of kernelTargets) expect(t.limit).toBe('<= 1.15');
     // Per backend: 3 acquireRelease, 2 steadyState, 2 compat, 2 construct, 3 getRun, 1 fragmented,
-    // 8 layouts, 2 churn placement; and churn speed, js's own and native's over js's.
-    expect(report.targets.length).toBe(BACKENDS.length * 24 + kernelTargets.length);
+    // 8 layouts, 2 churn placement; and churn speed, js's own and native's over js's; with both
+    // backends, native over js on every layouts row (3 sizes x 5 operations).
+    const nativeOverJs = report.targets.filter((t: { name: string }) => t.name.startsWith('native / js: '));
+    expect(nativeOverJs).toHaveLength(BACKENDS.includes('native') ? 15 : 0);
+    for (const t of nativeOverJs) expect(t.limit).toBe('<= 1.2');
+    expect(report.targets.length).toBe(BACKENDS.length * 24 + kernelTargets.length + nativeOverJs.length);
     for (const t of report.targets) expect(t).toEqual({ name: expect.any(String), value: number, limit: expect.any(String), met: expect.any(Boolean) });
     expect(report.machine).toMatchObject({ node: process.version, cores: number });
   });
