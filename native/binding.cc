@@ -260,7 +260,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return engine->Live(Napi::Env(env)) ? engine : nullptr;
   }
 
-  // As Uint32Arg, for a bound function's argument i.
+  // As Uint32Arg, for a hot function's argument i.
   static bool FastUint32(napi_env env, napi_value value, size_t i, uint32_t* out) {
     double d;
     if (napi_get_value_double(env, value, &d) == napi_ok && d >= 0 && d <= 4294967295.0 && d == static_cast<double>(static_cast<uint32_t>(d))) {
