@@ -364,6 +364,25 @@ function churn({ variant, seed, operations, blocks, period, warmup }) {
   const pool = make();
   const held = new Array(trace.allocations).fill(null);
   const failed = [0, 0];
+  const result = timeTrace(
+    trace,
+    operations,
+    failed,
+    (from, to) => run(pool, held, from, to, failed),
+    () => [pool.getFragmentation(), pool.getEfficiency()],
+  );
+  const stats = pool.stats();
+  if (stats.failures !== failed[GET_BLOCK] + failed[GET_RUN]) throw new Error(`churn: the pool counts ${stats.failures} failures, the trace ${failed}`);
+  pool.check();
+  return { ...result, coalesces: stats.coalesces };
+}
+
+/**
+ * Runs `step(from, to)` over the trace in chunks of CHURN_CHUNK steps, timing the steps alone and
+ * calling `sample()` ([fragmentation, occupancy], percent) between chunks; returns the churn
+ * figures, with the failures `step` counted into `failed` ([getBlock, getRun]).
+ */
+function timeTrace(trace, operations, failed, step, sample) {
   let ns = 0;
   let fragmentation = 0;
   let occupancy = 0;
@@ -371,15 +390,13 @@ function churn({ variant, seed, operations, blocks, period, warmup }) {
   for (let from = 0; from < operations; from += CHURN_CHUNK) {
     const to = Math.min(operations, from + CHURN_CHUNK);
     const t0 = process.hrtime.bigint();
-    run(pool, held, from, to, failed);
+    step(from, to);
     ns += Number(process.hrtime.bigint() - t0);
-    fragmentation += pool.getFragmentation();
-    occupancy += pool.getEfficiency();
+    const [f, o] = sample();
+    fragmentation += f;
+    occupancy += o;
     samples++;
   }
-  const stats = pool.stats();
-  if (stats.failures !== failed[GET_BLOCK] + failed[GET_RUN]) throw new Error(`churn: the pool counts ${stats.failures} failures, the trace ${failed}`);
-  pool.check();
   return {
     ns: ns / operations,
     fragmentation: fragmentation / samples,
@@ -387,7 +404,6 @@ function churn({ variant, seed, operations, blocks, period, warmup }) {
     getRunFailures: failed[GET_RUN],
     getBlockFailures: failed[GET_BLOCK],
     getRuns: trace.kind.reduce((c, op) => c + (op === GET_RUN), 0),
-    coalesces: stats.coalesces,
   };
 }
 
@@ -397,13 +413,7 @@ function churnFirstFit(trace, blocks, operations) {
   const ff = new FirstFit(blocks);
   const start = new Int32Array(trace.allocations).fill(-1);
   const failed = [0, 0];
-  let ns = 0;
-  let fragmentation = 0;
-  let occupancy = 0;
-  let samples = 0;
-  for (let from = 0; from < operations; from += CHURN_CHUNK) {
-    const to = Math.min(operations, from + CHURN_CHUNK);
-    const t0 = process.hrtime.bigint();
+  const step = (from, to) => {
     for (let i = from; i < to; i++) {
       const op = kind[i];
       const id = arg[i];
@@ -416,19 +426,8 @@ function churnFirstFit(trace, blocks, operations) {
         start[id] = p;
       }
     }
-    ns += Number(process.hrtime.bigint() - t0);
-    fragmentation += ff.fragmentation();
-    occupancy += (100 * (blocks - ff.freeBlocks)) / blocks;
-    samples++;
-  }
-  return {
-    ns: ns / operations,
-    fragmentation: fragmentation / samples,
-    occupancy: occupancy / samples,
-    getRunFailures: failed[GET_RUN],
-    getBlockFailures: failed[GET_BLOCK],
-    getRuns: kind.reduce((c, op) => c + (op === GET_RUN), 0),
   };
+  return timeTrace(trace, operations, failed, step, () => [ff.fragmentation(), (100 * (blocks - ff.freeBlocks)) / blocks]);
 }
 
 /**
