@@ -78,6 +78,7 @@ size_t slab_memory_committed_bytes() { return committed_bytes.load(std::memory_o
 
 struct Allocator::Slab {
   int64_t start;
+  size_t leaf_base;  // the run index leaf of bitmap word 0: slot * words_per_slab
   uint32_t blocks;
   uint32_t free;
   size_t bytes;
@@ -181,6 +182,7 @@ Allocator::Result Allocator::add_slab(uint32_t slot, uint32_t blocks, uint8_t* m
   }
   if (blocks & 31) s->used[s->used_words - 1] = ~((1u << (blocks & 31)) - 1);
   s->start = start;
+  s->leaf_base = static_cast<size_t>(slot) * words_per_slab_;
   s->blocks = blocks;
   s->free = blocks;
   s->bytes = bytes;
@@ -454,20 +456,20 @@ void Allocator::set_run(Slab& s, uint32_t a, uint32_t len) {
 }
 
 void Allocator::grew(const Slab& s, uint32_t a, uint32_t length) {
-  size_t leaf = static_cast<size_t>(s.start / slab_blocks_) * words_per_slab_ + (a >> 5);
+  size_t leaf = s.leaf_base + (a >> 5);
   if (length > index_.get(leaf)) index_.set(leaf, length);
   counters_[kLargest] = index_.largest();
 }
 
 void Allocator::shrank(const Slab& s, uint32_t a, uint32_t length) {
-  size_t leaf = static_cast<size_t>(s.start / slab_blocks_) * words_per_slab_ + (a >> 5);
+  size_t leaf = s.leaf_base + (a >> 5);
   if (length >= index_.get(leaf)) touch(s, a >> 5);
 }
 
 void Allocator::touch(const Slab& s, uint32_t w) {
   uint32_t longest = 0;
   for (uint32_t starts = s.run_starts(w); starts != 0; starts &= starts - 1) longest = std::max(longest, s.tags[(w << 5) + ctz32(starts)]);
-  index_.set(static_cast<size_t>(s.start / slab_blocks_) * words_per_slab_ + w, longest);
+  index_.set(s.leaf_base + w, longest);
   counters_[kLargest] = index_.largest();
 }
 
