@@ -1,7 +1,7 @@
 import { BlockState, Counter, type Engine } from './engine.js';
 import type { Magazine } from './magazine.js';
 import type { SlotTable } from './slots.js';
-import { INDEX, MARK, RUN, ViewState, ownerOf, stateOf, type ViewTable } from './views.js';
+import { INDEX, MARK, ViewState, ownerOf, stateOf, type ViewTable } from './views.js';
 
 /** What the pool half of check() reads: the pool's parts and counters. */
 export interface PoolParts {
@@ -63,7 +63,7 @@ export function checkPool(p: PoolParts): string | null {
         if (stateOf(m) === ViewState.Leased) leased++;
       }
       if (state === BlockState.RunStart) {
-        const run = views.runAt(idx)?.[RUN];
+        const run = views.runRecordAt(idx);
         if (run === undefined) return `block ${idx} starts a run the pool has no view of`;
         const k = run.length;
         if (run.mark !== p.runMark || run.start !== idx || run.pool !== p.serial) return `the view of the live run at ${idx} is marked ${run.mark}, for ${run.start} of pool ${run.pool}`;
@@ -72,8 +72,8 @@ export function checkPool(p: PoolParts): string | null {
         inUse += k;
         runBlocks += k;
         liveRuns++;
-      } else if ((views.runAt(idx)?.[RUN]!.mark ?? ViewState.Free) !== ViewState.Free) {
-        return `the view of a run at ${idx}, not live, is marked ${views.runAt(idx)![RUN]!.mark}`;
+      } else if ((views.runRecordAt(idx)?.mark ?? ViewState.Free) !== ViewState.Free) {
+        return `the view of a run at ${idx}, not live, is marked ${views.runRecordAt(idx)!.mark}`;
       }
       const problem = views.checkBlock(idx);
       if (problem !== null) return problem;

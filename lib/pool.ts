@@ -8,7 +8,7 @@ import { checkPool } from './pool-check.js';
 import { SlotTable } from './slots.js';
 import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats.js';
 import { requireInteger, validateOptions } from './validate.js';
-import { INDEX, MARK, POOL, RUN, ViewState, ViewTable, isArrayOf, mark, stateOf, type PoolView } from './views.js';
+import { INDEX, MARK, POOL, runOf, ViewState, ViewTable, isArrayOf, mark, stateOf, type PoolView } from './views.js';
 
 /*
  * The public pool: policy over an Engine (engine.ts). Its parts, one file each:
@@ -22,7 +22,7 @@ import { INDEX, MARK, POOL, RUN, ViewState, ViewTable, isArrayOf, mark, stateOf,
  * every call.
  *
  * Invariants (check() verifies them):
- *   inUse = block views marked Held or Leased + blocks of live runs (run views whose RUN mark is #runMark)
+ *   inUse = block views marked Held or Leased + blocks of live runs (run views whose run record's mark is #runMark)
  *   capacity - inUse = engine Free + magazine length
  *   the view of block i is a typed array over its slab at base + (i mod slabBlocks) * stride
  */
@@ -210,7 +210,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
         return;
       }
       // A run view's record carries the run mark exactly while its run is live (getRun sets it, a return clears it).
-      const run = (block as PoolView)[RUN];
+      const run = runOf(block as PoolView);
       if (run !== undefined && run.mark === this.#runMark) {
         this.#releaseRun(run.start, block);
         return;
@@ -248,7 +248,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#runBlocks += k;
     this.#liveRuns++;
     const view = this.#views.run(start, k);
-    view[RUN]!.mark = this.#runMark;
+    runOf(view)!.mark = this.#runMark;
     return view as T;
   }
 
@@ -277,7 +277,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#live('indexOf');
     if (!isArrayOf(block, this.#typeName)) throw invalidType('block', this.#typeName, block);
     const view = block as PoolView;
-    const run = view[RUN];
+    const run = runOf(view);
     if (run !== undefined) return run.pool === this.#id && this.#views.runAt(run.start) === block ? run.start : -1;
     const index = view[INDEX];
     if (view[POOL] !== this.#id || index === undefined || Number.isNaN(index)) return -1;
@@ -468,7 +468,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   #releaseRun(start: number, view: PoolView): void {
-    const run = view[RUN]!;
+    const run = runOf(view)!;
     const k = run.length;
     run.mark = ViewState.Free;
     if (this.#poisonNaN) (view as Float64Array).fill(NaN); // float types only (validated)
@@ -573,7 +573,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const view = block as PoolView;
     const why = this.#foreignReason(view);
     if (why !== null) throw foreignBlock('block', block, why);
-    const run = view[RUN];
+    const run = runOf(view);
     if (run !== undefined) {
       const start = run.start;
       if (run.mark === this.#runMark && this.#views.runAt(start) === block) return this.#releaseRun(start, view);
@@ -587,7 +587,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
 
   /** Why a typed array of the pool's type is not a view this pool keeps (ERR_SLABPOOL_FOREIGN_BLOCK), or null when it is one. */
   #foreignReason(view: PoolView): string | null {
-    const run = view[RUN];
+    const run = runOf(view);
     if (run !== undefined) {
       if (run.pool !== this.#id) return 'it belongs to another pool';
       if (Number.isNaN(run.start)) return 'its memory was released by trim() or destroy()';
@@ -613,11 +613,15 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (view?.[MARK] === this.#heldMark) return this.#releaseBlock(view);
     if (view?.[MARK] === this.#leasedMark) return this.#releaseLeased(index, view);
     const runView = this.#views.runAt(index);
-    if (runView !== undefined && runView[RUN]!.mark === this.#runMark) return this.#releaseRun(index, runView);
+    if (runView !== undefined && runOf(runView)!.mark === this.#runMark) return this.#releaseRun(index, runView);
+    // The live run holding index, if any, is the nearest live one starting before it in its slab (runs never overlap).
     let start = -1;
-    this.#views.forEachRun((s, v) => {
-      if (v[RUN]!.mark === this.#runMark && s < index && index < s + v[RUN]!.length) start = s;
-    });
+    for (let s = index - 1; s >= index - (index % slabBlocks); s--) {
+      const run = this.#views.runRecordAt(s);
+      if (run?.mark !== this.#runMark) continue;
+      if (index < s + run.length) start = s;
+      break;
+    }
     if (start >= 0) {
       throw invalidRange('index', 'index of a block or of the first block of a run', index, `it is inside the run that starts at ${start}; return the run or index ${start}`);
     }
@@ -637,7 +641,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #runStates(): Uint8Array {
     const states = new Uint8Array(this.#slots.length * this.#cfg.slabBlocks);
     this.#views.forEachRun((start, view) => {
-      const run = view[RUN]!;
+      const run = runOf(view)!;
       if (run.mark !== this.#runMark) return;
       states[start] = BlockState.RunStart;
       states.fill(BlockState.RunBody, start + 1, start + run.length);

@@ -1,4 +1,5 @@
 import type { PoolArray, PoolArrayConstructor } from './options.js';
+import { IndexTable } from './index-table.js';
 import { ownView } from './own-map.js';
 import type { SlotTable } from './slots.js';
 
@@ -15,15 +16,18 @@ import type { SlotTable } from './slots.js';
  *           view never names a block of a slab grown later in its slot
  *   MARK    0 while free, else mark(serial, state) (below): one load and one compare tell
  *           returnBlock that a view is this pool's and handed out
- * A run view has one, RUN, a RunRecord holding the same for the run (a view is made for each
- * start and length that comes, so it must be cheap: each Object.defineProperty costs ~130 ns,
- * measured, and one record instead of four marks took a run view from ~700 to ~250 ns).
+ * A run view carries instead a RunRecord holding the same for the run, in a private field
+ * (runOf() reads it). A view is made for each start and length that comes, so it must be cheap:
+ * each Object.defineProperty costs ~130 ns or more (measured up to ~600 ns on a fresh view), and
+ * four marks as properties made a run view cost ~700 ns, one record as a property ~250 ns, the
+ * record in a private field ~110 ns, of which ~65 ns are the view itself (own-map.ts). A private
+ * field is also invisible to every reflection API (util.inspect, deepStrictEqual,
+ * Object.getOwnPropertySymbols), and a view of another realm or library never has it.
  */
 
 export const POOL = Symbol('slabpool.pool');
 export const INDEX = Symbol('slabpool.index');
 export const MARK = Symbol('slabpool.mark');
-export const RUN = Symbol('slabpool.run');
 
 /** What a run view knows of itself (its RUN mark). */
 export interface RunRecord {
@@ -37,7 +41,37 @@ export interface RunRecord {
   mark: number;
 }
 
-export type PoolView = PoolArray & { [POOL]?: number; [INDEX]?: number; [MARK]?: number; [RUN]?: RunRecord };
+export type PoolView = PoolArray & { [POOL]?: number; [INDEX]?: number; [MARK]?: number };
+
+/** Returns the object it is given from the constructor, so that a subclass's fields land on it. */
+class Stamp {
+  constructor(target: object) {
+    return target;
+  }
+}
+
+/**
+ * Puts a RunRecord on a run view as a private field: a class field initialised on an object
+ * made elsewhere (the base constructor returns it), which V8 adds as a private-symbol property
+ * (one map transition, no runtime call, unlike Object.defineProperty).
+ */
+class RunStamp extends Stamp {
+  readonly #run: RunRecord;
+
+  constructor(view: PoolView, run: RunRecord) {
+    super(view);
+    this.#run = run;
+  }
+
+  static of(value: object): RunRecord | undefined {
+    return #run in value ? (value as RunStamp).#run : undefined;
+  }
+}
+
+/** The record of a run view a pool made; undefined for anything else (a block view, a foreign array). */
+export function runOf(view: object): RunRecord | undefined {
+  return RunStamp.of(view);
+}
 
 /** What a block view's mark says about it, besides which pool's it is. */
 export const enum ViewState {
@@ -72,21 +106,18 @@ export function isArrayOf(value: unknown, typeName: string): boolean {
   return ArrayBuffer.isView(value) && (value as PoolArray)[Symbol.toStringTag] === typeName;
 }
 
-const CHUNK_SHIFT = 10;
-const CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
-
 /**
- * The views one pool has made: one per block (in chunks of 1024, made on first use) and one per
- * live run start. Views are made over the slabs the SlotTable records.
+ * The views one pool has made: one per block (made on first use) and one per run start (the
+ * last length asked for there), in IndexTables. Views are made over the slabs the SlotTable records.
  */
 export class ViewTable {
   readonly #id: number;
   readonly #type: PoolArrayConstructor;
   readonly #blockLength: number;
   readonly #slots: SlotTable;
-  #blocks: (PoolView | undefined)[][] = [];
-  /** The view of the run that starts at each index; the run is live while the pool says so. */
-  readonly #runs = new Map<number, PoolView>();
+  readonly #blocks = new IndexTable<PoolView>();
+  /** The view of the run that starts at each index; the run is live while its record's mark says so. */
+  readonly #runs = new IndexTable<PoolView>();
 
   constructor(id: number, type: PoolArrayConstructor, blockLength: number, slots: SlotTable) {
     this.#id = id;
@@ -97,21 +128,20 @@ export class ViewTable {
 
   /** The view made for block idx, if any. */
   block(idx: number): PoolView | undefined {
-    return this.#blocks[idx >>> CHUNK_SHIFT]?.[idx & CHUNK_MASK];
+    return this.#blocks.get(idx);
   }
 
   /** The view of block idx, made now if it was never needed before. */
   blockOrNew(idx: number): PoolView {
-    return this.block(idx) ?? this.#newBlock(idx);
+    return this.#blocks.get(idx) ?? this.#newBlock(idx);
   }
 
   /** The view of the run of k blocks at start: the one made before for that start and length, or a new one. */
   run(start: number, k: number): PoolView {
     let view = this.#runs.get(start);
-    if (view === undefined || view[RUN]!.length !== k) {
+    if (view === undefined || runOf(view)!.length !== k) {
       view = this.#over(start, k * this.#blockLength);
-      const record: RunRecord = { pool: this.#id, start, length: k, mark: ViewState.Free };
-      Object.defineProperty(view, RUN, { value: record });
+      new RunStamp(view, { pool: this.#id, start, length: k, mark: ViewState.Free });
       this.#runs.set(start, view);
     }
     return view;
@@ -122,39 +152,36 @@ export class ViewTable {
     return this.#runs.get(start);
   }
 
+  /** The record of the last view made for a run at start, if any. */
+  runRecordAt(start: number): RunRecord | undefined {
+    const view = this.#runs.get(start);
+    return view === undefined ? undefined : runOf(view);
+  }
+
   /** Retires every view of blocks [first, first + count): each is marked gone (INDEX NaN) and forgotten. */
   retire(first: number, count: number): void {
-    for (let idx = first; idx < first + count; idx++) {
-      const chunk = this.#blocks[idx >>> CHUNK_SHIFT];
-      const view = chunk?.[idx & CHUNK_MASK];
-      if (view === undefined) continue;
+    this.#blocks.deleteRange(first, count, (view) => {
       view[INDEX] = NaN;
-      chunk![idx & CHUNK_MASK] = undefined;
-    }
-    for (const [start, view] of this.#runs) {
-      if (start < first || start >= first + count) continue;
-      view[RUN]!.start = NaN;
-      this.#runs.delete(start);
-    }
+    });
+    this.#runs.deleteRange(first, count, (view) => {
+      runOf(view)!.start = NaN;
+    });
   }
 
   /** Forgets every view (the pool is destroyed: its serial no longer matches any mark). */
   clear(): void {
-    this.#blocks = [];
+    this.#blocks.clear();
     this.#runs.clear();
   }
 
-  /** Calls fn for every run view kept (one per start; whether its run is live, its RUN mark says). */
+  /** Calls fn for every run view kept (one per start; whether its run is live, its record's mark says), in start order. */
   forEachRun(fn: (start: number, view: PoolView) => void): void {
-    for (const [start, view] of this.#runs) fn(start, view);
+    this.#runs.forEach((view, start) => fn(start, view));
   }
 
   /** Calls fn for every block view made. */
   forEachBlock(fn: (view: PoolView) => void): void {
-    for (const chunk of this.#blocks) {
-      if (chunk === undefined) continue;
-      for (const view of chunk) if (view !== undefined) fn(view);
-    }
+    this.#blocks.forEach(fn);
   }
 
   /** Null if the view of block idx maps its memory (or none was made), else what is wrong. */
@@ -173,7 +200,7 @@ export class ViewTable {
     Object.defineProperty(view, POOL, { value: this.#id });
     Object.defineProperty(view, INDEX, { value: idx, writable: true });
     Object.defineProperty(view, MARK, { value: ViewState.Free, writable: true });
-    (this.#blocks[idx >>> CHUNK_SHIFT] ??= new Array<PoolView | undefined>(CHUNK_MASK + 1))[idx & CHUNK_MASK] = view;
+    this.#blocks.set(idx, view);
     return view;
   }
 

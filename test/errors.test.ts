@@ -102,6 +102,27 @@ describe.each(BACKENDS)('errors on the %s backend', (backend) => {
       expectRejected(pool, () => pool.returnBlock(start + 1), invalidArg('RangeError', new RegExp(`it is inside the run that starts at ${start}; return the run or index ${start}`)));
     });
 
+    it('returnBlock: names the run an index is inside, in any slab, whatever runs lie before it', () => {
+      // Slab 1 (blocks 8-15): live runs at 8 (2 blocks) and 13 (3), a returned run at 10 (2),
+      // a free block at 12. Every index is tried: inside a run names it; any other free index is
+      // a double return, even right after a live run (the walk stops at the nearest live run).
+      const pool = makePool(backend, { blockSize: 4, numBlocks: 8, grow: true, maxBlocks: 16 });
+      Array.from({ length: 8 }, () => pool.getBlock());
+      const runs = [pool.getRun(2)!, pool.getRun(2)!, pool.getBlock()!, pool.getRun(3)!];
+      expect(runs.map((r) => pool.indexOf(r))).toEqual([8, 10, 12, 13]);
+      pool.returnBlock(runs[1]!);
+      pool.returnBlock(runs[2]!);
+      for (let idx = 8; idx < 16; idx++) {
+        const inside = idx === 9 ? 8 : idx === 14 || idx === 15 ? 13 : -1;
+        if (idx === 8 || idx === 13) continue; // run starts: returnable
+        if (inside >= 0) {
+          expectRejected(pool, () => pool.returnBlock(idx), invalidArg('RangeError', new RegExp(`it is inside the run that starts at ${inside}; return the run or index ${inside}\\)$`)));
+        } else {
+          expectRejected(pool, () => pool.returnBlock(idx), { name: 'RangeError', code: 'ERR_SLABPOOL_DOUBLE_RETURN', message: new RegExp(`received block ${idx}, which is free`) });
+        }
+      }
+    });
+
     it('indexOf: rejects a non-Float64Array', () => {
       const pool = makePool(backend, base);
       expectRejected(pool, () => pool.indexOf(new Float32Array(4) as unknown as Float64Array), invalidArg('TypeError', /^Expected Float64Array for block but received an instance of Float32Array of length 4$/));

@@ -1,8 +1,30 @@
+import assert from 'node:assert';
+import util from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { MemoryPool } from '../lib/index.js';
 import { BACKENDS, expectReleasedView, makePool } from './helpers.js';
 
 describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
+  it('hands out views indistinguishable from plain typed arrays (no visible marks, same prototype)', () => {
+    const pool = makePool(backend, { blockSize: 3, numBlocks: 16 });
+    const block = pool.getBlock()!;
+    const run = pool.getRun(2)!;
+    block.set([1, 2, 3]);
+    run.set([1, 2, 3, 4, 5, 6]);
+    for (const [view, plain] of [[block, new Float64Array([1, 2, 3])], [run, new Float64Array([1, 2, 3, 4, 5, 6])]] as const) {
+      assert.deepStrictEqual(view, plain);
+      expect(util.inspect(view)).toBe(util.inspect(plain));
+      expect(Object.getPrototypeOf(view) === Float64Array.prototype && view.constructor === Float64Array).toBe(true);
+      expect(JSON.stringify(view)).toBe(JSON.stringify(plain));
+    }
+    // A run's marks are private: no reflection API sees them; a block's are non-enumerable symbols.
+    expect(Reflect.ownKeys(run).filter((k) => typeof k === 'symbol')).toEqual([]);
+    expect(Object.keys(block)).toEqual(['0', '1', '2']);
+    pool.returnBlock(run);
+    pool.returnBlock(block);
+    pool.check();
+  });
+
   describe("the seed's five checks", () => {
     it('gets and returns a block', () => {
       const pool = makePool(backend, { blockSize: [100], numBlocks: 20 });
