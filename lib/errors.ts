@@ -113,12 +113,13 @@ export function destroyed(method: string): SlabpoolError {
   return withCode(TypeError, 'ERR_SLABPOOL_DESTROYED', `Cannot call ${method}(): the pool has been destroyed`);
 }
 
-export function nativeUnavailable(reasons: readonly string[]): SlabpoolError {
+/** `requiredBy`: the option that needs the addon, as the message names it ("backend 'native'"). */
+export function nativeUnavailable(reasons: readonly string[], requiredBy: string): SlabpoolError {
   const list = reasons.map((r) => `\n  - ${r}`).join('');
   return withCode(
     Error,
     'ERR_SLABPOOL_NATIVE_UNAVAILABLE',
-    `Expected a loadable native addon for backend 'native' but none loaded; attempts:${list}`,
+    `Expected a loadable native addon for ${requiredBy} but none loaded; attempts:${list}`,
   );
 }
 

@@ -110,13 +110,21 @@ export function backendInfo(): BackendInfo {
   return { backend: 'js', reason: `no native addon loaded (${describeAttempts(attempts).join('; ')})`, attempts };
 }
 
-/** The engine factory for a pool's `backend` option. */
-export function engineFactory(requested: 'auto' | Backend): EngineFactory {
+/**
+ * The engine factory for a pool's `backend` option. With `requireAddress` (the alignmentScope
+ * option 'address'), a choice that would give the JavaScript fallback throws
+ * ERR_SLABPOOL_NATIVE_UNAVAILABLE instead, saying why.
+ */
+export function engineFactory(requested: 'auto' | Backend, requireAddress = false): EngineFactory {
   const choice = requested === 'auto' ? environmentChoice() : requested;
-  if (choice === 'js') return createJsEngine;
+  if (choice === 'js') {
+    if (requireAddress) throw nativeUnavailable(['SLABPOOL_BACKEND=js in the environment selects the JavaScript fallback'], "alignmentScope 'address'");
+    return createJsEngine;
+  }
   const { factory, attempts } = loadNative();
   if (factory) return factory;
-  if (choice === 'native') throw nativeUnavailable(describeAttempts(attempts));
+  if (choice === 'native') throw nativeUnavailable(describeAttempts(attempts), "backend 'native'");
+  if (requireAddress) throw nativeUnavailable(describeAttempts(attempts), "alignmentScope 'address'");
   return createJsEngine;
 }
 

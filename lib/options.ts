@@ -108,6 +108,19 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
   readonly backend?: 'auto' | Backend;
 
   /**
+   * The alignment the pool must guarantee. `'address'`: every block's absolute address is a
+   * multiple of `alignment`, as native code loading it with aligned instructions (`vmovapd`,
+   * `_mm256_load_pd`) needs; only the native backend can give it, so with `backend: 'auto'` a
+   * pool that would fall back to JavaScript (no loadable addon, or `SLABPOOL_BACKEND=js`) throws
+   * `ERR_SLABPOOL_NATIVE_UNAVAILABLE` listing every load attempt, instead of handing out blocks
+   * that are aligned only within their ArrayBuffer; with `backend: 'js'` it is rejected as
+   * invalid. `'buffer'`: whatever the backend gives (`stats().alignmentScope` says which); on
+   * the fallback `addressOf()` is `null`.
+   * @default 'buffer'
+   */
+  readonly alignmentScope?: 'buffer' | 'address';
+
+  /**
    * For debugging use after release: `trim()` and `destroy()` detach the ArrayBuffers of the slabs
    * they release, so every view still held on them has length 0 at once (reads give `undefined`,
    * `fill`/`set` throw). Off, nothing is detached: a stale view keeps its length, and reads zeros
@@ -141,4 +154,5 @@ export interface PoolConfig {
   readonly poison: 'none' | 'nan';
   readonly backend: 'auto' | Backend;
   readonly detach: boolean;
+  readonly alignmentScope: 'buffer' | 'address';
 }

@@ -122,7 +122,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /**
    * A pool of `numBlocks` blocks of `blockSize` elements of `type` (options.ts documents each
    * option). Throws ERR_SLABPOOL_INVALID_ARG for bad options, ERR_SLABPOOL_NATIVE_UNAVAILABLE for
-   * backend 'native' without a loadable addon, ERR_SLABPOOL_OUT_OF_MEMORY when the first slab
+   * backend 'native' or alignmentScope 'address' without a loadable addon, ERR_SLABPOOL_OUT_OF_MEMORY when the first slab
    * cannot be had.
    */
   constructor(options: PoolOptions<T>) {
@@ -135,7 +135,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#heldMark = mark(this.#id, ViewState.Held);
     this.#leasedMark = mark(this.#id, ViewState.Leased);
     this.#runMark = mark(this.#id, ViewState.Run);
-    this.#engine = engineFactory(cfg.backend)({
+    this.#engine = engineFactory(cfg.backend, cfg.alignmentScope === 'address')({
       blockBytes: cfg.blockBytes,
       stride: cfg.stride,
       alignment: cfg.alignment,

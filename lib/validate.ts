@@ -37,6 +37,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'autoCoalesceThreshold',
   'poison',
   'backend',
+  'alignmentScope',
 ]);
 
 /** An integer in [min, max]; TypeError for a non-number, RangeError for a number outside. */
@@ -153,6 +154,10 @@ export function validateOptions(options: unknown): PoolConfig {
   }
   const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const);
   const detach = o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach);
+  const alignmentScope = o.alignmentScope === undefined ? 'buffer' : requireChoice('alignmentScope', o.alignmentScope, ['buffer', 'address'] as const);
+  if (alignmentScope === 'address' && backend === 'js') {
+    throw invalidRange('alignmentScope', "'buffer' with backend 'js'", alignmentScope, 'the JavaScript fallback cannot align absolute addresses');
+  }
 
   return {
     type,
@@ -168,6 +173,7 @@ export function validateOptions(options: unknown): PoolConfig {
     poison,
     backend,
     detach,
+    alignmentScope,
   };
 }
 

@@ -56,6 +56,38 @@ describe.each(BACKENDS)('errors on the %s backend', (backend) => {
     it('rejects an unknown backend', () => {
       expectRejected(undefined, () => new MemoryPool({ ...base, backend: 'gpu' as 'js' }), invalidArg('RangeError', /^Expected one of 'auto', 'native', 'js' for backend but received 'gpu' of type string$/));
     });
+
+    it('rejects an unknown alignmentScope', () => {
+      expectRejected(undefined, construct({ ...base, alignmentScope: 'page' }), invalidArg('RangeError', /^Expected one of 'buffer', 'address' for alignmentScope but received 'page' of type string$/));
+    });
+
+    it("alignmentScope 'address': refused with backend 'js', honoured on native (absolute addresses aligned)", () => {
+      if (backend === 'js') {
+        expectRejected(undefined, construct({ ...base, alignmentScope: 'address' }), invalidArg('RangeError', /^Expected 'buffer' with backend 'js' for alignmentScope but received 'address' of type string \(the JavaScript fallback cannot align absolute addresses\)$/));
+        return;
+      }
+      const pool = new MemoryPool({ blockSize: 3, numBlocks: 8, alignment: 4096, alignmentScope: 'address', backend });
+      expect(pool.stats().alignmentScope).toBe('address');
+      const run = pool.getRun(2)!;
+      expect([pool.addressOf(pool.getBlock()!)! % 4096n, pool.addressOf(run)! % 4096n]).toEqual([0n, 0n]);
+      pool.destroy();
+    });
+
+    it("alignmentScope 'address' with backend 'auto' and SLABPOOL_BACKEND=js: throws instead of falling back", () => {
+      const saved = process.env.SLABPOOL_BACKEND;
+      process.env.SLABPOOL_BACKEND = 'js';
+      try {
+        expectRejected(undefined, () => new MemoryPool({ ...base, alignmentScope: 'address' }), {
+          name: 'Error',
+          code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE',
+          message: /^Expected a loadable native addon for alignmentScope 'address' but none loaded; attempts:\n {2}- SLABPOOL_BACKEND=js in the environment selects the JavaScript fallback$/,
+        });
+        expect(new MemoryPool({ ...base }).backend).toBe('js'); // without the option: the fallback, as asked
+      } finally {
+        if (saved === undefined) delete process.env.SLABPOOL_BACKEND;
+        else process.env.SLABPOOL_BACKEND = saved;
+      }
+    });
   });
 
   describe('method arguments', () => {

@@ -258,4 +258,26 @@ describe('installing without a prebuild and without a compiler', () => {
         `\n  - ${path.join(pkg, 'prebuilds', platformArch, 'slabpool.node')}: not found`,
     });
   });
+
+  it("throws for alignmentScope 'address' instead of falling back, naming every attempt; addressOf is null on the fallback", () => {
+    const script =
+      `const { MemoryPool } = require('slabpool'); const out = {};` +
+      `try { new MemoryPool({ blockSize: 1, numBlocks: 1, alignmentScope: 'address' }); out.address = 'made'; } catch (e) { out.address = { name: e.name, code: e.code, message: e.message }; }` +
+      `const p = new MemoryPool({ blockSize: 8, numBlocks: 4, alignment: 4096 }); const b = p.getBlock();` +
+      `out.fallback = { scope: p.stats().alignmentScope, address: p.addressOf(b) };` +
+      `console.log(JSON.stringify(out));`;
+    const out = nodeIn(dir, script) as { address: { name: string; code: string; message: string }; fallback: { scope: string; address: null } };
+    const pkg = path.join(dir, 'node_modules', 'slabpool');
+    expect(out).toEqual({
+      address: {
+        name: 'Error',
+        code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE',
+        message:
+          "Expected a loadable native addon for alignmentScope 'address' but none loaded; attempts:" +
+          `\n  - ${path.join(pkg, 'build', 'Release', 'slabpool.node')}: not found` +
+          `\n  - ${path.join(pkg, 'prebuilds', platformArch, 'slabpool.node')}: not found`,
+      },
+      fallback: { scope: 'buffer', address: null },
+    });
+  });
 });
