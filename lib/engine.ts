@@ -76,8 +76,17 @@ export interface Engine {
    * means the pool considers block i free; it must be free here unless it is in scratch[0..count).
    */
   check(blockStates: Uint8Array, count: number): string | null;
-  /** Releases every slab, blocks in use included (see Lifetimes above); every later call but destroy() is refused. */
+  /** Releases every slab, blocks in use included (see Lifetimes above), but pinned ones' memory; every later call but destroy() and unpin() is refused. */
   destroy(): void;
+  /**
+   * One more pin on the slot's slab (pin.ts): until as many unpin(slot) calls, its memory stays as
+   * it is: freeSlab refuses the slot, and destroy neither decommits nor detaches it (native
+   * external memory is kept by the pin itself, even past the collection of its ArrayBuffer;
+   * V8-owned memory by the views the pins hold).
+   */
+  pin(slot: number): void;
+  /** Drops one pin of the slot; also after destroy(). The last pin of a slab given up lets its memory go as destroy() would have. */
+  unpin(slot: number): void;
 }
 
 /**

@@ -9,6 +9,7 @@ export type SlabpoolErrorCode =
   | 'ERR_SLABPOOL_OUT_OF_MEMORY'
   | 'ERR_SLABPOOL_DOUBLE_RETURN'
   | 'ERR_SLABPOOL_FOREIGN_BLOCK'
+  | 'ERR_SLABPOOL_PINNED'
   | 'ERR_SLABPOOL_DESTROYED'
   | 'ERR_SLABPOOL_NATIVE_UNAVAILABLE'
   | 'ERR_SLABPOOL_CHECK_FAILED'
@@ -90,6 +91,20 @@ export function doubleReturn(name: string, index: number, kind: 'block' | 'run' 
       ? `Expected a block in use for ${name} but received the run view at block ${index}, whose run was already returned (returned twice?)`
       : `Expected a block in use for ${name} but received block ${index}, which is free (returned twice?)`,
   );
+}
+
+/** A pinned block or run given back (pin.ts): `what` names it ("block 5", "the run at block 8"). */
+export function pinned(name: string, what: string, pins: number): SlabpoolError {
+  return withCode(
+    RangeError,
+    'ERR_SLABPOOL_PINNED',
+    `Expected a block that is not pinned for ${name} but received ${what}, pinned by ${pins} live ${pins === 1 ? 'pin' : 'pins'} (release ${pins === 1 ? 'it' : 'them'} first: native code may still be using its memory)`,
+  );
+}
+
+/** A view given to pin() that is not in use: free, or a run already returned. */
+export function notInUse(name: string, what: string): SlabpoolError {
+  return withCode(RangeError, 'ERR_SLABPOOL_INVALID_ARG', `Expected a block or run in use for ${name} but received ${what}, which is free`);
 }
 
 /** A view or buffer given back twice, where there is no block index to name (slabpool/compat). */

@@ -99,6 +99,8 @@ export class JsEngine implements Engine {
   #cursor = 0;
   readonly #sorted = new Int32Array(SCRATCH_LENGTH);
   #destroyed = false;
+  /** Live pins per slot (pin()); they outlive destroy(). */
+  readonly #pins: number[] = [];
 
   constructor(config: EngineConfig) {
     const problem = geometryProblem(config);
@@ -149,6 +151,7 @@ export class JsEngine implements Engine {
   freeSlab(slot: number): number {
     const slab = this.#slabIn(slot);
     if (slab.free !== slab.blocks) throw internalError(`slab ${slot} is not empty`);
+    if ((this.#pins[slot] ?? 0) !== 0) throw internalError(`slab ${slot} is pinned`);
     this.#runs.set(slot * this.#wordsPerSlab, 0); // its one run, which starts in word 0
     this.#bump(Counter.Free, -slab.blocks);
     this.#bump(Counter.Capacity, -slab.blocks);
@@ -181,11 +184,23 @@ export class JsEngine implements Engine {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    if (this.#detach) for (const slab of this.#slabs) if (slab) detach(slab.buffer);
+    // A pinned slab's buffer is its memory: detaching it would free it under native code.
+    if (this.#detach) this.#slabs.forEach((slab, slot) => slab !== undefined && (this.#pins[slot] ?? 0) === 0 && detach(slab.buffer));
     this.#slabs.length = 0;
     this.#runs.clear();
     this.counters.fill(0);
     this.#cursor = 0;
+  }
+
+  pin(slot: number): void {
+    this.#slabIn(slot);
+    this.#pins[slot] = (this.#pins[slot] ?? 0) + 1;
+  }
+
+  unpin(slot: number): void {
+    const pins = Number.isInteger(slot) && slot >= 0 ? (this.#pins[slot] ?? 0) : 0;
+    if (pins === 0) throw internalError(`unpin of slot ${slot}, which is not pinned`);
+    this.#pins[slot] = pins - 1;
   }
 
   // ---- blocks and runs -----------------------------------------------------------------------

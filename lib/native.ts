@@ -102,6 +102,12 @@ class NativeEngine implements Engine {
   destroy(): void {
     this.#engine.destroy();
   }
+  pin(slot: number): void {
+    this.#engine.pin(slot);
+  }
+  unpin(slot: number): void {
+    this.#engine.unpin(slot);
+  }
 }
 
 /**

@@ -17,6 +17,9 @@ export interface PoolParts {
   /** The mark of a live run's view. */
   readonly runMark: number;
   readonly leases: number;
+  /** Block views with live pins, and live runs with live pins (pin.ts). */
+  readonly pinnedBlocks: number;
+  readonly pinnedRuns: number;
   readonly capacity: number;
   readonly inUse: number;
   readonly peak: number;
@@ -41,6 +44,8 @@ export function checkPool(p: PoolParts): string | null {
   let capacity = 0;
   let inUse = 0;
   let leased = 0;
+  let pinned = 0;
+  let pinnedRuns = 0;
   let runBlocks = 0;
   let liveRuns = 0;
   for (let slot = 0; slot < slots.length; slot++) {
@@ -60,20 +65,23 @@ export function checkPool(p: PoolParts): string | null {
         if (ownerOf(m) !== p.serial) return `block ${idx} is marked ${m}, not by this pool`;
         if (state !== BlockState.Free) return `block ${idx} is held singly and in a run`;
         inUse++;
-        if (stateOf(m) === ViewState.Leased) leased++;
+        const held = stateOf(m);
+        if (held === ViewState.Leased || held === ViewState.PinnedLeased) leased++;
+        if (held === ViewState.PinnedHeld || held === ViewState.PinnedLeased) pinned++;
       }
       if (state === BlockState.RunStart) {
         const run = views.runRecordAt(idx);
         if (run === undefined) return `block ${idx} starts a run the pool has no view of`;
         const k = run.length;
         if (run.mark !== p.runMark || run.start !== idx || run.pool !== p.serial) return `the view of the live run at ${idx} is marked ${run.mark}, for ${run.start} of pool ${run.pool}`;
+        if (run.pins > 0) pinnedRuns++;
         for (let j = 1; j < k; j++) if (states[idx + j] !== BlockState.RunBody) return `run at ${idx} of ${k} has block ${idx + j} in state ${states[idx + j]}`;
         if (states[idx + k] === BlockState.RunBody) return `run at ${idx} of ${k} is followed by a stray run block`;
         inUse += k;
         runBlocks += k;
         liveRuns++;
-      } else if ((views.runRecordAt(idx)?.mark ?? ViewState.Free) !== ViewState.Free) {
-        return `the view of a run at ${idx}, not live, is marked ${views.runRecordAt(idx)!.mark}`;
+      } else if ((views.runRecordAt(idx)?.mark ?? ViewState.Free) !== ViewState.Free || (views.runRecordAt(idx)?.pins ?? 0) !== 0) {
+        return `the view of a run at ${idx}, not live, is marked ${views.runRecordAt(idx)!.mark} with ${views.runRecordAt(idx)!.pins} pins`;
       }
       const problem = views.checkBlock(idx);
       if (problem !== null) return problem;
@@ -87,6 +95,9 @@ export function checkPool(p: PoolParts): string | null {
   if (capacity !== p.capacity) return `slabs hold ${capacity} blocks, pool counts ${p.capacity}`;
   if (inUse !== p.inUse) return `blocks in use: pool counts ${p.inUse}, states say ${inUse}`;
   if (leased !== p.leases) return `${p.leases} leases for ${leased} leased blocks`;
+  if (pinned !== p.pinnedBlocks || pinnedRuns !== p.pinnedRuns) {
+    return `pool counts ${p.pinnedBlocks} pinned blocks and ${p.pinnedRuns} pinned runs, marks say ${pinned} and ${pinnedRuns}`;
+  }
   if (runBlocks !== p.runBlocks || liveRuns !== p.liveRuns) {
     return `pool counts ${p.liveRuns} runs of ${p.runBlocks} blocks, states say ${liveRuns} of ${runBlocks}`;
   }

@@ -1,10 +1,12 @@
 import { coalesceGate } from './auto-coalesce.js';
 import { BlockState, Counter, type Engine } from './engine.js';
-import { checkFailed, destroyed, doubleReturn, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
+import { checkFailed, destroyed, doubleReturn, foreignBlock, invalidRange, invalidType, notInUse, outOfMemory, pinned } from './errors.js';
 import { engineFactory } from './loader.js';
+import { IndexTable } from './index-table.js';
 import { Magazine } from './magazine.js';
 import type { Backend, PoolArray, PoolConfig, PoolOptions } from './options.js';
 import { checkPool } from './pool-check.js';
+import { Pin, PinTable } from './pin.js';
 import { SlotTable } from './slots.js';
 import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats.js';
 import { requireInteger, validateOptions } from './validate.js';
@@ -16,6 +18,7 @@ import { INDEX, MARK, POOL, runOf, ViewState, ViewTable, isArrayOf, mark, stateO
  *   views.ts     the views handed out and the marks on them
  *   magazine.ts  the magazine of free views that keeps the hot path in JavaScript
  *   auto-coalesce.ts  when a return must check fragmentation
+ *   pin.ts       pins: native code holding a block's memory
  *   pool-check.ts     the pool half of check()
  * This class keeps the API, the counters and the hot path. Blocks in the magazine are free to the
  * pool and allocated to the engine; every metric counts them as free, so figures are exact at
@@ -57,11 +60,14 @@ export class Lease<T extends PoolArray = Float64Array> implements Disposable {
     return this.#disposed;
   }
 
-  /** Returns the block. Idempotent; after the pool is destroyed it does nothing. */
+  /**
+   * Returns the block. Idempotent; after the pool is destroyed it does nothing. Throws
+   * ERR_SLABPOOL_PINNED, the lease still live, while the block is pinned (pin.ts).
+   */
   [Symbol.dispose](): void {
     if (this.#disposed) return;
-    this.#disposed = true;
     endLease(this.#pool, this);
+    this.#disposed = true;
   }
 }
 
@@ -86,6 +92,21 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /** The mark of a view handed out by getBlock() / inside a lease; NaN once destroyed, so that no view passes as held any more. */
   #heldMark: number;
   #leasedMark: number;
+  /** The marks of a held / leased block view while pinned (pin.ts); NaN once destroyed. */
+  #pinnedHeldMark: number;
+  #pinnedLeasedMark: number;
+  readonly #pins = new PinTable();
+  /**
+   * The absolute address of each slot's buffer (its byte 0) as a number, read once per slab; NaN
+   * where it cannot be known (js backend) or is not exact as a number plus any offset (past 2^53
+   * - 2^32: no x64 or arm64 user address is): addressOf converts one number, one bigint made.
+   */
+  readonly #slabAddresses: number[] = [];
+  /**
+   * Each block's address once asked for: BigInt(number) is a runtime call in V8 11 (~50 ns), so
+   * addressOf() of a block in use is a table read (a run keeps its own in its record).
+   */
+  readonly #blockAddresses = new IndexTable<bigint>();
   /** The mark of a run view while its run is live; NaN once destroyed. */
   #runMark: number;
   /** A return that leaves fewer blocks than this in use coalesces (auto-coalesce.ts); -Infinity while disarmed. */
@@ -134,6 +155,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#poisonNaN = cfg.poison === 'nan';
     this.#heldMark = mark(this.#id, ViewState.Held);
     this.#leasedMark = mark(this.#id, ViewState.Leased);
+    this.#pinnedHeldMark = mark(this.#id, ViewState.PinnedHeld);
+    this.#pinnedLeasedMark = mark(this.#id, ViewState.PinnedLeased);
     this.#runMark = mark(this.#id, ViewState.Run);
     this.#engine = engineFactory(cfg.backend, cfg.alignmentScope === 'address')({
       blockBytes: cfg.blockBytes,
@@ -286,15 +309,63 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
 
   /**
    * The absolute address of a block or run this pool created, for handing to native code; null on
-   * the JavaScript fallback, which cannot know it. Valid while the block is held.
+   * the JavaScript fallback, which cannot know it. Valid while the block is held (and, for native
+   * work that outlives the call, pinned: pin()). Compute it once per held block, not per native
+   * call: each call makes a new bigint (~40 ns on native).
    */
   addressOf(block: T): bigint | null {
+    // Fast: a block in use carries its pool's mark (so it is this pool's view of block INDEX), a live run its record.
+    if (typeof block === 'object' && block !== null) {
+      const view = block as PoolView;
+      const m = view[HOT_MARK];
+      if (m === this.#heldMark || m === this.#pinnedHeldMark || m === this.#leasedMark || m === this.#pinnedLeasedMark) {
+        const idx = view[INDEX]!;
+        const known = this.#blockAddresses.get(idx);
+        if (known !== undefined) return known;
+        const address = this.#addressAt(this.#slots.slotOf(idx), view.byteOffset);
+        if (address !== null) this.#blockAddresses.set(idx, address);
+        return address;
+      }
+      const run = runOf(view);
+      if (run !== undefined && run.mark === this.#runMark) return (run.address ??= this.#addressAt(this.#slots.slotOf(run.start), view.byteOffset));
+    }
     this.#live('addressOf');
     const idx = this.indexOf(block);
     if (idx < 0) throw foreignBlock('block', block, this.#foreignReason(block as PoolView) ?? 'it is a run view the pool no longer keeps');
-    const slot = this.#slots.slotOf(idx);
-    const base = this.#engine.slabAddress(slot);
-    return base === null ? null : base + BigInt(block.byteOffset - this.#slots.at(slot).base);
+    return this.#addressAt(this.#slots.slotOf(idx), block.byteOffset);
+  }
+
+  /**
+   * Pins a block or run in use (held from getBlock(), inside a lease, or a live run from getRun()):
+   * until the returned Pin is released (`using pin = pool.pin(block)`, or `pin.release()`), the
+   * block cannot be returned (ERR_SLABPOOL_PINNED) and destroy() leaves its slab's memory as it
+   * is. pin.ts says when to pin. Throws ERR_SLABPOOL_FOREIGN_BLOCK for a view this pool does not
+   * keep, ERR_SLABPOOL_INVALID_ARG for a free block or a returned run, a TypeError (same code)
+   * for anything that is not a typed array of the pool's type.
+   */
+  pin(block: T): Pin<T> {
+    this.#live('pin');
+    const typeName = this.#typeName;
+    if (!isArrayOf(block, typeName)) throw invalidType('block', `${typeName} from getBlock()/getRun()`, block);
+    const view = block as PoolView;
+    const why = this.#foreignReason(view);
+    if (why !== null) throw foreignBlock('block', block, why);
+    const run = runOf(view);
+    let start: number;
+    if (run !== undefined) {
+      start = run.start;
+      if (run.mark !== this.#runMark || this.#views.runAt(start) !== view) throw notInUse('block', `the run view at block ${start}`);
+    } else {
+      start = view[INDEX]!;
+      const m = view[MARK];
+      if (m !== this.#heldMark && m !== this.#leasedMark && m !== this.#pinnedHeldMark && m !== this.#pinnedLeasedMark) throw notInUse('block', `block ${start}`);
+    }
+    const slot = this.#slots.slotOf(start);
+    const address = this.addressOf(block); // in use, so its fast path: cached after the first
+    this.#engine.pin(slot); // first: it may refuse (an engine bug), with nothing changed yet
+    if (run !== undefined) this.#pins.pinRun(run);
+    else this.#pins.pinBlock(view, view[MARK] === this.#leasedMark || view[MARK] === this.#pinnedLeasedMark ? this.#pinnedLeasedMark : this.#pinnedHeldMark);
+    return new Pin<T>(block, address, () => this.#unpin(view, slot));
   }
 
   // ---- maintenance ---------------------------------------------------------------------------
@@ -328,6 +399,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#views.retire(slot * slabBlocks, blocks); // the slab is gone: its views can no longer name a block
       released += this.#engine.freeSlab(slot);
       slots.empty(slot);
+      this.#slabAddresses[slot] = NaN;
+      this.#blockAddresses.deleteRange(slot * slabBlocks, blocks, () => {});
       this.#capacity -= blocks;
       this.#trims++;
     }
@@ -347,8 +420,12 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#destroyed = true;
     this.#heldMark = NaN;
     this.#leasedMark = NaN;
+    this.#pinnedHeldMark = NaN;
+    this.#pinnedLeasedMark = NaN;
     this.#runMark = NaN;
-    this.#engine.destroy();
+    this.#engine.destroy(); // pinned slabs' memory stays until their pins are released
+    this.#pins.clear();
+    this.#blockAddresses.clear();
     this.#views.clear();
     this.#leases.clear();
     this.#slots.clear();
@@ -429,6 +506,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
         serial: this.#id,
         runMark: this.#runMark,
         leases: this.#leases.size,
+        pinnedBlocks: this.#pins.blocks,
+        pinnedRuns: this.#pins.runs,
         capacity: this.#capacity,
         inUse: this.#inUse,
         peak: this.#peak,
@@ -467,8 +546,10 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (--this.#inUse < this.#gateInUse) this.#autoCoalesce();
   }
 
-  #releaseRun(start: number, view: PoolView): void {
+  /** `name`: the returnBlock parameter as an error names it ('block', or 'index' for a return by index). */
+  #releaseRun(start: number, view: PoolView, name = 'block'): void {
     const run = runOf(view)!;
+    if (run.pins !== 0) throw pinned(name, `the run at block ${start}`, run.pins);
     const k = run.length;
     run.mark = ViewState.Free;
     if (this.#poisonNaN) (view as Float64Array).fill(NaN); // float types only (validated)
@@ -557,6 +638,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       throw outOfMemory(`a slab of ${blocks} blocks`, blocks * this.#cfg.stride);
     }
     this.#slots.fill(slot, blocks, this.#engine.slabBuffer(slot), this.#engine.slabBase(slot));
+    this.#slabAddresses[slot] = NaN;
     this.#capacity += blocks;
     this.#resizeMagazine();
     this.#engineChanged(0);
@@ -582,6 +664,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const index = view[INDEX]!;
     // A view of this pool with an index is the one made for its block.
     if (view[MARK] === this.#leasedMark) return this.#releaseLeased(index, view);
+    if (this.#pins.pinsOf(view) !== 0) throw pinned('block', `block ${index}`, this.#pins.pinsOf(view));
     throw doubleReturn('block', index);
   }
 
@@ -612,8 +695,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const view = this.#views.block(index);
     if (view?.[MARK] === this.#heldMark) return this.#releaseBlock(view);
     if (view?.[MARK] === this.#leasedMark) return this.#releaseLeased(index, view);
+    if (view !== undefined && this.#pins.pinsOf(view) !== 0) throw pinned('index', `block ${index}`, this.#pins.pinsOf(view));
     const runView = this.#views.runAt(index);
-    if (runView !== undefined && runOf(runView)!.mark === this.#runMark) return this.#releaseRun(index, runView);
+    if (runView !== undefined && runOf(runView)!.mark === this.#runMark) return this.#releaseRun(index, runView, 'index');
     // The live run holding index, if any, is the nearest live one starting before it in its slab (runs never overlap).
     let start = -1;
     for (let s = index - 1; s >= index - (index % slabBlocks); s--) {
@@ -626,6 +710,26 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       throw invalidRange('index', 'index of a block or of the first block of a run', index, `it is inside the run that starts at ${start}; return the run or index ${start}`);
     }
     throw doubleReturn('index', index);
+  }
+
+  /** The absolute address of the byte at byteOffset in the slot's buffer; null on the js backend. */
+  #addressAt(slot: number, byteOffset: number): bigint | null {
+    const base = this.#slabAddresses[slot];
+    if (base !== undefined && base === base) return BigInt(base + byteOffset);
+    const address = this.#engine.slabAddress(slot);
+    if (address === null) return null;
+    const buffer = address - BigInt(this.#slots.at(slot).base);
+    this.#slabAddresses[slot] = buffer <= BigInt(Number.MAX_SAFE_INTEGER - 2 ** 32) ? Number(buffer) : NaN;
+    return buffer + BigInt(byteOffset);
+  }
+
+  /** A Pin's release: the engine's slab pin always (also after destroy()); the view's pin while the pool lives. */
+  #unpin(view: PoolView, slot: number): void {
+    this.#engine.unpin(slot);
+    if (this.#destroyed) return;
+    const run = runOf(view);
+    if (run !== undefined) this.#pins.unpinRun(run);
+    else this.#pins.unpinBlock(view, view[MARK] === this.#pinnedLeasedMark ? this.#leasedMark : this.#heldMark);
   }
 
   #releaseLeased(idx: number, block: PoolView): void {
@@ -662,6 +766,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (this.#destroyed) return;
     const idx = (lease.block as PoolView)[INDEX]!;
     if (this.#leases.get(idx) !== lease) throw doubleReturn('lease', idx);
+    if (this.#pins.pinsOf(lease.block) !== 0) throw pinned('lease', `block ${idx}`, this.#pins.pinsOf(lease.block));
     this.#releaseLeased(idx, lease.block);
   }
 }

@@ -39,6 +39,10 @@ export interface RunRecord {
   readonly length: number;
   /** mark(serial, ViewState.Run) while the run is live, else ViewState.Free. */
   mark: number;
+  /** Live pins on the run (pin.ts); a pinned run cannot be returned. */
+  pins: number;
+  /** Its absolute address once addressOf() asked for it (undefined before; null on the js backend). */
+  address: bigint | null | undefined;
 }
 
 export type PoolView = PoolArray & { [POOL]?: number; [INDEX]?: number; [MARK]?: number };
@@ -82,6 +86,10 @@ export const enum ViewState {
   Leased = 2,
   /** A run view handed out by getRun(). */
   Run = 3,
+  /** Held, and pinned (pin.ts): returnBlock's fast path, which compares with the Held mark, misses it. */
+  PinnedHeld = 4,
+  /** Leased, and pinned. */
+  PinnedLeased = 5,
   /** Marks are serial * Kinds + state: room for states to come (a pin, say). */
   Kinds = 8,
 }
@@ -141,7 +149,7 @@ export class ViewTable {
     let view = this.#runs.get(start);
     if (view === undefined || runOf(view)!.length !== k) {
       view = this.#over(start, k * this.#blockLength);
-      new RunStamp(view, { pool: this.#id, start, length: k, mark: ViewState.Free });
+      new RunStamp(view, { pool: this.#id, start, length: k, mark: ViewState.Free, pins: 0, address: undefined });
       this.#runs.set(start, view);
     }
     return view;

@@ -77,6 +77,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
             InstanceMethod<&Engine::LargestRunWith>("largestRunWith"),
             InstanceMethod<&Engine::Check>("check"),
             InstanceMethod<&Engine::Destroy>("destroy"),
+            InstanceMethod<&Engine::Pin>("pin"),
+            InstanceMethod<&Engine::Unpin>("unpin"),
         });
   }
 
@@ -125,6 +127,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   ~Engine() override {
+    // Pins left when the engine is collected (their Pin objects were collected too).
+    for (Slot& s : slots_) {
+      if (s.pinned != nullptr) slabpool::slab_memory_unpin(s.pinned);
+    }
     if (handle_ == nullptr) return;
     handle_->engine = nullptr;
     DropHandle(handle_);
@@ -193,6 +199,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     uint32_t slot;
     if (!Live(env) || !SlotArg(info, 0, &slot)) return Napi::Value();
     if (allocator_->slab_free(slot) != allocator_->slab_blocks(slot)) return Fail(env, "slab is not empty");
+    if (slots_[slot].pins != 0) return Fail(env, "slab is pinned");
     DropBuffer(slot);
     size_t bytes = allocator_->free_slab(slot);
     Sync();
@@ -377,6 +384,35 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return env.Undefined();
   }
 
+  // pin(slot): one more pin on the slot's slab (lib/pin.ts). The first retains its memory
+  // (external memory; V8-owned memory is kept by the pool's reference to a view) so that neither
+  // destroy() nor the collection of the slab's ArrayBuffer frees or decommits it, and with detach
+  // the slab's buffer is not detached (for V8-owned memory that would free it).
+  Napi::Value Pin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t slot;
+    if (!Live(env) || !SlotArg(info, 0, &slot)) return Napi::Value();
+    Slot& s = slots_[slot];
+    if (s.pins == UINT32_MAX) return Fail(env, "too many pins on one slab");
+    if (s.pins++ == 0 && allocator_->slab_memory(slot) != nullptr) s.pinned = slabpool::slab_memory_pin(allocator_->slab_memory(slot));
+    return env.Undefined();
+  }
+
+  // unpin(slot): drops a pin, also after destroy(); the last one of a slab already given up
+  // decommits it (slab.h slab_memory_unpin).
+  Napi::Value Unpin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t slot;
+    if (!Uint32Arg(info, 0, &slot)) return Napi::Value();
+    if (slot >= slots_.size() || slots_[slot].pins == 0) return Fail(env, "unpin of a slot that is not pinned");
+    Slot& s = slots_[slot];
+    if (--s.pins == 0 && s.pinned != nullptr) {
+      slabpool::slab_memory_unpin(s.pinned);
+      s.pinned = nullptr;
+    }
+    return env.Undefined();
+  }
+
   // ---- helpers ----
 
   size_t SlabBytes(uint32_t blocks) const { return static_cast<size_t>(blocks) * stride_; }
@@ -388,7 +424,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   void DropBuffer(uint32_t slot) {
     if (slot >= slots_.size() || slots_[slot].buffer.IsEmpty()) return;
     Slot& s = slots_[slot];
-    if (detach_) {
+    if (detach_ && s.pins == 0) {
       Napi::ArrayBuffer ab = s.buffer.Value();
       if (napi_detach_arraybuffer(Env(), ab) == napi_ok && s.hold != nullptr) {
         slabpool::slab_memory_release(s.hold->memory);
@@ -456,12 +492,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return false;
   }
 
-  // What the binding keeps per slab slot beside the allocator's own; per-slot state to come (such
-  // as pins) goes here too.
+  // What the binding keeps per slab slot beside the allocator's own.
   struct Slot {
     Napi::Reference<Napi::ArrayBuffer> buffer;  // empty while the slot holds no slab
     uint32_t base = 0;                          // byte offset of block 0 within buffer
     BufferHold* hold = nullptr;                 // owned by the buffer's finalizer; null for V8-owned slabs
+    uint32_t pins = 0;                          // live pins on the slab (outlive destroy())
+    slabpool::SlabMemory* pinned = nullptr;     // the pins' reference to external memory, while pins > 0
   };
 
   std::unique_ptr<Allocator> allocator_;

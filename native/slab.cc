@@ -21,6 +21,8 @@ struct SlabMemory {
   bool mapped;  // how os::alloc_slab obtained it
   std::atomic<uint32_t> refs;
   std::atomic<bool> decommitted;  // its pages went back to the OS (at most once)
+  std::atomic<uint32_t> pins;     // of refs, those held by pins: no decommit while > 0
+  std::atomic<bool> retired;      // the allocator gave it up (slab_memory_retire)
 };
 
 namespace {
@@ -40,7 +42,7 @@ SlabMemory* allocate_slab_memory(size_t bytes, size_t alignment) {
   bool mapped = false;
   void* p = os::alloc_slab(bytes, alignment, &mapped);
   if (p == nullptr) return nullptr;
-  SlabMemory* m = new (std::nothrow) SlabMemory{static_cast<uint8_t*>(p), bytes, mapped, {1}, {false}};
+  SlabMemory* m = new (std::nothrow) SlabMemory{static_cast<uint8_t*>(p), bytes, mapped, {1}, {false}, {0}, {false}};
   if (m == nullptr) {
     os::free_slab(p, bytes, mapped);
     return nullptr;
@@ -68,8 +70,23 @@ void slab_memory_release(SlabMemory* memory) {
 
 void slab_memory_retire(SlabMemory* memory) {
   // Decommitting while this reference is still held: the memory cannot be freed under the call.
-  // A view that outlives it reads zeros; unmapping instead would make that read a crash.
-  if (memory->refs.load(std::memory_order_acquire) > 1) decommit(memory);
+  // A view that outlives it reads zeros; unmapping instead would make that read a crash. A pinned
+  // slab is left as it is: native code is still reading it (the last unpin decommits).
+  memory->retired.store(true, std::memory_order_release);
+  if (memory->pins.load(std::memory_order_acquire) == 0 && memory->refs.load(std::memory_order_acquire) > 1) decommit(memory);
+  slab_memory_release(memory);
+}
+
+SlabMemory* slab_memory_pin(SlabMemory* memory) {
+  memory->pins.fetch_add(1, std::memory_order_relaxed);
+  return slab_memory_retain(memory);
+}
+
+void slab_memory_unpin(SlabMemory* memory) {
+  if (memory->pins.fetch_sub(1, std::memory_order_acq_rel) == 1 && memory->retired.load(std::memory_order_acquire) &&
+      memory->refs.load(std::memory_order_acquire) > 1) {
+    decommit(memory);
+  }
   slab_memory_release(memory);
 }
 
@@ -219,7 +236,9 @@ size_t Allocator::free_slab(uint32_t slot) {
 
 void Allocator::decommit_all() {
   for (Slab* s : slabs_) {
-    if (s != nullptr && s->memory != nullptr && s->memory->refs.load(std::memory_order_acquire) > 1) decommit(s->memory);
+    if (s == nullptr || s->memory == nullptr) continue;
+    s->memory->retired.store(true, std::memory_order_release);  // the last unpin decommits a pinned one
+    if (s->memory->pins.load(std::memory_order_acquire) == 0 && s->memory->refs.load(std::memory_order_acquire) > 1) decommit(s->memory);
   }
 }
 

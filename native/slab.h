@@ -36,6 +36,12 @@ void slab_memory_release(SlabMemory* memory);  // frees the memory with the last
 // is left, the memory is decommitted first (os.h decommit_slab: it reads zeros from now on, and a
 // mapped slab's pages go back to the OS at once); then as slab_memory_release.
 void slab_memory_retire(SlabMemory* memory);
+// A pin (lib/pin.ts): a reference that also keeps the memory as it is, for native code reading it
+// outside any JavaScript call. While a slab has pins, slab_memory_retire and decommit_all leave
+// its memory committed; the last unpin of a retired slab decommits it if references remain, then
+// drops its own reference as slab_memory_release does.
+SlabMemory* slab_memory_pin(SlabMemory* memory);
+void slab_memory_unpin(SlabMemory* memory);
 size_t slab_memory_live_bytes();       // bytes of slab memory not yet freed, process-wide
 size_t slab_memory_committed_bytes();  // of those, bytes not given back to the OS by a decommit
 

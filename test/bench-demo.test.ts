@@ -56,16 +56,22 @@ describe('npm run bench --json', () => {
         for (const op of ['getBlock', 'k1', 'largest']) expect(report.layouts[b][size][op].found).toBe(1);
       }
     }
-    // Churn: one trace for every allocator; both backends place blocks alike.
-    expect(report.churn).toMatchObject({ seed: 1, operations: 20_000, blocks: 1000, period: 10_000, warmup: 2000 });
+    // Churn: one trace per seed (one seed in --smoke) for every allocator; both backends place blocks alike.
+    expect(report.churn).toMatchObject({ seeds: [1], operations: 20_000, blocks: 1000, period: 10_000, warmup: 2000 });
+    const medianWorst = { median: number, worst: number };
     for (const v of [...BACKENDS, 'firstFit']) {
-      expect(report.churn[v]).toEqual({ ns: number, fragmentation: number, occupancy: number, getRunFailures: number, getBlockFailures: number, getRuns: number });
+      const extra = v === 'firstFit' ? {} : { fragmentationVsFirstFit: medianWorst, failuresVsFirstFit: medianWorst, seeds: [expect.objectContaining({ seed: 1, ns: number, fragmentation: number, firstFit: number, getRunFailures: number, firstFitFailures: number })] };
+      expect(report.churn[v]).toEqual({ ns: medianWorst, fragmentation: medianWorst, occupancy: number, getRunFailures: medianWorst, getBlockFailures: number, getRuns: number, ...extra });
       expect(report.churn[v].getRuns).toBe(report.churn.js.getRuns);
       expect(report.churn[v].occupancy).toBeGreaterThan(30);
     }
     for (const b of BACKENDS) {
-      expect(report.churn[b].fragmentation).toBe(report.churn.js.fragmentation);
-      expect(report.churn[b].getRunFailures).toBe(report.churn.js.getRunFailures);
+      expect(report.churn[b].fragmentation).toEqual(report.churn.js.fragmentation);
+      expect(report.churn[b].getRunFailures).toEqual(report.churn.js.getRunFailures);
+      // Each seed's ratio is against first fit on the same trace.
+      const seed = report.churn[b].seeds[0];
+      expect(report.churn[b].fragmentationVsFirstFit.median).toBeCloseTo(seed.fragmentation / seed.firstFit, 2);
+      expect(report.churn[b].failuresVsFirstFit.median).toBe(seed.getRunFailures - seed.firstFitFailures);
     }
     for (const pattern of ['same', 'random']) {
       expect(Object.keys(report.compat[pattern]).sort()).toEqual(['typedarrayPool', ...BACKENDS].sort());

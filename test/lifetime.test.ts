@@ -95,6 +95,58 @@ describe.skipIf(!BACKENDS.includes('native'))('native memory lifetimes', () => {
     expect(out).toEqual({ during: [1000 * 832, 1000 * 832], after: [1000 * 832, 0], length: 100, read: [0, 0], written: 5, collected: [0, 0] });
   });
 
+  it('keeps a pinned slab committed and intact through destroy(), collection of its views and the pool; the last unpin decommits or frees it', () => {
+    // Two slabs (grow): slab 0 holds a pinned block, slab 1 an unpinned one. Then, as native code
+    // holding only the pin (and so the address) would see it: nothing freed, nothing zeroed.
+    const out = childJson(`(async () => {
+      const before = [live(), committed()];
+      const bytes = 1000 * 832;
+      const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend: 'native', grow: true });
+      const all = Array.from({ length: 1001 }, () => pool.getBlock());
+      all[0].fill(3);
+      all[1000].fill(4);
+      let pin = pool.pin(all[0]);
+      pool.destroy();
+      const out = { afterDestroy: [live() - before[0], committed() - before[1]], read: [all[0][0], all[0][99], all[1000][0]] };
+      // The pin alone keeps the memory: drop every view (and so both ArrayBuffers).
+      all.length = 0;
+      await settle();
+      out.pinOnly = [live() - before[0], committed() - before[1], pin.block[0], pin.block.length];
+      pin.release();
+      out.released = [live() - before[0], committed() - before[1], pin.block[0]];
+      pin = null;
+      await settle();
+      out.collected = [live() - before[0], committed() - before[1]];
+      console.log(JSON.stringify(out));
+    })()`);
+    expect(out).toEqual({
+      afterDestroy: [2 * 1000 * 832, 1000 * 832], // slab 1 decommitted at once, slab 0 kept
+      read: [3, 3, 0],
+      pinOnly: [1000 * 832, 1000 * 832, 3, 100], // slab 1's range freed with its buffer; slab 0 intact
+      released: [1000 * 832, 0, 0], // the last unpin decommits: the view still held reads zeros
+      collected: [0, 0],
+    });
+  });
+
+  it('with detach: true, does not detach a pinned slab at destroy(); its pin keeps the memory until released', () => {
+    const out = childJson(`(async () => {
+      const before = live();
+      const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend: 'native', detach: true, grow: true });
+      const all = Array.from({ length: 1001 }, () => pool.getBlock());
+      all[0].fill(3);
+      let pin = pool.pin(all[0]);
+      pool.destroy();
+      const out = { lengths: [all[0].length, all[1000].length], read: all[0][99], live: live() - before };
+      pin.release();
+      pin = null;
+      all.length = 0;
+      await settle();
+      out.after = live() - before;
+      console.log(JSON.stringify(out));
+    })()`);
+    expect(out).toEqual({ lengths: [100, 0], read: 3, live: 1000 * 832, after: 0 });
+  });
+
   it('with detach: true, detaches the blocks at destroy() and frees their memory at once', () => {
     const out = childJson(`
       const before = live();
