@@ -115,6 +115,20 @@ const MUTANTS: readonly Mutant[] = [
     replace: '',
     caughtBy: { slab_test: SLAB_FINDING },
   },
+  {
+    name: 'decommit_all (destroy) decommits a pinned slab under native code',
+    file: 'slab.cc',
+    find: 'if (s->memory->pins.load(std::memory_order_acquire) == 0 && s->memory->refs',
+    replace: 'if (s->memory->refs',
+    caughtBy: { slab_test: /slab_test\.cc:\d+: expected all_bytes\(v0, bytes, 0x44\)/ },
+  },
+  {
+    name: 'the last unpin of a slab given up leaves it committed',
+    file: 'slab.cc',
+    find: 'memory->retired.load(std::memory_order_acquire) &&',
+    replace: 'false &&',
+    caughtBy: { slab_test: /slab_test\.cc:\d+: expected all_bytes\(v0, bytes, 0\)/ },
+  },
 ];
 
 const execFileAsync = promisify(execFile);
@@ -136,7 +150,7 @@ async function outcome(exe: string, args: string[]): Promise<{ failed: number; r
   }
 }
 
-describe('a bug planted in the run index or its upkeep is caught by the native unit tests', () => {
+describe('a bug planted in the run index, its upkeep or slab pins is caught by the native unit tests', () => {
   it('fails run_index_test and slab_test on every mutant, for the reason each names', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-mutants-'));
     const obj = (name: string) => path.join(dir, `${name}.o`);

@@ -398,6 +398,53 @@ static void test_slab_memory_lifetime(uint32_t blocks) {
   }
 
   {
+    // Pins: decommit_all() and free_slab leave a pinned slab committed and intact, viewed or not;
+    // the last unpin of a retired slab decommits it while a view remains, or frees it when none
+    // does; an unpin of a slab not retired leaves it alone.
+    Allocator a(8, 8, blocks);
+    EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
+    EXPECT(a.add_slab(1, blocks) == Allocator::Result::kOk);
+    EXPECT(a.add_slab(2, blocks) == Allocator::Result::kOk);
+    SlabMemory* viewed = a.slab_memory(0);
+    SlabMemory* unviewed = a.slab_memory(1);
+    SlabMemory* kept = a.slab_memory(2);
+    uint8_t* v0 = a.slab_base(0);
+    uint8_t* v1 = a.slab_base(1);
+    slabpool::slab_memory_retain(viewed);
+    EXPECT(slabpool::slab_memory_pin(viewed) == viewed);
+    slabpool::slab_memory_pin(viewed);  // pins nest
+    slabpool::slab_memory_pin(unviewed);
+    slabpool::slab_memory_pin(kept);
+    slabpool::slab_memory_unpin(kept);  // never retired: nothing happens to it
+    EXPECT_EQ(committed() - committed0, 3 * bytes);
+    std::memset(v0, 0x44, bytes);
+    std::memset(v1, 0x55, bytes);
+    a.decommit_all();
+    EXPECT(all_bytes(v0, bytes, 0x44));
+    EXPECT(all_bytes(v1, bytes, 0x55));
+    EXPECT_EQ(committed() - committed0, 3 * bytes);  // slab 2 has no other reference: nothing to decommit
+    EXPECT_EQ(a.free_slab(1), bytes);                // given up while pinned
+    EXPECT_EQ(live() - live0, 3 * bytes);            // the pin keeps its range
+    EXPECT(all_bytes(v1, bytes, 0x55));
+    slabpool::slab_memory_unpin(unviewed);  // no view: freed
+    EXPECT_EQ(live() - live0, 2 * bytes);
+    EXPECT_EQ(a.free_slab(0), bytes);
+    EXPECT(all_bytes(v0, bytes, 0x44));  // still pinned twice
+    slabpool::slab_memory_unpin(viewed);
+    EXPECT(all_bytes(v0, bytes, 0x44));
+    EXPECT_EQ(committed() - committed0, 2 * bytes);
+    slabpool::slab_memory_unpin(viewed);  // the last pin: the view left reads zeros
+    if (mapped) EXPECT_EQ(resident_pages(v0, bytes), 0u);
+    EXPECT(all_bytes(v0, bytes, 0));
+    EXPECT_EQ(live() - live0, 2 * bytes);
+    EXPECT_EQ(committed() - committed0, mapped ? bytes : 2 * bytes);
+    slabpool::slab_memory_release(viewed);
+    EXPECT_EQ(live() - live0, bytes);
+  }
+  EXPECT_EQ(live() - live0, 0u);
+  EXPECT_EQ(committed() - committed0, 0u);
+
+  {
     // decommit_all() then free_slab of the same viewed slab: the bytes leave the committed count once.
     Allocator a(8, 8, blocks);
     EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
