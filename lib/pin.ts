@@ -6,10 +6,10 @@ import { MARK, type PoolView, type RunRecord } from './views.js';
  * pin on a view is live:
  *   - returnBlock() of it (by view or index, or disposing its Lease) throws ERR_SLABPOOL_PINNED,
  *     leaving the pool unchanged: its memory cannot be handed to anyone else;
- *   - destroy() leaves its slab's memory as it is (not decommitted, not detached even with the
- *     `detach` option), so a native call still reading or writing it sees the block's own data;
- *     the memory goes (as destroy() would have let it go) when the last pin of the slab is
- *     released. trim() never frees a slab holding a block in use, pinned or not.
+ *   - destroy() leaves its whole slab as it is (not decommitted, not detached even with the
+ *     `detach` option: the slab's other views too), so a native call still reading or writing it
+ *     sees the block's own data; the memory goes (as destroy() would have let it go) when the
+ *     last pin of the slab is released. trim() never frees a slab holding a block in use.
  * Pin for the whole of any native work that outlives the JavaScript call that started it (an
  * AsyncWorker, koffi's `.async()`, a thread of a native library), and release it in the
  * callback or after the awaited promise. A pin keeps its view, its pool and the slab reachable.

@@ -1,16 +1,16 @@
+import { AddressBook } from './addresses.js';
 import { coalesceGate } from './auto-coalesce.js';
-import { BlockState, Counter, type Engine } from './engine.js';
+import { Counter, type Engine } from './engine.js';
 import { checkFailed, destroyed, doubleReturn, foreignBlock, invalidRange, invalidType, notInUse, outOfMemory, pinned } from './errors.js';
 import { engineFactory } from './loader.js';
-import { IndexTable } from './index-table.js';
 import { Magazine } from './magazine.js';
 import type { Backend, PoolArray, PoolConfig, PoolOptions } from './options.js';
-import { checkPool } from './pool-check.js';
+import { blockStates, checkPool, runStates } from './pool-check.js';
 import { Pin, PinTable } from './pin.js';
 import { SlotTable } from './slots.js';
 import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats.js';
 import { requireInteger, validateOptions } from './validate.js';
-import { INDEX, MARK, POOL, runOf, ViewState, ViewTable, isArrayOf, mark, stateOf, type PoolView } from './views.js';
+import { INDEX, MARK, POOL, runOf, ViewState, ViewTable, isArrayOf, mark, type PoolView } from './views.js';
 
 /*
  * The public pool: policy over an Engine (engine.ts). Its parts, one file each:
@@ -19,6 +19,7 @@ import { INDEX, MARK, POOL, runOf, ViewState, ViewTable, isArrayOf, mark, stateO
  *   magazine.ts  the magazine of free views that keeps the hot path in JavaScript
  *   auto-coalesce.ts  when a return must check fragmentation
  *   pin.ts       pins: native code holding a block's memory
+ *   addresses.ts the blocks' absolute addresses, made once
  *   pool-check.ts     the pool half of check()
  * This class keeps the API, the counters and the hot path. Blocks in the magazine are free to the
  * pool and allocated to the engine; every metric counts them as free, so figures are exact at
@@ -96,17 +97,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #pinnedHeldMark: number;
   #pinnedLeasedMark: number;
   readonly #pins = new PinTable();
-  /**
-   * The absolute address of each slot's buffer (its byte 0) as a number, read once per slab; NaN
-   * where it cannot be known (js backend) or is not exact as a number plus any offset (past 2^53
-   * - 2^32: no x64 or arm64 user address is): addressOf converts one number, one bigint made.
-   */
-  readonly #slabAddresses: number[] = [];
-  /**
-   * Each block's address once asked for: BigInt(number) is a runtime call in V8 11 (~50 ns), so
-   * addressOf() of a block in use is a table read (a run keeps its own in its record).
-   */
-  readonly #blockAddresses = new IndexTable<bigint>();
+  readonly #addresses: AddressBook;
   /** The mark of a run view while its run is live; NaN once destroyed. */
   #runMark: number;
   /** A return that leaves fewer blocks than this in use coalesces (auto-coalesce.ts); -Infinity while disarmed. */
@@ -167,6 +158,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     });
     this.#counters = this.#engine.counters;
     this.#slots = new SlotTable(cfg.slabBlocks, cfg.stride);
+    this.#addresses = new AddressBook(this.#engine, this.#slots);
     this.#views = new ViewTable(this.#id, cfg.type, cfg.blockLength, this.#slots);
     this.#magazine = new Magazine(this.#engine, this.#views);
     this.#stack = this.#magazine.stack;
@@ -319,20 +311,15 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       const view = block as PoolView;
       const m = view[HOT_MARK];
       if (m === this.#heldMark || m === this.#pinnedHeldMark || m === this.#leasedMark || m === this.#pinnedLeasedMark) {
-        const idx = view[INDEX]!;
-        const known = this.#blockAddresses.get(idx);
-        if (known !== undefined) return known;
-        const address = this.#addressAt(this.#slots.slotOf(idx), view.byteOffset);
-        if (address !== null) this.#blockAddresses.set(idx, address);
-        return address;
+        return this.#addresses.block(view[INDEX]!, view.byteOffset);
       }
       const run = runOf(view);
-      if (run !== undefined && run.mark === this.#runMark) return (run.address ??= this.#addressAt(this.#slots.slotOf(run.start), view.byteOffset));
+      if (run !== undefined && run.mark === this.#runMark) return (run.address ??= this.#addresses.at(this.#slots.slotOf(run.start), view.byteOffset));
     }
     this.#live('addressOf');
     const idx = this.indexOf(block);
     if (idx < 0) throw foreignBlock('block', block, this.#foreignReason(block as PoolView) ?? 'it is a run view the pool no longer keeps');
-    return this.#addressAt(this.#slots.slotOf(idx), block.byteOffset);
+    return this.#addresses.at(this.#slots.slotOf(idx), block.byteOffset);
   }
 
   /**
@@ -399,8 +386,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#views.retire(slot * slabBlocks, blocks); // the slab is gone: its views can no longer name a block
       released += this.#engine.freeSlab(slot);
       slots.empty(slot);
-      this.#slabAddresses[slot] = NaN;
-      this.#blockAddresses.deleteRange(slot * slabBlocks, blocks, () => {});
+      this.#addresses.forget(slot, slot * slabBlocks, blocks);
       this.#capacity -= blocks;
       this.#trims++;
     }
@@ -425,7 +411,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#runMark = NaN;
     this.#engine.destroy(); // pinned slabs' memory stays until their pins are released
     this.#pins.clear();
-    this.#blockAddresses.clear();
+    this.#addresses.clear();
     this.#views.clear();
     this.#leases.clear();
     this.#slots.clear();
@@ -492,9 +478,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /** Walks the whole structure, both the pool's and the engine's; throws ERR_SLABPOOL_CHECK_FAILED at the first broken invariant. */
   check(): void {
     this.#live('check');
-    const states = this.#runStates();
+    const states = runStates(this.#views, this.#slots.length * this.#cfg.slabBlocks, this.#runMark);
     const problem =
-      this.#engine.check(this.#blockStates(states), this.#magazine.indices()) ??
+      this.#engine.check(blockStates(this.#views, states), this.#magazine.indices()) ??
       checkPool({
         slabBlocks: this.#cfg.slabBlocks,
         counters: this.#counters,
@@ -638,7 +624,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       throw outOfMemory(`a slab of ${blocks} blocks`, blocks * this.#cfg.stride);
     }
     this.#slots.fill(slot, blocks, this.#engine.slabBuffer(slot), this.#engine.slabBase(slot));
-    this.#slabAddresses[slot] = NaN;
+    this.#addresses.forget(slot);
     this.#capacity += blocks;
     this.#resizeMagazine();
     this.#engineChanged(0);
@@ -712,17 +698,6 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     throw doubleReturn('index', index);
   }
 
-  /** The absolute address of the byte at byteOffset in the slot's buffer; null on the js backend. */
-  #addressAt(slot: number, byteOffset: number): bigint | null {
-    const base = this.#slabAddresses[slot];
-    if (base !== undefined && base === base) return BigInt(base + byteOffset);
-    const address = this.#engine.slabAddress(slot);
-    if (address === null) return null;
-    const buffer = address - BigInt(this.#slots.at(slot).base);
-    this.#slabAddresses[slot] = buffer <= BigInt(Number.MAX_SAFE_INTEGER - 2 ** 32) ? Number(buffer) : NaN;
-    return buffer + BigInt(byteOffset);
-  }
-
   /** A Pin's release: the engine's slab pin always (also after destroy()); the view's pin while the pool lives. */
   #unpin(view: PoolView, slot: number): void {
     this.#engine.unpin(slot);
@@ -735,31 +710,6 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #releaseLeased(idx: number, block: PoolView): void {
     this.#leases.delete(idx);
     this.#releaseBlock(block);
-  }
-
-  /**
-   * Every block's state as far as runs go (RunStart, RunBody, else Free), from the live run views,
-   * for check(). The pool keeps no state per block: a pool's construction allocates nothing per
-   * block (a byte per block was 1 MB at 1e6 blocks: a mapping, a page fault and V8's accounting).
-   */
-  #runStates(): Uint8Array {
-    const states = new Uint8Array(this.#slots.length * this.#cfg.slabBlocks);
-    this.#views.forEachRun((start, view) => {
-      const run = runOf(view)!;
-      if (run.mark !== this.#runMark) return;
-      states[start] = BlockState.RunStart;
-      states.fill(BlockState.RunBody, start + 1, start + run.length);
-    });
-    return states;
-  }
-
-  /** Every block's state for the engine's check: runStates (#runStates()) plus the blocks handed out singly. */
-  #blockStates(runStates: Uint8Array): Uint8Array {
-    const states = runStates.slice();
-    this.#views.forEachBlock((view) => {
-      if (stateOf(view[MARK]!) !== ViewState.Free) states[view[INDEX]!] = BlockState.Held;
-    });
-    return states;
   }
 
   #endLease(lease: Lease<T>): void {

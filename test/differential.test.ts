@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Lease, MemoryPool, PoolOptions, PoolStats } from '../lib/index.js';
+import type { Lease, MemoryPool, Pin, PoolOptions, PoolStats } from '../lib/index.js';
 import { BACKENDS, makePool } from './helpers.js';
 import { runSeeded, type Target } from './operations.js';
 
@@ -57,6 +57,8 @@ class SideBySide implements Target {
   /** Slab slots ever used: the highest number of slabs at once, as a new slab takes the lowest empty slot. */
   #slots = 1;
   #otherBlocks: Pair<Float64Array> | undefined;
+  /** Live pins, the same view pinned on each side. */
+  readonly #pins: Pair<Pin>[] = [];
 
   constructor(options: Options) {
     this.pools = [makePool('js', options), makePool('native', options)];
@@ -86,26 +88,46 @@ class SideBySide implements Target {
     if (a && b) this.held.push({ views: [a.block, b.block], leases: [a, b] });
   }
 
+  // A return of a pinned view is refused alike on both sides (ERR_SLABPOOL_PINNED): only a return that succeeded gives it back.
   returnHeld(pick: number): void {
     const i = this.#pickHeld(pick);
     if (i < 0) return;
-    this.#both('returnBlock(view)', (p, side) => p.returnBlock(this.held[i]!.views[side]));
-    this.#gave(i);
+    const [a] = this.#both('returnBlock(view)', (p, side) => p.returnBlock(this.held[i]!.views[side]));
+    if (!a.error) this.#gave(i);
   }
 
   returnHeldByIndex(pick: number): void {
     const i = this.#pickHeld(pick);
     if (i < 0) return;
-    this.#both('returnBlock(index)', (p, side) => p.returnBlock(p.indexOf(this.held[i]!.views[side])));
-    this.#gave(i);
+    const [a] = this.#both('returnBlock(index)', (p, side) => p.returnBlock(p.indexOf(this.held[i]!.views[side])));
+    if (!a.error) this.#gave(i);
   }
 
   endLease(pick: number): void {
     const leased = this.held.flatMap((h, i) => (h.leases ? [i] : []));
     const i = pickFrom(leased, pick);
     if (i === undefined) return;
-    this.#both('lease[Symbol.dispose]()', (_p, side) => this.held[i]!.leases![side][Symbol.dispose]());
-    this.#gave(i);
+    const [a] = this.#both('lease[Symbol.dispose]()', (_p, side) => this.held[i]!.leases![side][Symbol.dispose]());
+    if (!a.error) this.#gave(i);
+  }
+
+  pin(pick: number): void {
+    const i = this.#pickHeld(pick);
+    if (i < 0) return;
+    const pins: Pin[] = [];
+    this.#both('pin(view)', (p, side) => {
+      const pin = p.pin(this.held[i]!.views[side]);
+      pins.push(pin);
+      return pin.byteLength;
+    });
+    if (pins.length === 2) this.#pins.push(pins as Pair<Pin>);
+  }
+
+  unpin(pick: number): void {
+    const pins = pickFrom(this.#pins, pick);
+    if (!pins) return;
+    this.#pins.splice(this.#pins.indexOf(pins), 1);
+    this.#both('pin.release()', (_p, side) => pins[side].release());
   }
 
   returnStale(pick: number): void {
@@ -192,6 +214,7 @@ class SideBySide implements Target {
   destroy(): void {
     this.#both('destroy', (p) => p.destroy());
     for (const h of this.held) this.#both('the length of a held view after destroy', (_p, side) => h.views[side].length);
+    for (const pins of this.#pins) this.#both('pin.release() after destroy', (_p, side) => pins[side].release());
     const refused: [string, (p: MemoryPool) => unknown][] = [
       ['getBlock', (p) => p.getBlock()],
       ['getRun(1)', (p) => p.getRun(1)],

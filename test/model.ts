@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { Backend, MemoryPool, PoolArray, PoolArrayConstructor, PoolOptions } from '../lib/index.js';
+import type { Backend, MemoryPool, Pin, PoolArray, PoolArrayConstructor, PoolOptions } from '../lib/index.js';
 import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, stampFor } from './helpers.js';
 import { runSeeded, type Target } from './operations.js';
 
@@ -253,6 +253,8 @@ export class Harness implements Target {
   /** Views from getRun, a run of one block included: they are not block views. */
   readonly #runs = new WeakSet<PoolArray>();
   #otherBlock: PoolArray | null = null;
+  /** The live pins of each pinned view, oldest first. */
+  readonly #pins = new Map<PoolArray, Pin<PoolArray>[]>();
   /** Views of slabs trim() released (the last 32), and what they read then. */
   readonly #released: { view: PoolArray; read: unknown[] }[] = [];
 
@@ -291,23 +293,37 @@ export class Harness implements Target {
 
   returnHeld(pick: number): void {
     const h = this.#pickHeld(pick);
-    if (!h) return;
-    this.pool.returnBlock(h.view);
-    this.#gave(h);
+    if (h) this.#giveBack(h, 'returnBlock(view)', () => this.pool.returnBlock(h.view));
   }
 
   returnHeldByIndex(pick: number): void {
     const h = this.#pickHeld(pick);
-    if (!h) return;
-    this.pool.returnBlock(h.start);
-    this.#gave(h);
+    if (h) this.#giveBack(h, 'returnBlock(index)', () => this.pool.returnBlock(h.start));
   }
 
   endLease(pick: number): void {
     const h = pickFrom([...this.model.held.values()].filter((x) => x.lease), pick);
+    if (h) this.#giveBack(h, 'lease[Symbol.dispose]()', () => h.lease![Symbol.dispose]());
+  }
+
+  pin(pick: number): void {
+    const h = this.#pickHeld(pick);
     if (!h) return;
-    h.lease![Symbol.dispose]();
-    this.#gave(h);
+    const pin = this.pool.pin(h.view);
+    expect([pin.block === h.view, pin.released, pin.address, pin.byteLength]).toEqual([true, false, this.pool.addressOf(h.view), h.view.byteLength]);
+    const pins = this.#pins.get(h.view) ?? [];
+    pins.push(pin);
+    this.#pins.set(h.view, pins);
+  }
+
+  unpin(pick: number): void {
+    const pinned = [...this.#pins.values()];
+    const pins = pickFrom(pinned, pick);
+    if (!pins) return;
+    const pin = pins.shift()!;
+    if (pins.length === 0) this.#pins.delete(pin.block);
+    pin.release();
+    expect(pin.released).toBe(true);
   }
 
   /**
@@ -322,8 +338,7 @@ export class Harness implements Target {
     if (given.foreign) {
       this.#refused('a view of a trimmed slab', () => this.pool.returnBlock(view), 'ERR_SLABPOOL_FOREIGN_BLOCK');
     } else if (h?.view === view) {
-      this.pool.returnBlock(view);
-      this.#gave(h);
+      this.#giveBack(h, 'returnBlock(a view held again)', () => this.pool.returnBlock(view));
     } else {
       this.#refused('a view given back twice', () => this.pool.returnBlock(view), 'ERR_SLABPOOL_DOUBLE_RETURN');
     }
@@ -337,8 +352,7 @@ export class Harness implements Target {
     if (index < 0 || slot >= model.slots.length || index - slot * model.slabBlocks >= model.slots[slot]!) {
       this.#refused(`index ${index}, not a block`, () => this.pool.returnBlock(index), 'ERR_SLABPOOL_INVALID_ARG');
     } else if (h) {
-      this.pool.returnBlock(index);
-      this.#gave(h);
+      this.#giveBack(h, `returnBlock(${index})`, () => this.pool.returnBlock(index));
     } else if ([...model.held.values()].some((x) => x.start < index && index < x.start + x.length)) {
       this.#refused(`index ${index}, inside a run`, () => this.pool.returnBlock(index), 'ERR_SLABPOOL_INVALID_ARG');
     } else {
@@ -451,13 +465,24 @@ export class Harness implements Target {
     expect(pool.getEfficiency()).toBe(model.capacity === 0 ? 0 : (100 * model.inUse) / model.capacity);
   }
 
-  /** The end of a pool: every view it handed out reads what the lifetime rule says, and every call is refused. */
+  /**
+   * The end of a pool: every view it handed out reads what the lifetime rule says, but those on a
+   * slab with a pin: a pinned slab is left as it is (not decommitted, not detached) until its
+   * last pin goes, so they keep their stamps. Then every call is refused.
+   */
   destroy(): void {
-    const views = [...this.model.held.values()].map((h) => ({ view: h.view, stamp: h.stamp }));
+    const { slabBlocks } = this.model;
+    const pinnedSlots = new Set([...this.#pins.keys()].map((view) => Math.floor(this.pool.indexOf(view) / slabBlocks)));
+    const views = [...this.model.held.values()].map((h) => ({ view: h.view, stamp: h.stamp, pinned: pinnedSlots.has(Math.floor(h.start / slabBlocks)) }));
     this.pool.destroy();
     this.destroyed = true;
     this.model.destroyed = true;
-    for (const { view, stamp } of views) this.#expectReleased(view, [stamp, stamp]);
+    for (const { view, stamp, pinned } of views) {
+      if (pinned) expect([view.length > 0, view[0], view[view.length - 1]], 'a view on a pinned slab after destroy()').toEqual([true, stamp, stamp]);
+      else this.#expectReleased(view, [stamp, stamp]);
+    }
+    for (const pins of this.#pins.values()) for (const pin of pins) pin.release();
+    this.#pins.clear();
     for (const call of [() => this.pool.getBlock(), () => this.pool.getRun(1), () => this.pool.returnBlock(0), () => this.pool.stats(), () => this.pool.trim()]) {
       expect(call).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_DESTROYED' }));
     }
@@ -522,6 +547,16 @@ export class Harness implements Target {
 
   #pickHeld(pick: number): Held | undefined {
     return pickFrom([...this.model.held.values()], pick);
+  }
+
+  /** A return of a held view: refused with ERR_SLABPOOL_PINNED while it is pinned, else taken back. */
+  #giveBack(h: Held, what: string, call: () => void): void {
+    if (this.#pins.has(h.view)) {
+      this.#refused(`${what} of a pinned view`, call, 'ERR_SLABPOOL_PINNED');
+      return;
+    }
+    call();
+    this.#gave(h);
   }
 
   #gave(h: Held): void {

@@ -40,6 +40,10 @@ export const OPERATIONS = {
   returnHeldByIndex: { weight: 8, args: ['pick'] },
   /** Disposes a held lease. */
   endLease: { weight: 3, args: ['pick'] },
+  /** pin(a held block, run or leased block): until unpin, every return of it throws ERR_SLABPOOL_PINNED and changes nothing. */
+  pin: { weight: 3, args: ['pick'] },
+  /** Releases a live pin; a pin is released at most once here (release() again is a no-op, tested in pin.test.ts). */
+  unpin: { weight: 3, args: ['pick'] },
 
   // Returns that may be right or wrong: taken back if the block is held again, else refused.
   /** returnBlock(a view given back earlier): refused, unless its block was handed out again as that view. */
