@@ -11,8 +11,9 @@ import { BACKENDS, rng } from './helpers.js';
  * Blocks handed to native code, as the README's "Handing blocks to native code" says: OpenBLAS
  * through koffi (examples/koffi-blas.mjs) and a node-addon-api addon of the user's own
  * (examples/addon/). The addon is built once, here; a test skips, saying why, only where its
- * toolchain or OpenBLAS is absent. Lifetimes (a native call that outlives the JS call while the
- * pool releases the memory) run in child processes, so a crash fails one test.
+ * toolchain or OpenBLAS is absent, and never in CI (CI=true), whose .ci/run installs both: there a
+ * missing one fails. Lifetimes (a native call that outlives the JS call while the pool releases
+ * the memory) run in child processes, so a crash fails one test.
  */
 
 const root = path.resolve(__dirname, '..');
@@ -65,6 +66,13 @@ let blasExample: BlasExample;
 let blas: Blas | null = null;
 let blasSkip = '';
 let buildMs = 0;
+const inCi = process.env.CI === 'true';
+
+/** Skips the test for `reason`, printed; in CI, fails it instead. */
+function skipBecause(ctx: { skip(note: string): never }, reason: string): never {
+  if (inCi) throw new Error(`CI must run this test, but ${reason}`);
+  return ctx.skip(reason);
+}
 
 beforeAll(async () => {
   const missing = missingToolchain();
@@ -104,7 +112,7 @@ const ALIGNMENTS = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
 describe.each(BACKENDS)('a node-addon-api addon reading blocks on the %s backend', (backend) => {
   it(`sums blocks and runs at alignments 8..4096 as the JS loop does, with aligned AVX2 loads exactly where the address allows them`, (ctx) => {
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     const paths = new Set<string>();
     let unaligned = 0;
     for (const alignment of ALIGNMENTS) {
@@ -142,7 +150,7 @@ describe.each(BACKENDS)('a node-addon-api addon reading blocks on the %s backend
   });
 
   it('gives the JS sum of random doubles: bit for bit on the scalar path (same order), within rounding on the AVX2 path', (ctx) => {
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     const random = rng(13);
     const pool = new MemoryPool({ blockSize: 1001, numBlocks: 8, alignment: 64, backend });
     const block = pool.getBlock()!;
@@ -156,7 +164,7 @@ describe.each(BACKENDS)('a node-addon-api addon reading blocks on the %s backend
   });
 
   it('sumAsync reads the block on a worker thread, after the call returned', async (ctx) => {
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     const pool = new MemoryPool({ blockSize: 100, numBlocks: 8, backend });
     const block = pool.getBlock()!;
     fillExact(block, 1);
@@ -172,7 +180,7 @@ describe.each(BACKENDS)('a node-addon-api addon reading blocks on the %s backend
 
 describe('the example addon', () => {
   it('is built by node-gyp in seconds, rejects what is not a Float64Array, and its demo runs', (ctx) => {
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     console.log(`interop: examples/addon built in ${buildMs} ms`);
     expect(buildMs).toBeLessThan(60_000);
     expect(() => addon!.sum([1, 2] as unknown as Float64Array)).toThrow(new TypeError('Expected a Float64Array for array'));
@@ -195,7 +203,7 @@ describe('getRun as a matrix', () => {
     [13, 8],
     [6, 32],
   ] as const)('rows of blockSize %i at alignment %i: dense, each aligned to gcd(alignment, blockBytes)', ([blockSize, alignment], ctx) => {
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     if (!BACKENDS.includes('native')) ctx.skip('absolute addresses are known on the native backend only');
     const pool = new MemoryPool({ blockSize, numBlocks: 64, alignment, backend: 'native' });
     const rows = 9;
@@ -218,7 +226,7 @@ describe('getRun as a matrix', () => {
 
 describe.each(BACKENDS)('OpenBLAS through koffi on the %s backend', (backend) => {
   it('runs examples/koffi-blas.mjs: every check agrees with the JS loops', (ctx) => {
-    if (blas === null) ctx.skip(blasSkip);
+    if (blas === null) skipBecause(ctx, blasSkip);
     const run = spawnSync(process.execPath, [path.join('examples', 'koffi-blas.mjs'), '--backend', backend], { cwd: root, encoding: 'utf8' });
     expect(run.status, run.stdout + run.stderr).toBe(0);
     expect(run.stdout).toContain(`slabpool backend ${backend}`);
@@ -229,7 +237,7 @@ describe.each(BACKENDS)('OpenBLAS through koffi on the %s backend', (backend) =>
   });
 
   it('ddot, daxpy and dgemm on blocks and runs, by typed array and by address, match the JS loops', (ctx) => {
-    if (blas === null) ctx.skip(blasSkip);
+    if (blas === null) skipBecause(ctx, blasSkip);
     const b = blas!;
     const random = rng(7);
     const fill = (v: Float64Array) => {
@@ -282,7 +290,7 @@ describe.each(BACKENDS)('OpenBLAS through koffi on the %s backend', (backend) =>
   });
 
   it.runIf(backend === 'native')('hands C the block itself, not a copy: the pointer koffi passes is addressOf(block)', (ctx) => {
-    if (blas === null) ctx.skip(blasSkip);
+    if (blas === null) skipBecause(ctx, blasSkip);
     const pool = new MemoryPool({ blockSize: 100, numBlocks: 4, backend });
     pool.getBlock();
     const block = pool.getBlock()!;
@@ -443,19 +451,19 @@ describe.skipIf(!BACKENDS.includes('native'))('a native read that outlives the c
   // view collected, the range is unmapped and the read faults. These tests hold that down, so the
   // pinned tests below show that the pin is what fixes it.
   it('without a pin, destroy() under sumAsync: the worker reads zeros (sum 0, no crash)', (ctx) => {
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     const out = readResults({ via: 'addon', pin: false, action: 'destroy' });
     for (const size of sizes) expect(out[size], size).toEqual({ want: WANT[size], sum: 0, leftover: [0, 0] });
   });
 
   it('without a pin, returnBlock() and trim() under sumAsync: the slab is released and the worker reads zeros', (ctx) => {
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     const out = readResults({ via: 'addon', pin: false, action: 'return-trim' });
     for (const size of sizes) expect(out[size], size).toEqual({ want: WANT[size], returned: true, trimmed: SLAB_BYTES[size], sum: 0, leftover: [0, 0] });
   });
 
   it("without a pin, destroy() under koffi's cblas_dasum.async on addressOf(block): it reads zeros", (ctx) => {
-    if (blas === null) ctx.skip(blasSkip);
+    if (blas === null) skipBecause(ctx, blasSkip);
     const out = readResults({ via: 'koffi', pin: false, action: 'destroy' });
     for (const size of sizes) expect(out[size], size).toEqual({ want: WANT[size], sum: 0, leftover: [0, 0] });
   });
@@ -463,7 +471,7 @@ describe.skipIf(!BACKENDS.includes('native'))('a native read that outlives the c
   it.for(['8 MB', '8 KB'] as const)(
     "without a pin, destroy() under koffi's dasum.async with the block dropped and collected: the %s slab is unmapped and the read crashes the process (SIGSEGV)",
     (size, ctx) => {
-      if (blas === null) ctx.skip(blasSkip);
+      if (blas === null) skipBecause(ctx, blasSkip);
       const run = readWhileReleasing({ via: 'koffi', pin: false, action: 'destroy', drop: true, sizes: [size] });
       expect({ status: run.status, signal: run.signal, stdout: run.stdout }, String(run.stderr)).toEqual({ status: null, signal: 'SIGSEGV', stdout: '' });
     },
@@ -479,14 +487,14 @@ describe.skipIf(!BACKENDS.includes('native'))('a native read that outlives the c
 
   it('pinned, destroy() under sumAsync: the worker reads the values written, and all memory goes once released', (ctx) => {
     if (!pinAvailable) ctx.skip(NO_PIN_YET);
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     const out = readResults({ via: 'addon', pin: true, action: 'destroy' });
     for (const size of sizes) expect(out[size], size).toEqual(pinned(size));
   });
 
   it('pinned, returnBlock() throws ERR_SLABPOOL_PINNED (pool unchanged) and trim() keeps the slab; the worker reads the values; after release both work', (ctx) => {
     if (!pinAvailable) ctx.skip(NO_PIN_YET);
-    if (addon === null) ctx.skip(addonSkip);
+    if (addon === null) skipBecause(ctx, addonSkip);
     const out = readResults({ via: 'addon', pin: true, action: 'return-trim' });
     for (const size of sizes) {
       expect(out[size], size).toEqual({
@@ -500,14 +508,14 @@ describe.skipIf(!BACKENDS.includes('native'))('a native read that outlives the c
 
   it("pinned, destroy() under koffi's dasum.async on pin.address: it reads the values written", (ctx) => {
     if (!pinAvailable) ctx.skip(NO_PIN_YET);
-    if (blas === null) ctx.skip(blasSkip);
+    if (blas === null) skipBecause(ctx, blasSkip);
     const out = readResults({ via: 'koffi', pin: true, action: 'destroy' });
     for (const size of sizes) expect(out[size], size).toEqual(pinned(size));
   });
 
   it("pinned, destroy() under koffi's dasum.async with the block dropped and collected: the pin keeps the memory, the read is right", (ctx) => {
     if (!pinAvailable) ctx.skip(NO_PIN_YET);
-    if (blas === null) ctx.skip(blasSkip);
+    if (blas === null) skipBecause(ctx, blasSkip);
     const out = readResults({ via: 'koffi', pin: true, action: 'destroy', drop: true });
     for (const size of sizes) expect(out[size], size).toEqual(pinned(size));
   });
