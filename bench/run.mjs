@@ -27,7 +27,7 @@ const json = args.includes('--json') || process.env.npm_config_json === 'true';
 const check = args.includes('--check');
 const smoke = args.includes('--smoke');
 const trials = smoke ? 1 : Number(args[args.indexOf('--trials') + 1]) || 5;
-const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn'];
+const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf'];
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : cases;
 for (const c of only) if (!cases.includes(c)) throw new Error(`--only takes case names separated by commas (${cases.join(', ')}), not "${c}"`);
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -119,6 +119,7 @@ const allSpecs = [
   ...backends.flatMap((backend) => Object.values(sizes).map((n) => ({ case: 'construct', backend, n }))),
   ...Object.values(sizes).map((n) => ({ case: 'construct', variant: 'newArrayBuffer', n })),
   ...backends.map((backend) => ({ case: 'fragmented', backend, budgetMs, warmupMs: smoke ? 5 : 500 })),
+  ...[...backends.map((backend) => ({ backend })), { variant: 'bigint' }].map((v) => ({ case: 'addressOf', ...v, budgetMs })),
   ...backends.flatMap((backend) => Object.values(layoutSizes).map((n) => ({ case: 'layouts', backend, n, seeds: layoutSeeds, budgetMs: layoutBudgetMs, warmupMs: layoutWarmupMs }))),
   ...churnSeeds.flatMap((seed) => [...backends, 'firstFit'].map((variant) => ({ case: 'churn', variant, seed, ...churnSpec }))),
   ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles })),
@@ -219,6 +220,10 @@ const constructFigure = (field) => ({
 const construct = section('construct', () => constructFigure('ns'));
 // Of each, the GC work V8 started inside the window (its answer to hundreds of MB of new ArrayBuffer).
 const constructGc = section('construct', () => constructFigure('gcNs'));
+const addressOfNs = section('addressOf', () => ({
+  ...Object.fromEntries(backends.map((backend) => [backend, round2(pick({ case: 'addressOf', backend }))])),
+  bigint: round2(pick({ case: 'addressOf', variant: 'bigint' })),
+}));
 const fragmented = section('fragmented', () => ({
   floor: round2(pick({ case: 'acquireRelease', variant: 'floor', blockLength: 100 })),
   ...Object.fromEntries(
@@ -390,6 +395,8 @@ if (layouts?.native) {
     }
   }
 }
+// Issue 13: an address per call must not cost what a native call does (it was ~230 ns).
+if (addressOfNs?.native !== undefined) target('native: addressOf(held block or run), ns', addressOfNs.native, '<= 50', addressOfNs.native <= 50);
 if (churn) {
   target('js: churn trace, ns per operation, median over seeds', churn.js.ns.median, '<= 100', churn.js.ns.median <= 100);
   if (churn.native) {
@@ -435,6 +442,7 @@ const report = {
   getRun,
   getRunFound,
   fragmented,
+  addressOf: addressOfNs,
   layouts,
   churn,
   kernelAfter,
@@ -478,6 +486,13 @@ if (json) {
       ),
     );
     out.push('', `Each operation timed for ${layoutBudgetMs} ms on each layout; the adversarial layout: every other block free in the lower half, and one free run of 128 blocks at the top. Seconds per (backend, size) process: ${backends.map((b) => Object.keys(layoutSizes).map((s) => `${b} ${s} ${layouts.trialSeconds[b][s]}`).join(', ')).join(', ')}.`);
+  }
+  if (addressOfNs) {
+    table(
+      'addressOf(view) of held blocks and runs in turn (ns per call, median)',
+      ['', 'ns'],
+      [...backends.map((b) => [names[b], addressOfNs[b]]), ['reference: BigInt(number), one new bigint', addressOfNs.bigint]],
+    );
   }
   if (fragmented) {
     table(

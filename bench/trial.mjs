@@ -190,6 +190,24 @@ function fragmented({ backend, warmupMs }) {
   return { ns, coalesces, fragmentation };
 }
 
+/**
+ * addressOf() of held blocks and live runs in turn (backend native or js), or, for reference
+ * (variant bigint), what making one bigint from a number costs (BigInt(n), a runtime call in V8 11).
+ */
+function addressOf({ backend, variant }) {
+  const keep = new Array(256);
+  if (variant === 'bigint') {
+    const base = 2 ** 46;
+    return { ns: time((i) => (keep[i & 255] = BigInt(base + (i & 1023) * 8))) };
+  }
+  const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend });
+  const views = [...Array.from({ length: 56 }, () => pool.getBlock()), ...Array.from({ length: 8 }, () => pool.getRun(4))];
+  const ns = time((i) => (keep[i & 255] = pool.addressOf(views[i & 63])));
+  sink += keep.filter((a) => a !== null).length;
+  pool.check();
+  return { ns };
+}
+
 /** Long enough for getRun(64) with room to split; the adversarial layout's one long free run. */
 const LONG_RUN = 128;
 
@@ -601,6 +619,9 @@ switch (spec.case) {
     break;
   case 'fragmented':
     result = fragmented(spec);
+    break;
+  case 'addressOf':
+    result = addressOf(spec);
     break;
   case 'layouts':
     result = layouts(spec);

@@ -34,6 +34,7 @@ describe('npm run bench --json', () => {
     // A fragmented pool's getBlock+returnBlock, beside the floor of the same run.
     expect(Object.keys(report.fragmented).sort()).toEqual(['floor', ...BACKENDS].sort());
     for (const b of BACKENDS) expect(report.fragmented[b]).toEqual({ ns: number, coalesces: number, fragmentation: number });
+    expect(report.addressOf).toEqual(Object.fromEntries([...BACKENDS, 'bigint'].map((v) => [v, number])));
     // Layouts: per backend, size and operation, the median and worst over layouts.
     const ops = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
     expect(report.layouts).toMatchObject({ seeds: 2, budgetMs: 1 });
@@ -101,7 +102,10 @@ describe('npm run bench --json', () => {
     const nativeOverJs = report.targets.filter((t: { name: string }) => t.name.startsWith('native / js: '));
     expect(nativeOverJs).toHaveLength(BACKENDS.includes('native') ? 15 : 0);
     for (const t of nativeOverJs) expect(t.limit).toBe('<= 1.2');
-    expect(report.targets.length).toBe(BACKENDS.length * 24 + kernelTargets.length + nativeOverJs.length);
+    // Plus, with native, its addressOf target.
+    const addressTargets = report.targets.filter((t: { name: string }) => t.name.startsWith('native: addressOf'));
+    expect(addressTargets.map((t: { limit: string }) => t.limit)).toEqual(BACKENDS.includes('native') ? ['<= 50'] : []);
+    expect(report.targets.length).toBe(BACKENDS.length * 24 + kernelTargets.length + nativeOverJs.length + addressTargets.length);
     for (const t of report.targets) expect(t).toEqual({ name: expect.any(String), value: number, limit: expect.any(String), met: expect.any(Boolean) });
     expect(report.machine).toMatchObject({ node: process.version, cores: number });
   });

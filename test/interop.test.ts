@@ -431,16 +431,6 @@ function readResults(config: ReadConfig): Record<string, Record<string, unknown>
   return JSON.parse(String(run.stdout).trim().split('\n').at(-1)!);
 }
 
-// The pin API (pool.pin(view) -> Pin { address, byteLength, released, release() }) is being
-// added on main: until `typeof pool.pin === 'function'`, its tests are skipped and say so.
-const pinAvailable = (() => {
-  const probe = new MemoryPool({ blockSize: 1, numBlocks: 1, backend: 'js' });
-  const has = typeof (probe as unknown as { pin?: unknown }).pin === 'function';
-  probe.destroy();
-  return has;
-})();
-const NO_PIN_YET = 'pool.pin() does not exist yet (typeof pool.pin !== "function"): it is being added on main';
-if (!pinAvailable) console.warn(`interop: skipping the pinned-read tests: ${NO_PIN_YET}`);
 
 const sizes = Object.keys(SIZES) as Size[];
 
@@ -486,14 +476,12 @@ describe.skipIf(!BACKENDS.includes('native'))('a native read that outlives the c
   });
 
   it('pinned, destroy() under sumAsync: the worker reads the values written, and all memory goes once released', (ctx) => {
-    if (!pinAvailable) ctx.skip(NO_PIN_YET);
     if (addon === null) skipBecause(ctx, addonSkip);
     const out = readResults({ via: 'addon', pin: true, action: 'destroy' });
     for (const size of sizes) expect(out[size], size).toEqual(pinned(size));
   });
 
   it('pinned, returnBlock() throws ERR_SLABPOOL_PINNED (pool unchanged) and trim() keeps the slab; the worker reads the values; after release both work', (ctx) => {
-    if (!pinAvailable) ctx.skip(NO_PIN_YET);
     if (addon === null) skipBecause(ctx, addonSkip);
     const out = readResults({ via: 'addon', pin: true, action: 'return-trim' });
     for (const size of sizes) {
@@ -507,14 +495,12 @@ describe.skipIf(!BACKENDS.includes('native'))('a native read that outlives the c
   });
 
   it("pinned, destroy() under koffi's dasum.async on pin.address: it reads the values written", (ctx) => {
-    if (!pinAvailable) ctx.skip(NO_PIN_YET);
     if (blas === null) skipBecause(ctx, blasSkip);
     const out = readResults({ via: 'koffi', pin: true, action: 'destroy' });
     for (const size of sizes) expect(out[size], size).toEqual(pinned(size));
   });
 
   it("pinned, destroy() under koffi's dasum.async with the block dropped and collected: the pin keeps the memory, the read is right", (ctx) => {
-    if (!pinAvailable) ctx.skip(NO_PIN_YET);
     if (blas === null) skipBecause(ctx, blasSkip);
     const out = readResults({ via: 'koffi', pin: true, action: 'destroy', drop: true });
     for (const size of sizes) expect(out[size], size).toEqual(pinned(size));
