@@ -212,3 +212,35 @@ describe.each(COMPAT_POOLS)('transferring an array from slabpool/compat: %s', (_
     expect(after.doubleFrees + after.foreignFrees).toBe(before.doubleFrees + before.foreignFrees);
   });
 });
+
+describe.each(COMPAT_POOLS)('transferring a buffer from mallocArrayBuffer: %s', (_label, makeCompat) => {
+  it('moves the buffer (it is an allocation of its own), and free() then takes it back without caching it', async () => {
+    const pool = makeCompat();
+    const kept = pool.mallocArrayBuffer(64);
+    const ab = pool.mallocArrayBuffer(64);
+    stamp(new Uint8Array(kept), 1);
+    stamp(new Uint8Array(ab), 2);
+    const before = pool.stats().arrayBuffers;
+    const { doubleFrees: d0, foreignFrees: f0 } = pool.stats();
+    const rejected = { doubleFrees: d0, foreignFrees: f0 };
+
+    const sent = await post(ab, [ab]);
+
+    expect(sent.refused).toBe(false);
+    expect(bytesOf(new Uint8Array((sent as { received: ArrayBuffer }).received))).toEqual(stamped(64, 2));
+    expect(ab.byteLength).toBe(0); // transferred, as any ArrayBuffer is
+    expect(bytesOf(new Uint8Array(kept))).toEqual(stamped(64, 1));
+    pool.free(ab);
+    pool.check();
+    expect(pool.stats().arrayBuffers).toEqual({ ...before, live: before.live - 1, frees: before.frees + 1 });
+    const next = pool.mallocArrayBuffer(64);
+    expect(next.byteLength).toBe(64);
+    expect(next).not.toBe(ab);
+    pool.free(next);
+    pool.free(kept);
+    pool.check();
+    const { doubleFrees, foreignFrees } = pool.stats();
+    expect({ doubleFrees, foreignFrees }).toEqual(rejected);
+  });
+});
+
