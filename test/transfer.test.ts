@@ -116,6 +116,7 @@ describe.each(MODES)('transferring a block on the %s backend', (_label, backend)
     expect(slabBytes).toBeGreaterThanOrEqual(8_320_000); // 10,000 strides of 832 bytes
 
     const whole = await post(block, []);
+    expect(whole.refused).toBe(false);
     expectDelivered(whole, valuesFor(4, 100), slabBytes);
     const alone = await post(block.slice(), []);
     expect(alone.refused).toBe(false);
