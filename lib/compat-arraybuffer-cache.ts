@@ -38,7 +38,9 @@ export function bufferStateOf(buffer: object): BufferState | undefined {
  * cover part of another buffer's memory), so each buffer handed out is an allocation of its own,
  * of a power-of-two size. Freed buffers are kept by size for the next malloc of that size, up to
  * ARRAYBUFFER_CACHE_BYTES in all (a larger freed buffer is kept only when the cache is empty);
- * beyond the bound a freed buffer is dropped for the GC. trim() and clearCache() empty it.
+ * beyond the bound a freed buffer is dropped for the GC, as is one transferred away (detached:
+ * each buffer is the user's alone while out, so unlike slabs it is not marked untransferable).
+ * trim() and clearCache() empty it.
  *
  * Invariants (check() verifies all but the first):
  *   every buffer of ours has a BufferMark: Live (handed out) or Free (cached or dropped)
@@ -76,6 +78,9 @@ export class ArrayBufferCache {
     this.#live--;
     this.#frees++;
     const size = ab.byteLength;
+    // 0 bytes: transferred away (postMessage, structuredClone), which the user may do with a
+    // buffer of their own; there is nothing left to keep.
+    if (size === 0) return;
     if (this.#cachedBytes === 0 || this.#cachedBytes + size <= ARRAYBUFFER_CACHE_BYTES) {
       this.#bySize[31 - Math.clz32(size)]!.push(ab);
       this.#cachedBytes += size;

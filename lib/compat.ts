@@ -38,7 +38,9 @@ export interface CompatOptions {
   /**
    * For debugging only, as MemoryPool's `detach` option: trim(), clearCache() and the trim policy
    * detach the slabs they give back, so stale views have length 0, at the cost of a V8 fast path
-   * for every typed array in the process from then on. Off, nothing is ever detached.
+   * for every typed array in the process from then on. Off, nothing is ever detached. As there,
+   * on the js backend slabs are then not marked untransferable: `postMessage(x, [x.buffer])`
+   * detaches the slab under x, and every array of x's size class on it.
    * @default process.env.SLABPOOL_DETACH === '1'
    */
   readonly detach?: boolean;

@@ -16,6 +16,9 @@ import type { Backend } from './options.js';
  * Threads: an engine is not thread-safe. It belongs to the thread (JS realm) that created it;
  * every method runs on that thread. Native slab memory is reference-counted atomically, which is
  * the only state shared across threads (an ArrayBuffer's finalizer may drop the last reference).
+ * Every slab's ArrayBuffer is marked untransferable (worker_threads.markAsUntransferable) as it
+ * is made, so a transfer of a block's buffer copies or throws instead of taking the slab from
+ * every block on it; the one exception is the js engine with EngineConfig.detach (fallback.ts).
  *
  * Lifetimes: the memory of a slab stays valid while the engine holds the slab or any ArrayBuffer
  * over it is alive (native: each external ArrayBuffer holds a reference; js and V8 memory: V8

@@ -1,3 +1,4 @@
+import { markAsUntransferable } from 'node:worker_threads';
 import { BlockState, Counter, SCRATCH_LENGTH, type Engine, type EngineConfig } from './engine.js';
 import { internalError } from './errors.js';
 import { RunIndex } from './run-index.js';
@@ -134,6 +135,10 @@ export class JsEngine implements Engine {
     } catch {
       return false;
     }
+    // Every block is a view on this buffer, so a transfer of any block's buffer would take the
+    // slab from all of them. Marked, a transfer copies (Node 20) or throws DataCloneError (Node
+    // >= 21). Not with `detach`: the mark would stop detach() below, a transfer on Node 20.
+    if (!this.#detach) markAsUntransferable(buffer);
     if (blocks & 31) used[used.length - 1] = ~((1 << (blocks & 31)) - 1);
     const slab: Slab = { start: slot * this.#slabBlocks, leafBase: slot * this.#wordsPerSlab, blocks, bytes, buffer, used, tags, free: blocks };
     this.#slabs[slot] = slab;

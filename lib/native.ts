@@ -1,3 +1,4 @@
+import { markAsUntransferable } from 'node:worker_threads';
 import type { Engine, EngineConfig, EngineFactory } from './engine.js';
 import type { Backend } from './options.js';
 
@@ -76,7 +77,14 @@ class NativeEngine implements Engine {
   }
 
   addSlab(slot: number, blocks: number): boolean {
-    return this.#engine.addSlab(slot, blocks);
+    if (!this.#engine.addSlab(slot, blocks)) return false;
+    // A transfer of any block's buffer would take the whole slab from every block on it (and, in
+    // V8 memory, the memory from under the allocator). Marked, a transfer copies (Node 20) or
+    // throws DataCloneError (Node >= 21). Node marks external ArrayBuffers itself (N-API makes
+    // them through node::Buffer::New); V8-owned slabs need it. napi_detach_arraybuffer (the
+    // `detach` option) ignores the mark, so it is set with `detach` too.
+    markAsUntransferable(this.#engine.slabBuffer(slot));
+    return true;
   }
   freeSlab(slot: number): number {
     return this.#engine.freeSlab(slot);

@@ -131,6 +131,12 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * process, even ones that never touch a pool, may run up to ~1.9x slower afterwards. Never turn
    * it on in production. `SLABPOOL_DETACH=1` in the environment turns it on for every pool that
    * does not set it (slabpool/compat's too), with one warning per thread.
+   *
+   * Transfers: every slab is marked untransferable, so that `postMessage(block, [block.buffer])`
+   * copies (Node 20) or throws a DataCloneError (Node >= 21) and leaves the pool intact. On the
+   * js backend the mark would also stop this option's detaching (a transfer, on Node 20), so
+   * with `detach` its slabs are left unmarked: such a transfer then detaches the block's whole
+   * slab, every block on it.
    * @default process.env.SLABPOOL_DETACH === '1'
    */
   readonly detach?: boolean;

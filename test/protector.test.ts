@@ -111,6 +111,25 @@ describe.each(MODES)('V8 keeps its typed-array fast path: %s backend', (_label, 
     expect(traced(OPERATIONS[name]!(backend, true), env).invalidated).toBe(true);
   });
 
+  it("a transfer of a block's buffer, by postMessage or structuredClone, detaches nothing: it is refused or copies", () => {
+    const { invalidated, stdout } = traced(
+      `
+      const { MessageChannel } = require('node:worker_threads');
+      const pool = new MemoryPool({ blockSize: 100, numBlocks: 1000, backend: '${backend}' });
+      const compat = createTypedArrayPool({ backend: '${backend}' });
+      const views = [pool.getBlock(), pool.getRun(3), compat.mallocBuffer(16), compat.mallocDouble(100)];
+      const { port1 } = new MessageChannel();
+      for (const v of views) {
+        try { port1.postMessage(v, [v.buffer]); } catch (e) { check(e.name === 'DataCloneError', e.stack); }
+        try { structuredClone(v, { transfer: [v.buffer] }); } catch (e) { check(e.name === 'DataCloneError', e.stack); }
+      }
+      port1.close();
+      check(views.map((v) => v.byteLength).join() === '800,2400,16,800', 'a view was detached');`,
+      env,
+    );
+    expect(invalidated, stdout).toBe(false);
+  });
+
   it('SLABPOOL_DETACH=1 turns detaching on where the option is not given, with one warning, and detach: false wins over it', () => {
     const body = OPERATIONS['MemoryPool destroy()']!;
     const byEnv = traced(`{ ${body(backend, undefined)} } { ${body(backend, undefined)} }`, { ...env, SLABPOOL_DETACH: '1' });
@@ -191,4 +210,50 @@ describe.each(MODES)('the built-in typed-array maps stay stable: %s backend', (l
     `;
     expect(unstableMaps(body, env)).toEqual(label === 'native' ? ['Uint8Array'] : []);
   });
+
+  // Slabs are marked untransferable (a private symbol set on the ArrayBuffer): that must be the
+  // transition Node itself gives the built-in ArrayBuffer map at startup (it marks its Buffer
+  // pool's ArrayBuffer), and nothing else. (compat's mallocArrayBuffer stamps the buffers it hands
+  // out with a private field, compat-arraybuffer-cache.ts, a second transition; not a slab's, so
+  // not made here.)
+  it('leaves the built-in ArrayBuffer map with the one transition Node gives it, after pools and compat made and released slabs', () => {
+    const body = `
+      const { createTypedArrayPool } = require('slabpool/compat');
+      for (const type of [Float64Array, Uint8Array]) {
+        const pool = new MemoryPool({ type, blockSize: 16, numBlocks: 8, grow: true, backend: '${backend}' });
+        const blocks = Array.from({ length: 12 }, () => pool.getBlock());
+        for (const b of blocks.slice(4)) pool.returnBlock(b);
+        pool.trim();
+        pool.destroy();
+      }
+      const compat = createTypedArrayPool({ backend: '${backend}' });
+      for (const n of [1, 100, 70000]) compat.free(compat.mallocDouble(n));
+      compat.clearCache();
+    `;
+    const plain = arrayBufferTransitions('', env);
+    expect(plain).toEqual(['node:untransferableObject']);
+    expect(arrayBufferTransitions(body, env)).toEqual(plain);
+  });
 });
+
+/** The property keys by which the initial map of the built-in ArrayBuffer has transitioned after `body` ran. */
+function arrayBufferTransitions(body: string, env: NodeJS.ProcessEnv): string[] {
+  const script = `
+    const { MemoryPool } = require('slabpool');
+    ${body}
+    %DebugPrint(new ArrayBuffer(1));
+  `;
+  const run = spawnSync(process.execPath, ['--allow-natives-syntax', '-e', script], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  expect(run, run.stderr).toMatchObject({ status: 0, signal: null });
+  // The map's block lists each transition as "<key>: (transition to ...)", a key a symbol or a #name.
+  const map = run.stdout.slice(run.stdout.indexOf('[Map]'));
+  expect(map).toContain('JS_ARRAY_BUFFER_TYPE');
+  return map
+    .split('\n')
+    .filter((line) => line.includes('(transition to'))
+    .map((line) => {
+      const key = /<Symbol: ([^>]+)>|#([^:\s]+):/.exec(line);
+      return key ? key[1] ?? key[2]! : line;
+    })
+    .sort();
+}
