@@ -1,3 +1,5 @@
+import { types } from 'node:util';
+
 /**
  * Every error slabpool throws carries a stable `code`. Messages that reject an argument are built
  * by one function so they all read the same way:
@@ -50,6 +52,8 @@ export function describe(value: unknown): string {
       break;
   }
   if (value === null) return 'null';
+  // A Proxy forwards every read to its target, so it would describe itself as the very typed array it wraps.
+  if (types.isProxy(value)) return 'a Proxy (pass the typed array itself)';
   try {
     if (Array.isArray(value)) return `an array of length ${value.length}`;
     if (ArrayBuffer.isView(value)) {

@@ -220,7 +220,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   returnBlock(block: T | number): void {
     if (typeof block === 'object' && block !== null) {
       const m = (block as PoolView)[HOT_MARK];
-      if (m === this.#heldMark) {
+      // The identity check: a Proxy of a held block reads the same marks through its target.
+      if (m === this.#heldMark && this.#views.block((block as PoolView)[INDEX]!) === block) {
         this.#releaseBlock(block);
         return;
       }
@@ -304,14 +305,15 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
    * the JavaScript fallback, which cannot know it. Valid while the block is held (and, for native
    * work that outlives the call, pinned: pin()). Made once per block or run and kept
    * (addresses.ts): ~10 ns a call after the first. Throws ERR_SLABPOOL_FOREIGN_BLOCK for a view
-   * this pool does not keep.
+   * this pool does not keep (a Proxy of a block included), ERR_SLABPOOL_INVALID_ARG for one not
+   * in use (returned: its address will be the next owner's).
    */
   addressOf(block: T): bigint | null {
     // Fast: a block in use carries its pool's mark (so it is this pool's view of block INDEX), a live run its record.
     if (typeof block === 'object' && block !== null) {
       const view = block as PoolView;
       const m = view[HOT_MARK];
-      if (m === this.#heldMark || m === this.#pinnedHeldMark || m === this.#leasedMark || m === this.#pinnedLeasedMark) {
+      if ((m === this.#heldMark || m === this.#pinnedHeldMark || m === this.#leasedMark || m === this.#pinnedLeasedMark) && this.#views.block(view[INDEX]!) === view) {
         return this.#addresses.block(view[INDEX]!, view.byteOffset);
       }
       const run = runOf(view);
@@ -320,7 +322,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#live('addressOf');
     const idx = this.indexOf(block);
     if (idx < 0) throw foreignBlock('block', block, this.#foreignReason(block as PoolView) ?? 'it is a run view the pool no longer keeps');
-    return this.#addresses.at(this.#slots.slotOf(idx), block.byteOffset);
+    // A view of this pool that is not in use (the fast path takes every one that is): its address is the next owner's.
+    throw notInUse('block', runOf(block as PoolView) === undefined ? `block ${idx}` : `the run view at block ${idx}`);
   }
 
   /**

@@ -138,7 +138,7 @@ describe.skipIf(!hasPrebuild)('installing the tarball', () => {
     // Types resolve for both module systems; @ts-expect-error lines fail the compile if the
     // types were missing (any) or wrong.
     const consumer = `
-      import { MemoryPool, backendInfo, type PoolOptions, type PoolStats, type BackendInfo, type SlabpoolError } from 'slabpool';
+      import { MemoryPool, backendInfo, type PoolOptions, type PoolStats, type BackendInfo, type SlabpoolError, type Pin } from 'slabpool';
       const options: PoolOptions = { blockSize: [10, 10], numBlocks: 8, alignment: 64, poison: 'nan' };
       const pool = new MemoryPool(options);
       const block: Float64Array | null = pool.getBlock();
@@ -150,6 +150,12 @@ describe.skipIf(!hasPrebuild)('installing the tarball', () => {
       const lease = pool.lease();
       lease?.[Symbol.dispose]();
       const address: bigint | null = block ? pool.addressOf(block) : null;
+      const held = pool.getBlock();
+      const pin: Pin | null = held ? pool.pin(held) : null;
+      const pinned: bigint | null = pin ? pin.address : null;
+      pin?.[Symbol.dispose]();
+      // @ts-expect-error a Pin's address is read-only
+      if (pin) pin.address = 0n;
       function code(e: SlabpoolError): string { return e.code; }
       // @ts-expect-error getBlock takes no argument
       pool.getBlock(1);
@@ -157,7 +163,7 @@ describe.skipIf(!hasPrebuild)('installing the tarball', () => {
       new MemoryPool({ blockSize: 4, numBlocks: 1, poison: 'zero' });
       // @ts-expect-error numBlocks is required
       new MemoryPool({ blockSize: 4 });
-      export { fragmentation, backend, address, code };
+      export { fragmentation, backend, address, pinned, code };
     `;
     fs.writeFileSync(path.join(dir, 'consumer.ts'), consumer);
     fs.writeFileSync(path.join(dir, 'consumer.mts'), consumer);
