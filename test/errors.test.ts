@@ -230,6 +230,33 @@ describe.each(BACKENDS)('errors on the %s backend', (backend) => {
       expectRejected(pool, () => pool.returnBlock(a.subarray(0)), foreign(/it is a subarray of pool memory; return the block itself/));
     });
 
+    it('rejects a Proxy of a held block, a leased block or a run, on every method, leaving the pool unchanged', () => {
+      // A Proxy forwards reads to its target, so the hot paths' marks alone would take it for the block.
+      const pool = makePool(backend, base);
+      const held = pool.getBlock()!;
+      const run = pool.getRun(2)!;
+      const leased = pool.lease()!.block;
+      for (const target of [held, run, leased]) {
+        const proxy = new Proxy(target, {});
+        for (const op of ['returnBlock', 'addressOf', 'pin', 'indexOf'] as const) {
+          expectRejected(pool, () => pool[op](proxy), invalidArg('TypeError', new RegExp(`^Expected Float64Array.* for block but received a Proxy \\(pass the typed array itself\\)$`)));
+        }
+      }
+      // The real views still work after all of that.
+      pool.returnBlock(held);
+      pool.returnBlock(run);
+      expect(pool.stats().inUseBlocks).toBe(1);
+    });
+
+    it('addressOf: rejects a block that is not in use (its address is the next owner\'s)', () => {
+      const pool = makePool(backend, base);
+      const a = pool.getBlock()!;
+      const run = pool.getRun(2)!;
+      pool.returnBlock(a);
+      pool.returnBlock(run);
+      expectRejected(pool, () => pool.addressOf(a), invalidArg('RangeError', /^Expected a block or run in use for block but received block \d+, which is free$/));
+    });
+
     it('rejects a block whose slab was trimmed', () => {
       const pool = makePool(backend, { blockSize: 4, numBlocks: 2, grow: true });
       const blocks = Array.from({ length: 4 }, () => pool.getBlock()!);
