@@ -15,6 +15,7 @@ export type SlabpoolErrorCode =
   | 'ERR_SLABPOOL_DESTROYED'
   | 'ERR_SLABPOOL_NATIVE_UNAVAILABLE'
   | 'ERR_SLABPOOL_CHECK_FAILED'
+  | 'ERR_SLABPOOL_DETACHED'
   | 'ERR_SLABPOOL_INTERNAL';
 
 export interface SlabpoolError extends Error {
@@ -139,6 +140,30 @@ export function nativeUnavailable(reasons: readonly string[], requiredBy: string
     Error,
     'ERR_SLABPOOL_NATIVE_UNAVAILABLE',
     `Expected a loadable native addon for ${requiredBy} but none loaded; attempts:${list}`,
+  );
+}
+
+/**
+ * What detached slab `slot`'s ArrayBuffer, in a sentence (check() and slabDetached share it).
+ * A pool never detaches a slab it still uses; something outside it did.
+ */
+export function detachedSlabProblem(slot: number): string {
+  return (
+    `slab ${slot}'s ArrayBuffer was detached outside the pool: a web stream (a BYOB read into a view of it, ` +
+    `or controller.enqueue) or a transfer took the whole buffer, with every block in it`
+  );
+}
+
+/**
+ * A block or run whose slab's ArrayBuffer something outside the pool detached: it cannot be
+ * handed out (its view would have length 0). Thrown by getBlock, getRun and lease, leaving the
+ * pool unchanged.
+ */
+export function slabDetached(method: string, slot: number): SlabpoolError {
+  return withCode(
+    Error,
+    'ERR_SLABPOOL_DETACHED',
+    `Cannot call ${method}(): ${detachedSlabProblem(slot)}. Hand streams and transfer lists a copy (block.slice()), never a pool block or its buffer. The pool may refuse every later request for this slab's blocks: destroy it and make a new one`,
   );
 }
 

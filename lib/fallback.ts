@@ -102,6 +102,8 @@ export class JsEngine implements Engine {
   #destroyed = false;
   /** Live pins per slot (pin()); they outlive destroy(). */
   readonly #pins: number[] = [];
+  /** With `detach`: the buffers of slabs destroy() found pinned, detached at their last unpin. */
+  readonly #detachAtUnpin: (ArrayBuffer | undefined)[] = [];
 
   constructor(config: EngineConfig) {
     const problem = geometryProblem(config);
@@ -189,8 +191,15 @@ export class JsEngine implements Engine {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    // A pinned slab's buffer is its memory: detaching it would free it under native code.
-    if (this.#detach) this.#slabs.forEach((slab, slot) => slab !== undefined && (this.#pins[slot] ?? 0) === 0 && detach(slab.buffer));
+    // A pinned slab's buffer is its memory: detaching it would free it under native code, so it
+    // is detached at its last unpin instead.
+    if (this.#detach) {
+      this.#slabs.forEach((slab, slot) => {
+        if (slab === undefined) return;
+        if ((this.#pins[slot] ?? 0) === 0) detach(slab.buffer);
+        else this.#detachAtUnpin[slot] = slab.buffer;
+      });
+    }
     this.#slabs.length = 0;
     this.#runs.clear();
     this.counters.fill(0);
@@ -206,6 +215,11 @@ export class JsEngine implements Engine {
     const pins = Number.isInteger(slot) && slot >= 0 ? (this.#pins[slot] ?? 0) : 0;
     if (pins === 0) throw internalError(`unpin of slot ${slot}, which is not pinned`);
     this.#pins[slot] = pins - 1;
+    const buffer = pins === 1 ? this.#detachAtUnpin[slot] : undefined;
+    if (buffer !== undefined) {
+      this.#detachAtUnpin[slot] = undefined;
+      detach(buffer);
+    }
   }
 
   // ---- blocks and runs -----------------------------------------------------------------------

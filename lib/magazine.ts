@@ -54,8 +54,16 @@ export class Magazine {
   refill(): number {
     const batch = this.scratch;
     const n = this.#engine.acquire(this.#refillSize);
-    // The batch is highest first, so the lowest block ends on top.
-    for (let j = 0; j < n; j++) this.stack.push(this.#views.blockOrNew(batch[j]!));
+    const before = this.stack.length;
+    try {
+      // The batch is highest first, so the lowest block ends on top.
+      for (let j = 0; j < n; j++) this.stack.push(this.#views.blockOrNew(batch[j]!));
+    } catch (err) {
+      // A view could not be made (its slab was detached outside the pool): the batch goes back.
+      this.stack.length = before;
+      this.#engine.release(n);
+      throw err;
+    }
     return n;
   }
 

@@ -18,7 +18,8 @@ import { MARK, type PoolView, type RunRecord } from './views.js';
  * Pinning is a policy of the pool layer over the engine's slab pins (engine.ts Engine.pin): the
  * native engine's slab memory is reference-counted, and a pin is one more reference that also
  * forbids the decommit (native/slab.h slab_memory_pin). Cost: one Map update and, on the native
- * backend, one call into C++ (~0.1-0.3 us), per pin and per release; nothing on the hot path.
+ * backend, one call into C++, per pin and per release: a pin plus its release measured about
+ * 0.3 us native and 0.14 us js (warm, one block pinned 2e5 times); nothing on the hot path.
  */
 export class Pin<T extends PoolArray = Float64Array> implements Disposable {
   readonly #view: T;

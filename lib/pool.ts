@@ -1,7 +1,7 @@
 import { AddressBook } from './addresses.js';
 import { coalesceGate } from './auto-coalesce.js';
 import { Counter, type Engine } from './engine.js';
-import { checkFailed, destroyed, doubleReturn, foreignBlock, invalidRange, invalidType, notInUse, outOfMemory, pinned } from './errors.js';
+import { checkFailed, destroyed, slabDetached, doubleReturn, foreignBlock, invalidRange, invalidType, notInUse, outOfMemory, pinned } from './errors.js';
 import { engineFactory } from './loader.js';
 import { Magazine } from './magazine.js';
 import type { Backend, PoolArray, PoolConfig, PoolOptions } from './options.js';
@@ -204,6 +204,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   getBlock(): T | null {
     const view = this.#stack.pop() ?? this.#refill();
     if (view === undefined) return null;
+    // A view has length 0 only when something outside the pool detached its slab (a web stream).
+    if (view.length === 0) this.#refuseDetached(view, 'getBlock');
     view[HOT_MARK] = this.#heldMark;
     if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
     if (this.#inUse >= this.#rearmInUse) this.#rearm();
@@ -252,6 +254,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       start = this.#acquireRun(k);
     }
     if (start < 0 && this.#growFor(k)) start = this.#acquireRun(k);
+    if (start >= 0) this.#views.usableRun(start, k, () => this.#engine.releaseRun(start, k), 'getRun');
     this.#engineChanged(start < 0 ? 0 : k);
     if (start < 0) {
       this.#failures++;
@@ -484,6 +487,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#live('check');
     const states = runStates(this.#views, this.#slots.length * this.#cfg.slabBlocks, this.#runMark);
     const problem =
+      this.#slots.detachedSlot() ??
       this.#engine.check(blockStates(this.#views, states), this.#magazine.indices()) ??
       checkPool({
         slabBlocks: this.#cfg.slabBlocks,
@@ -514,6 +518,12 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   /** Refills the empty magazine from the engine, growing if allowed, and pops it; undefined if exhausted. */
+  /** getBlock's refusal of a view whose slab was detached: the view goes back, the pool is unchanged. */
+  #refuseDetached(view: PoolView, method: string): never {
+    this.#stack.push(view);
+    throw slabDetached(method, this.#slots.slotOf(view[INDEX]!));
+  }
+
   #refill(): PoolView | undefined {
     this.#live('getBlock');
     const magazine = this.#magazine;

@@ -1,3 +1,5 @@
+import { detachedSlabProblem } from './errors.js';
+
 /**
  * The pool's record of each slab slot: how many blocks the slab there has, the ArrayBuffer its
  * blocks are views of, and the byte offset of its block 0 in that buffer. One record per slot
@@ -69,6 +71,12 @@ export class SlotTable {
   byteOffset(idx: number): number {
     const s = this.slotOf(idx);
     return this.#slots[s]!.base + (idx - s * this.#slabBlocks) * this.#stride;
+  }
+
+  /** What is wrong with the first slab whose ArrayBuffer was detached outside the pool, or null. */
+  detachedSlot(): string | null {
+    const s = this.#slots.findIndex((slot) => slot.buffer !== undefined && slot.buffer.byteLength === 0);
+    return s < 0 ? null : detachedSlabProblem(s);
   }
 
   /** True when `buffer` is one of the pool's slab buffers. */

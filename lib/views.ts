@@ -1,4 +1,5 @@
 import type { PoolArray, PoolArrayConstructor } from './options.js';
+import { slabDetached } from './errors.js';
 import { IndexTable } from './index-table.js';
 import { ownView } from './own-map.js';
 import type { SlotTable } from './slots.js';
@@ -155,6 +156,18 @@ export class ViewTable {
     return view;
   }
 
+  /**
+   * Makes sure the run of k blocks at start can get a view (run()): when its slab's ArrayBuffer
+   * was detached outside the pool, calls `undo` (which hands the run back) and throws
+   * ERR_SLABPOOL_DETACHED for `method`.
+   */
+  usableRun(start: number, k: number, undo: () => void, method: string): void {
+    const slot = this.#slots.slotOf(start);
+    if (this.#slots.at(slot).buffer!.byteLength !== 0) return;
+    undo();
+    throw slabDetached(method, slot);
+  }
+
   /** The last view made for a run at start, if any. */
   runAt(start: number): PoolView | undefined {
     return this.#runs.get(start);
@@ -214,7 +227,9 @@ export class ViewTable {
 
   /** A new typed array of `length` elements starting at block idx, in its slab's buffer. */
   #over(idx: number, length: number): PoolView {
-    const slot = this.#slots.at(this.#slots.slotOf(idx));
+    const s = this.#slots.slotOf(idx);
+    const slot = this.#slots.at(s);
+    if (slot.buffer!.byteLength === 0) throw slabDetached('getBlock', s);
     return ownView(this.#type, slot.buffer!, this.#slots.byteOffset(idx), length);
   }
 }

@@ -406,7 +406,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (!Uint32Arg(info, 0, &slot)) return Napi::Value();
     if (slot >= slots_.size() || slots_[slot].pins == 0) return Fail(env, "unpin of a slot that is not pinned");
     Slot& s = slots_[slot];
-    if (--s.pins == 0 && s.pinned != nullptr) {
+    if (--s.pins != 0) return env.Undefined();
+    // The last pin of a slab that destroy() kept attached (detach_): detach it now, as destroy()
+    // would have, before the pin's own reference goes.
+    if (allocator_ == nullptr) DropBuffer(slot);
+    if (s.pinned != nullptr) {
       slabpool::slab_memory_unpin(s.pinned);
       s.pinned = nullptr;
     }
@@ -420,11 +424,14 @@ class Engine : public Napi::ObjectWrap<Engine> {
   // Drops the engine's reference to the slot's ArrayBuffer. With detach_, the buffer is detached
   // first: every view on it has length 0, no JavaScript can reach the memory, so the buffer's
   // reference to it goes now too (its finalizer, later, only frees the hold). Without, the
-  // buffer keeps its reference until it is collected.
+  // buffer keeps its reference until it is collected. A pinned slab is not detached (for
+  // V8-owned memory that would free it under native code): with detach_, its reference is kept
+  // until the last unpin calls this again.
   void DropBuffer(uint32_t slot) {
     if (slot >= slots_.size() || slots_[slot].buffer.IsEmpty()) return;
     Slot& s = slots_[slot];
-    if (detach_ && s.pins == 0) {
+    if (detach_ && s.pins != 0) return;
+    if (detach_) {
       Napi::ArrayBuffer ab = s.buffer.Value();
       if (napi_detach_arraybuffer(Env(), ab) == napi_ok && s.hold != nullptr) {
         slabpool::slab_memory_release(s.hold->memory);

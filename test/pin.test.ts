@@ -93,6 +93,24 @@ describe.each(BACKENDS)('pins on the %s backend', (backend) => {
     pool.destroy();
     expect([blocks[0]!.length, blocks[0]![99], blocks[10]!.length]).toEqual([100, 3, 0]);
     pin.release();
+    // The last pin released, the slab goes as destroy() would have let it go: detached.
+    expect([blocks[0]!.length, blocks[1]!.length, blocks[0]!.buffer.byteLength]).toEqual([0, 0, 0]);
+  });
+
+  it('with detach: true, detaches a slab destroy() found pinned at its last unpin, not before', () => {
+    const pool = makePool(backend, { blockSize: 100, numBlocks: 10, grow: true, detach: true });
+    const blocks = Array.from({ length: 11 }, () => pool.getBlock()!);
+    const first = pool.pin(blocks[0]!);
+    const second = pool.pin(blocks[1]!);
+    const third = pool.pin(blocks[1]!);
+    pool.destroy();
+    first.release();
+    second.release();
+    expect([blocks[0]!.length, blocks[1]!.length, blocks[1]![0]]).toEqual([100, 100, 0]);
+    third.release();
+    expect([blocks[0]!.length, blocks[1]!.length, blocks[10]!.length]).toEqual([0, 0, 0]);
+    third.release(); // idempotent: no second detach, no error
+    expect(blocks[0]!.length).toBe(0);
   });
 
   it('refuses to pin what is not a block or run in use of this pool, unchanged', () => {
