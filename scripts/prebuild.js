@@ -66,6 +66,13 @@ for (const target of targets) {
     stdio: 'inherit',
   });
   if (build.status !== 0) fail(`building ${target.name} failed`);
+  // Warnings are errors on every target: read back the flags node-gyp's make files compiled with.
+  const mk = path.join(root, 'build', 'slabpool.target.mk');
+  if (fs.existsSync(mk)) {
+    const flags = /^CFLAGS_CC_Release := ((?:.*\\\n)*.*)$/m.exec(fs.readFileSync(mk, 'utf8'))?.[1] ?? '';
+    const lacking = ['-Wall', '-Wextra', '-Werror'].filter((f) => !flags.split(/[\s\\]+/).includes(f));
+    if (lacking.length > 0) fail(`${target.name} was compiled without ${lacking.join(' ')}`);
+  }
 
   const file = path.join(root, 'prebuilds', target.name, 'slabpool.node');
   const { node, command } = target.runner();
