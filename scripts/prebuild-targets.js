@@ -37,7 +37,7 @@ function officialNode(platform, arch, version = process.versions.node) {
   if (fs.existsSync(bin)) return bin;
   fs.mkdirSync(dir, { recursive: true });
   const spec = `node-${platform}-${arch}@${version}`;
-  console.log(`fetching ${spec} from the npm registry into ${dir}`);
+  console.error(`fetching ${spec} from the npm registry into ${dir}`);
   const tgz = execFileSync('npm', ['pack', '--silent', spec, '--pack-destination', dir], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop();
   execFileSync('tar', ['-xzf', path.join(dir, tgz), '-C', dir, 'package/bin/node', 'package/package.json']);
   fs.rmSync(path.join(dir, tgz));
