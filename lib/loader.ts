@@ -154,11 +154,10 @@ function loadNative(): NativeLoad {
     let error: string | null = null;
     // A glibc build on musl may load and then crash, or fail with an obscure symbol error: not
     // tried. Where the C library cannot be told, it is tried, and the reason says so.
-    if (place.linuxLibc && target.platform === 'linux' && target.libc !== null && target.libc !== place.linuxLibc) {
-      if (fs.existsSync(file)) {
-        attempts.push({ path: file, error: `not tried: built for ${place.linuxLibc}, and this process runs on ${target.libc}` });
-        continue;
-      }
+    const otherLibc = place.linuxLibc && target.platform === 'linux' && target.libc !== null && target.libc !== place.linuxLibc;
+    if (otherLibc && fs.existsSync(file)) {
+      attempts.push({ path: file, error: `not tried: built for ${place.linuxLibc}, and this process runs on ${target.libc}` });
+      continue;
     }
     try {
       // One place per call, so that every failure keeps its own reason.

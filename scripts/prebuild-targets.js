@@ -76,7 +76,7 @@ const TARGETS = [
     get env() {
       if (host === 'linux-arm64') return {};
       const tool = (t) => `aarch64-linux-gnu-${t}`;
-      return { CC: tool('gcc'), CXX: tool('g++'), LINK: tool('g++'), AR: tool('ar'), STRIP: tool('strip') };
+      return { CC: tool('gcc'), CXX: tool('g++'), LINK: tool('g++'), AR: tool('ar') };
     },
     runner() {
       return host === 'linux-arm64' ? hostNode() : emulatedArm64();
