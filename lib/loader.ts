@@ -14,17 +14,31 @@ export interface LoadAttempt {
   readonly error: string | null;
 }
 
+/** What this process runs on, which chooses the prebuild: `prebuilds/<platform>-<arch>/`. */
+export interface LoadTarget {
+  readonly platform: string;
+  readonly arch: string;
+  /**
+   * On Linux, the C library, from the ELF interpreter of the Node executable (`ld-linux-*`:
+   * glibc, `ld-musl-*`: musl); null elsewhere, or on Linux when it cannot be told.
+   */
+  readonly libc: 'glibc' | 'musl' | null;
+}
+
 /** Which backend `backend: 'auto'` uses in this process, and why. */
 export interface BackendInfo {
   readonly backend: Backend;
-  /** One sentence: why this backend. */
+  /** One sentence: why this backend, naming the platform, architecture and C library. */
   readonly reason: string;
+  /** The platform, architecture and C library the addon was chosen for. */
+  readonly target: LoadTarget;
   /** Every place the native addon was looked for, in order, with the error from each that failed. */
   readonly attempts: readonly LoadAttempt[];
 }
 
 interface NativeLoad {
   readonly factory: EngineFactory | undefined;
+  readonly target: LoadTarget;
   readonly attempts: readonly LoadAttempt[];
 }
 
@@ -34,11 +48,76 @@ const packageRoot = path.resolve(__dirname, '..');
  * Where the addon is looked for, in order, as `bindings` path templates (each part is replaced by
  * the option of that name when there is one): a local build from source first, since it was made
  * on this machine, then the prebuild for this platform and architecture shipped in the package.
+ * The Linux prebuilds are built against glibc (scripts/prebuild-targets.js).
  */
-const PLACES: readonly (readonly string[])[] = [
-  ['module_root', 'build', 'Release', 'bindings'],
-  ['module_root', 'prebuilds', 'platform_arch', 'bindings'],
+const PLACES: readonly { readonly template: readonly string[]; readonly linuxLibc?: 'glibc' }[] = [
+  { template: ['module_root', 'build', 'Release', 'bindings'] },
+  { template: ['module_root', 'prebuilds', 'platform_arch', 'bindings'], linuxLibc: 'glibc' },
 ];
+
+/**
+ * The ELF interpreter (PT_INTERP) of an executable, or null when it has none (static, not ELF,
+ * unreadable). It names the C library the process runs on: the dynamic loader is part of it.
+ */
+export function elfInterpreter(file: string): string | null {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const read = (offset: number, length: number): Buffer => {
+      const b = Buffer.alloc(length);
+      return b.subarray(0, fs.readSync(fd!, b, 0, length, offset));
+    };
+    const header = read(0, 64);
+    if (header.length < 52 || header.readUInt32BE(0) !== 0x7f454c46) return null;
+    const is64 = header[4] === 2;
+    const le = header[5] === 1;
+    if (is64 && header.length < 64) return null;
+    const u16 = (b: Buffer, o: number): number => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+    const u32 = (b: Buffer, o: number): number => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+    const word = (b: Buffer, o: number): number => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o));
+    const phoff = word(header, is64 ? 32 : 28);
+    const phentsize = u16(header, is64 ? 54 : 42);
+    const phnum = u16(header, is64 ? 56 : 44);
+    if (phentsize < (is64 ? 56 : 32) || phnum > 256) return null;
+    const table = read(phoff, phentsize * phnum);
+    for (let i = 0; (i + 1) * phentsize <= table.length; i++) {
+      const ph = table.subarray(i * phentsize);
+      if (u32(ph, 0) !== 3) continue; // PT_INTERP
+      const offset = word(ph, is64 ? 8 : 4);
+      const size = word(ph, is64 ? 32 : 16);
+      if (size > 4096) return null;
+      const name = read(offset, size).toString('latin1');
+      const end = name.indexOf('\0');
+      return end >= 0 ? name.slice(0, end) : name;
+    }
+    return null;
+  } catch {
+    return null;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** The C library of a Linux process whose executable is `executable`, from its interpreter. */
+export function detectLibc(executable: string = process.execPath): 'glibc' | 'musl' | null {
+  const interpreter = elfInterpreter(executable);
+  if (interpreter === null) return null;
+  const name = path.basename(interpreter);
+  if (name.startsWith('ld-musl-')) return 'musl';
+  if (/^ld(-linux[\w.-]*|64)?\.so\.\d+$/.test(name)) return 'glibc';
+  return null;
+}
+
+function loadTarget(): LoadTarget {
+  return { platform: process.platform, arch: process.arch, libc: process.platform === 'linux' ? detectLibc() : null };
+}
+
+/** 'linux-x64 (glibc)', 'linux-x64 (musl)', 'linux-x64 (C library unknown)', 'darwin-arm64' */
+function describeTarget(target: LoadTarget): string {
+  const name = `${target.platform}-${target.arch}`;
+  if (target.platform !== 'linux') return name;
+  return `${name} (${target.libc ?? 'C library unknown'})`;
+}
 
 /** The hash of native/ when the sources are present (they ship in the package), else null. */
 function currentSourceHash(): string | null {
@@ -65,17 +144,25 @@ function overridePath(): string | undefined {
 function loadNative(): NativeLoad {
   if (nativeLoad) return nativeLoad;
   const expectedHash = currentSourceHash();
-  const options = { bindings: 'slabpool.node', module_root: packageRoot, platform_arch: `${process.platform}-${process.arch}` };
+  const target = loadTarget();
+  const options = { bindings: 'slabpool.node', module_root: packageRoot, platform_arch: `${target.platform}-${target.arch}` };
   const override = overridePath();
   const attempts: LoadAttempt[] = [];
   let factory: EngineFactory | undefined;
-  for (const place of override ? [[override]] : PLACES) {
-    const file = override ?? path.join(...place.map((part) => (options as Record<string, string>)[part] ?? part));
+  for (const place of override ? [{ template: [override] }] : PLACES) {
+    const file = override ?? path.join(...place.template.map((part) => (options as Record<string, string>)[part] ?? part));
     let error: string | null = null;
+    // A glibc build on musl may load and then crash, or fail with an obscure symbol error: not
+    // tried. Where the C library cannot be told, it is tried, and the reason says so.
+    const otherLibc = place.linuxLibc && target.platform === 'linux' && target.libc !== null && target.libc !== place.linuxLibc;
+    if (otherLibc && fs.existsSync(file)) {
+      attempts.push({ path: file, error: `not tried: built for ${place.linuxLibc}, and this process runs on ${target.libc}` });
+      continue;
+    }
     try {
       // One place per call, so that every failure keeps its own reason.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const addon: unknown = override ? require(override) : bindings({ ...options, try: [place] } as bindings.Options);
+      const addon: unknown = override ? require(override) : bindings({ ...options, try: [place.template] } as bindings.Options);
       if (!isNativeAddon(addon)) error = 'not a slabpool addon';
       else if (expectedHash !== null && addon.sourceHash !== expectedHash) {
         error = `stale: built from native sources ${addon.sourceHash}, but native/ is ${expectedHash}`;
@@ -87,7 +174,7 @@ function loadNative(): NativeLoad {
     attempts.push({ path: file, error });
     if (factory) break;
   }
-  nativeLoad = { factory, attempts };
+  nativeLoad = { factory, target, attempts };
   return nativeLoad;
 }
 
@@ -104,10 +191,11 @@ function describeAttempts(attempts: readonly LoadAttempt[]): string[] {
 
 export function backendInfo(): BackendInfo {
   const choice = environmentChoice();
-  const { factory, attempts } = loadNative();
-  if (choice === 'js') return { backend: 'js', reason: 'SLABPOOL_BACKEND=js selects the JavaScript fallback', attempts };
-  if (factory) return { backend: 'native', reason: `the native addon loaded from ${attempts.at(-1)!.path}`, attempts };
-  return { backend: 'js', reason: `no native addon loaded (${describeAttempts(attempts).join('; ')})`, attempts };
+  const { factory, target, attempts } = loadNative();
+  if (choice === 'js') return { backend: 'js', reason: 'SLABPOOL_BACKEND=js selects the JavaScript fallback', target, attempts };
+  const on = describeTarget(target);
+  if (factory) return { backend: 'native', reason: `the native addon loaded from ${attempts.at(-1)!.path} on ${on}`, target, attempts };
+  return { backend: 'js', reason: `no native addon loaded on ${on} (${describeAttempts(attempts).join('; ')})`, target, attempts };
 }
 
 /**

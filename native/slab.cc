@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <unordered_set>
 
@@ -14,6 +16,23 @@
 // run index leaves (run_index.h) are then recomputed: O(log words) each.
 
 namespace slabpool {
+
+#if defined(__GLIBCXX__) && defined(__ELF__)
+// GCC 11+ headers make std::allocator call std::__throw_bad_array_new_length(), which libstdc++
+// exports only from GLIBCXX_3.4.29 (GCC 11), newer than the libstdc++ that Node 20 itself needs
+// (GLIBCXX_3.4.21): the one reason a prebuild would not load where Node runs. A hidden local
+// definition, bound by its assembler name (namespace std declares it with default visibility, so
+// it cannot be redeclared hidden), keeps that version out of the addon for every container in
+// it, whatever the optimizer proves; rewriting the containers to avoid the call would hold only
+// until the next container or compiler. Its behaviour is libstdc++'s in this addon, which is built
+// without exceptions: the throw had no handler, so it ended the process. It would clash with a
+// static libstdc++'s own definition; static linking raises the glibc floor anyway, so we don't.
+[[noreturn]] __attribute__((visibility("hidden"))) void throw_bad_array_new_length() __asm__("_ZSt28__throw_bad_array_new_lengthv");
+void throw_bad_array_new_length() {
+  std::fputs("slabpool: an array allocation larger than the address space\n", stderr);
+  std::abort();
+}
+#endif
 
 struct SlabMemory {
   uint8_t* base;

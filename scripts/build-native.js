@@ -40,11 +40,14 @@ function build() {
 
 const forced = process.env.npm_config_build_from_source === 'true';
 const built = path.join(root, 'build', 'Release', 'slabpool.node');
-const prebuilt = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'slabpool.node');
+// The Linux prebuilds are glibc builds: on musl (no glibc version in the process report) the
+// loader does not try them, so the install must not count on one either, and builds.
+const musl = process.platform === 'linux' && !process.report?.getReport().header.glibcVersionRuntime;
+const prebuilt = musl ? null : path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'slabpool.node');
 
 if (!forced && loads(built)) {
   if (!install) console.log(`slabpool: native addon up to date (${expected})`);
-} else if (install && !forced && loads(prebuilt)) {
+} else if (install && !forced && prebuilt && loads(prebuilt)) {
   // The prebuild matches these sources: nothing to build.
 } else if (build()) {
   console.log(`slabpool: built the native addon (${expected})`);

@@ -28,11 +28,13 @@ function sourceHash(base = root) {
 /**
  * The source hash an addon file was built from, or null when it does not load. Asked of a child
  * process: a process cannot load a .node file twice, so asking in this one would hide a rebuild.
+ * `node` is the command that runs Node: this one by default, or another architecture's under
+ * emulation (a prebuild for it).
  */
-function builtHash(file) {
+function builtHash(file, node = [process.execPath]) {
   file = path.resolve(file);
   if (!fs.existsSync(file)) return null;
-  const probe = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(file)}).sourceHash`], { encoding: 'utf8' });
+  const probe = spawnSync(node[0], [...node.slice(1), '-p', `require(${JSON.stringify(file)}).sourceHash`], { encoding: 'utf8' });
   return probe.status === 0 ? probe.stdout.trim() : null;
 }
 

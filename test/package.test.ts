@@ -95,7 +95,10 @@ describe('npm pack', () => {
     expect(list.filter((f) => f.startsWith('scripts/')).sort()).toEqual(['scripts/build-native.js', 'scripts/source-hash.js']);
     expect(list.some((f) => /^(test|build|lib|bench|examples)\//.test(f))).toBe(false);
     expect(list).toContain(`prebuilds/${platformArch}/slabpool.node`);
-    expect(fs.statSync(tarball).size).toBeLessThan(200_000);
+    expect(list).toEqual(expect.arrayContaining(['prebuilds/linux-x64/slabpool.node', 'prebuilds/linux-arm64/slabpool.node']));
+    // About 50 kB compressed per prebuild, and under 150 kB for everything else.
+    const prebuilds = list.filter((f) => /^prebuilds\/[^/]+\/slabpool\.node$/.test(f)).length;
+    expect(fs.statSync(tarball).size).toBeLessThan(150_000 + 60_000 * prebuilds);
   });
 });
 
@@ -108,7 +111,8 @@ describe.skipIf(!hasPrebuild)('installing the tarball', () => {
     const prebuild = path.join(dir, 'node_modules', 'slabpool', 'prebuilds', platformArch, 'slabpool.node');
     expect(nodeIn(dir, infoScript)).toEqual({
       backend: 'native',
-      reason: `the native addon loaded from ${prebuild}`,
+      reason: `the native addon loaded from ${prebuild} on ${platformArch} (glibc)`,
+      target: { platform: process.platform, arch: process.arch, libc: 'glibc' },
       attempts: [
         { path: path.join(dir, 'node_modules', 'slabpool', 'build', 'Release', 'slabpool.node'), error: 'not found' },
         { path: prebuild, error: null },
@@ -241,7 +245,7 @@ describe('installing without a prebuild and without a compiler', () => {
       { path: path.join(pkg, 'prebuilds', platformArch, 'slabpool.node'), error: 'not found' },
     ]);
     expect(info.backend).toBe('js');
-    expect(info.reason).toBe(`no native addon loaded (${info.attempts.map((a) => `${a.path}: not found`).join('; ')})`);
+    expect(info.reason).toBe(`no native addon loaded on ${platformArch} (glibc) (${info.attempts.map((a) => `${a.path}: not found`).join('; ')})`);
   });
 
   it('has the full API working on the fallback', () => {
