@@ -2,6 +2,7 @@
 // npm run prebuild: the N-API prebuild for this platform, stripped, into
 // prebuilds/<platform>-<arch>/slabpool.node (prebuildify 6), built against the headers installed
 // beside this node so that nothing is downloaded; then checks it was built from native/ as it is.
+// On Linux x64 it then cross-compiles prebuilds/win32-x64 (scripts/prebuild-win32.js).
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -26,3 +27,13 @@ if (built !== expected) {
   process.exit(1);
 }
 console.log(`prebuilt ${path.relative(root, file)} (${fs.statSync(file).size} bytes, sources ${expected})`);
+
+// Windows x64 is cross-compiled here with mingw-w64 (scripts/prebuild-win32.js).
+if (process.platform === 'linux' && process.arch === 'x64') {
+  try {
+    require('./prebuild-win32.js').build({ root, nodeVersion: process.versions.node });
+  } catch (err) {
+    console.error(`prebuild-win32: ${err.message}`);
+    process.exit(1);
+  }
+}
