@@ -123,12 +123,15 @@ function build({ root = path.resolve(__dirname, '..'), nodeVersion = process.ver
   const args = [
     ...target.cflags_cc,
     ...[...NODE_GYP_DEFINES, ...target.defines].map((d) => `-D${d}`),
-    `-I${path.join(headers, 'include')}`,
-    ...target.include_dirs.map((d) => `-I${path.resolve(root, d)}`),
-    ...target.sources.map((s) => path.join(root, s)),
-    '-shared', '-static', '-s',
-    importLib,
-    '-o', out,
+    // Paths relative to root (the compiler runs there), so the bytes do not depend on where the
+    // checkout is.
+    `-I${path.relative(root, path.join(headers, 'include'))}`,
+    ...target.include_dirs.map((d) => `-I${path.relative(root, path.resolve(root, d))}`),
+    ...target.sources,
+    // No link timestamp: the same sources give the same bytes, so a rebuild shows no diff.
+    '-shared', '-static', '-s', '-Wl,--no-insert-timestamp',
+    path.relative(root, importLib),
+    '-o', path.relative(root, out),
   ];
   log(`building with ${run(CXX, ['--version']).split('\n')[0]} for Node ${nodeVersion} (Node-API ${target.defines.find((d) => d.startsWith('NAPI_VERSION='))?.split('=')[1]})`);
   run(CXX, args, { cwd: root });
