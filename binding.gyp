@@ -19,9 +19,6 @@
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
         "OTHER_CPLUSPLUSFLAGS": ["-O3", "-Wall", "-Wextra", "-Werror"]
-      },
-      "msvs_settings": {
-        "VCCLCompilerTool": { "AdditionalOptions": ["/std:c++17"], "WarningLevel": 3, "WarnAsError": "true" }
       }
     }
   ]

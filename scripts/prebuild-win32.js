@@ -58,16 +58,23 @@ function ensureToolchain() {
 
 /** The directory of the node-api-headers package (include/, def/). */
 function nodeApiHeaders(work) {
+  const wanted = NODE_API_HEADERS.split('@')[1];
+  const version = (dir) => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+    } catch {
+      return null;
+    }
+  };
   try {
-    return path.dirname(require.resolve('node-api-headers/package.json'));
+    const dir = path.dirname(require.resolve('node-api-headers/package.json'));
+    if (version(dir) === wanted) return dir;
   } catch {
     // Not a dependency of slabpool: fetched for this build only.
   }
   const prefix = path.join(work, 'tools');
   const dir = path.join(prefix, 'node_modules', 'node-api-headers');
-  const wanted = NODE_API_HEADERS.split('@')[1];
-  const installed = fs.existsSync(path.join(dir, 'package.json')) && JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
-  if (installed !== wanted) {
+  if (version(dir) !== wanted) {
     log(`installing ${NODE_API_HEADERS} into ${path.relative(process.cwd(), prefix) || prefix}`);
     fs.mkdirSync(prefix, { recursive: true });
     run('npm', ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--ignore-scripts', NODE_API_HEADERS], { stdio: 'inherit' });
