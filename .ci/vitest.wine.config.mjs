@@ -21,7 +21,14 @@ export default defineConfig({
   test: {
     pool: 'forks',
     testTimeout: 60_000,
-    include: ['test/**/*.test.ts'],
-    env: { SLABPOOL_REQUIRE_NATIVE: '1' },
+    // As vitest.config.mts: every suite on both backends, then the native backend again with its
+    // slabs in V8-owned ArrayBuffers. A native addon that does not load fails the run.
+    projects: [
+      { extends: true, test: { name: 'slabpool', include: ['test/**/*.test.ts'], env: { SLABPOOL_REQUIRE_NATIVE: '1' } } },
+      {
+        extends: true,
+        test: { name: 'native-v8-memory', include: ['test/pool.test.ts', 'test/errors.test.ts'], env: { SLABPOOL_REQUIRE_NATIVE: '1', SLABPOOL_NATIVE_MEMORY: 'v8' } },
+      },
+    ],
   },
 });
