@@ -123,6 +123,10 @@ describe.skipIf(!hasPrebuild)('installing the tarball', () => {
     });
     // Slab 1 (8 blocks of 832 bytes) is empty at the end, so trim gives it back.
     expect(nodeIn(dir, smokeScript)).toEqual({ backend: 'native', inUse: 6, capacity: 16, last: 100, trimmed: 8 * 832 });
+    // The plain-node smoke test .ci/win32 runs under wine, here on this platform's prebuild.
+    const plain = run(process.execPath, [path.join(root, 'test', 'plain', 'smoke.cjs'), platformArch], dir);
+    expect(plain.status, plain.stderr).toBe(0);
+    expect(plain.stdout).toMatch(new RegExp(`^smoke: \\d+ checks passed on native \\(${platformArch},`, 'm'));
   });
 
   it('loads the prebuild with no compiler on the PATH and install scripts disabled', () => {
