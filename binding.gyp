@@ -2,7 +2,10 @@
   "targets": [
     {
       "target_name": "slabpool",
-      "sources": ["native/os_posix.cc", "native/run_index.cc", "native/slab.cc", "native/binding.cc"],
+      "sources": ["native/run_index.cc", "native/slab.cc", "native/binding.cc"],
+      "conditions": [
+        ["OS=='win'", { "sources": ["native/os_windows.cc"] }, { "sources": ["native/os_posix.cc"] }]
+      ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
         "NAPI_VERSION=8",

@@ -1,14 +1,10 @@
 // The operating-system primitives the allocator needs, and nothing else (after mimalloc's prim/):
 // zeroed memory for metadata, zeroed aligned memory for slabs, and giving a slab's physical
-// memory back while its address range stays usable. One implementation file per OS:
-// os_posix.cc (Linux, macOS) today. A Windows file (os_windows.cc) must provide the same
-// functions with the same guarantees, e.g. calloc/free for metadata below kMapThreshold;
-// VirtualAlloc(MEM_RESERVE | MEM_COMMIT) / VirtualFree(MEM_RELEASE) for slabs at and above
-// kSlabMapThreshold (zeroed, 64 KiB-aligned), decommitted by VirtualFree(MEM_DECOMMIT) followed
-// by VirtualAlloc(MEM_COMMIT) (demand-zero pages again: the range must stay readable, so a bare
-// MEM_DECOMMIT, which makes it fault, is not enough); smaller slabs from _aligned_malloc +
-// memset, freed by _aligned_free (not free, which is why free_slab is told how the memory was
-// obtained).
+// memory back while its address range stays usable. One implementation file per OS, chosen in
+// binding.gyp: os_posix.cc (Linux, macOS: calloc, posix_memalign, mmap, madvise) and
+// os_windows.cc (calloc; _aligned_malloc, freed by _aligned_free, which is why free_slab is told
+// how the memory was obtained; VirtualAlloc, decommitted by VirtualFree(MEM_DECOMMIT) then
+// VirtualAlloc(MEM_COMMIT), since a bare decommit leaves a range that faults).
 #ifndef SLABPOOL_OS_H_
 #define SLABPOOL_OS_H_
 

@@ -14,12 +14,13 @@ const path = require('node:path');
 const { sourceHash, localNodeDir } = require('./source-hash.js');
 
 const root = path.resolve(__dirname, '..');
-// The allocator core without N-API, in the order binding.gyp lists it.
-const CORE = ['native/os_posix.cc', 'native/run_index.cc', 'native/slab.cc'];
+// The OS layer binding.gyp picks for this platform, and the allocator core without N-API.
+const OS_LAYER = process.platform === 'win32' ? 'native/os_windows.cc' : 'native/os_posix.cc';
+const CORE = [OS_LAYER, 'native/run_index.cc', 'native/slab.cc'];
 // Each unit test: its sources beside the core's, and the arguments it runs with (seeds).
 const UNIT_TESTS = [
   { name: 'slab_test', sources: [...CORE, 'test/native/slab_test.cc'], asanArgs: ['40'], valgrindArgs: ['8'] },
-  { name: 'run_index_test', sources: ['native/os_posix.cc', 'native/run_index.cc', 'test/native/run_index_test.cc'], asanArgs: [], valgrindArgs: [] },
+  { name: 'run_index_test', sources: [OS_LAYER, 'native/run_index.cc', 'test/native/run_index_test.cc'], asanArgs: [], valgrindArgs: [] },
 ];
 const cxx = process.env.CXX || 'g++';
 const mode = process.argv[2];

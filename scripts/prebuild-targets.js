@@ -3,7 +3,8 @@
 // says where it can be built, what it needs from Debian, how prebuildify builds it, and which Node
 // runs it there, so that the build is checked in that Node and against that Node's own needs.
 //
-// A target is { name, platform, arch, unbuildable(), apt, prebuildify, env, runner() }:
+// A target is { name, platform, arch, unbuildable(), apt, prebuildify, env, runner() }, or
+// { name, platform, arch, unbuildable(), apt, build(options) } for one built by a script of its own:
 //   unbuildable()  null when this machine can build it, else why not (then it is skipped)
 //   apt            the Debian packages the build and its check need, installed when missing
 //   prebuildify    extra prebuildify arguments; env: extra environment for the build
@@ -93,6 +94,19 @@ const TARGETS = [
     prebuildify: [],
     env: {},
     runner: hostNode,
+  },
+  {
+    name: 'win32-x64',
+    platform: 'win32',
+    arch: 'x64',
+    unbuildable() {
+      return host === 'linux-x64' && isDebian() ? null : 'cross-compiled on Debian linux-x64 with mingw-w64';
+    },
+    // prebuild-win32.js installs its own toolchain (mingw-w64, posix threads) and node-api-headers.
+    apt: [],
+    build(options) {
+      require('./prebuild-win32.js').build(options);
+    },
   },
 ];
 

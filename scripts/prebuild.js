@@ -5,8 +5,10 @@
 // downloaded. What a target needs from Debian is installed when missing (as root), and a
 // cross-built target's Node comes from the npm registry. Each prebuild is then checked in the Node
 // it is for: it loads there and was built from native/ as it is, and it needs no symbol version
-// newer than that Node's own binary does (GLIBC, GLIBCXX, CXXABI). Running it again rebuilds the
-// same prebuilds.
+// newer than that Node's own binary does (GLIBC, GLIBCXX, CXXABI). win32-x64 is cross-compiled
+// with mingw-w64 by scripts/prebuild-win32.js, which checks its imports and embedded source hash
+// (.ci/win32 loads it in the official node.exe under wine). Running it again rebuilds the same
+// prebuilds.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -60,6 +62,17 @@ for (const target of targets) {
   }
   console.log(`prebuild: ${target.name}`);
   aptInstall(target.apt);
+  if (target.build) {
+    // A target with a build of its own (win32-x64: mingw-w64, scripts/prebuild-win32.js), which
+    // checks its own result (its imports, the source hash it embeds).
+    try {
+      target.build({ root, nodeVersion: process.versions.node });
+    } catch (err) {
+      fail(`building ${target.name} failed: ${err.message}`);
+    }
+    built++;
+    continue;
+  }
   const build = spawnSync(process.execPath, [prebuildify, '--napi', '--strip', '--target', process.versions.node, ...target.prebuildify], {
     cwd: root,
     env: { ...env, ...target.env },

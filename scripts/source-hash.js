@@ -9,9 +9,13 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 
+/**
+ * The files hashed, relative to `base`, as POSIX paths ('native/slab.cc') on every OS: the names
+ * are part of the hash, and a prebuild made on Linux must match the sources on Windows.
+ */
 function nativeSources(base = root) {
   const dir = path.join(base, 'native');
-  const files = fs.readdirSync(dir).filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => path.join('native', f));
+  const files = fs.readdirSync(dir).filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => path.posix.join('native', f));
   return [...files, 'binding.gyp'];
 }
 
@@ -19,7 +23,7 @@ function sourceHash(base = root) {
   const hash = crypto.createHash('sha256');
   for (const file of nativeSources(base)) {
     hash.update(file + '\0');
-    hash.update(fs.readFileSync(path.join(base, file), 'utf8').replace(/\r\n/g, '\n'));
+    hash.update(fs.readFileSync(path.join(base, ...file.split('/')), 'utf8').replace(/\r\n/g, '\n'));
     hash.update('\0');
   }
   return hash.digest('hex').slice(0, 16);

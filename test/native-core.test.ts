@@ -12,6 +12,8 @@ const native = (file: string) => path.join(root, 'native', file);
 const test = (file: string) => path.join(root, 'test', 'native', file);
 const CXX = process.env.CXX ?? 'g++';
 const FLAGS = ['-std=c++17', '-Wall', '-Wextra', '-Werror'];
+// The OS layer binding.gyp picks for this platform (.ci/win32 builds the Windows one with mingw).
+const OS_LAYER = process.platform === 'win32' ? 'os_windows.cc' : 'os_posix.cc';
 
 function runProgram(name: string, sources: string[], args: string[]): number {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-core-'));
@@ -30,13 +32,13 @@ function runProgram(name: string, sources: string[], args: string[]): number {
 
 describe('the native allocator core on its own', () => {
   it('native/slab.cc passes its unit test program', () => {
-    const passed = runProgram('slab_test', [native('os_posix.cc'), native('run_index.cc'), native('slab.cc'), test('slab_test.cc')], ['60']);
+    const passed = runProgram('slab_test', [native(OS_LAYER), native('run_index.cc'), native('slab.cc'), test('slab_test.cc')], ['60']);
     // 60 seeds of a 4,000-step walk, each step verified once, plus the scenario checks.
     expect(passed).toBeGreaterThan(60 * 4000);
   });
 
   it('native/run_index.cc passes its unit test program', () => {
-    const passed = runProgram('run_index_test', [native('os_posix.cc'), native('run_index.cc'), test('run_index_test.cc')], []);
+    const passed = runProgram('run_index_test', [native(OS_LAYER), native('run_index.cc'), test('run_index_test.cc')], []);
     // 20 seeds of a 2,000-step walk, plus the scenario checks.
     expect(passed).toBeGreaterThan(20 * 2000);
   });
@@ -157,7 +159,7 @@ describe('a bug planted in the run index, its upkeep or slab pins is caught by t
     try {
       // The unchanged parts once; each mutant recompiles only the file it changes.
       await Promise.all([
-        compile(native('os_posix.cc'), obj('os_posix')),
+        compile(native(OS_LAYER), obj('os_posix')),
         compile(native('run_index.cc'), obj('run_index')),
         compile(native('slab.cc'), obj('slab')),
         compile(test('run_index_test.cc'), obj('run_index_test')),

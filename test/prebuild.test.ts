@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 
 // A stale prebuild is a bug users cannot see: the package would run code other than its sources.
@@ -9,9 +10,10 @@ import { describe, expect, it } from 'vitest';
 // `npm run prebuild` and commit prebuilds/.
 const root = path.resolve(__dirname, '..');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { sourceHash, builtHash } = require(path.join(root, 'scripts', 'source-hash.js')) as {
+const { sourceHash, builtHash, nativeSources } = require(path.join(root, 'scripts', 'source-hash.js')) as {
   sourceHash(base?: string): string;
   builtHash(file: string): string | null;
+  nativeSources(base?: string): string[];
 };
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -73,8 +75,6 @@ describe('the committed prebuild', () => {
   });
 
   it('is told apart by a hash that changes with every native source and binding.gyp', () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { nativeSources } = require(path.join(root, 'scripts', 'source-hash.js')) as { nativeSources(base?: string): string[] };
     const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-hash-'));
     try {
       fs.cpSync(path.join(root, 'native'), path.join(copy, 'native'), { recursive: true });
@@ -96,5 +96,28 @@ describe('the committed prebuild', () => {
     } finally {
       fs.rmSync(copy, { recursive: true, force: true });
     }
+  });
+
+  it('is the same on Windows: the hashed names are POSIX paths whatever path.sep is', () => {
+    // scripts/source-hash.js as Windows runs it: node:path is path.win32 (path.join gives
+    // backslashes), and fs, here a shim over the real one, takes backslashed paths.
+    const source = fs.readFileSync(path.join(root, 'scripts', 'source-hash.js'), 'utf8');
+    const toPosix = (p: unknown) => (typeof p === 'string' ? p.replace(/\\/g, '/') : p);
+    const winFs = {
+      ...fs,
+      readdirSync: (p: string) => fs.readdirSync(toPosix(p) as string),
+      readFileSync: (p: string, encoding: BufferEncoding) => fs.readFileSync(toPosix(p) as string, encoding),
+      existsSync: (p: string) => fs.existsSync(toPosix(p) as string),
+    };
+    const modules: Record<string, unknown> = { 'node:path': path.win32, 'node:fs': winFs };
+    const loaded = { exports: {} as { sourceHash(base?: string): string; nativeSources(base?: string): string[] } };
+    const requireShim = (id: string) => modules[id] ?? require(id);
+    vm.runInThisContext(`(function (require, module, exports, __dirname, __filename) {${source}\n})`)(requireShim, loaded, loaded.exports, path.join(root, 'scripts'), path.join(root, 'scripts', 'source-hash.js'));
+    const win = loaded.exports;
+    expect(path.win32.sep).toBe('\\');
+    const winFiles = win.nativeSources(root);
+    expect(winFiles.every((f) => !f.includes('\\'))).toBe(true);
+    expect(winFiles).toEqual(nativeSources(root));
+    expect(win.sourceHash(root)).toBe(sourceHash());
   });
 });

@@ -1,8 +1,17 @@
-// Unit test of the allocator core (native/slab.cc, with run_index.cc and os_posix.cc) alone, without
-// Node: scenarios, then a random walk checked against a brute-force model after every operation.
-// Built and run by test/native-core.test.ts (npm test), and under sanitizers and valgrind.
+// Unit test of the allocator core (native/slab.cc, with run_index.cc and the OS layer) alone,
+// without Node: scenarios, then a random walk checked against a brute-force model after every
+// operation. Built and run by test/native-core.test.ts (npm test), under sanitizers and valgrind,
+// and for Windows with mingw-w64 under wine (.ci/win32).
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#include <psapi.h>
+#else
 #include <sys/mman.h>
 #include <unistd.h>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -45,7 +54,7 @@ static void test_construction() {
 
 static void test_alignment() {
   for (size_t alignment : {8, 16, 64, 256, 4096}) {
-    for (uint32_t blocks : {1u, 3u, 1000u, 20000u}) {  // small slabs from posix_memalign, large from mmap
+    for (uint32_t blocks : {1u, 3u, 1000u, 20000u}) {  // small slabs from the aligned heap, large mapped
       size_t stride = (24 + alignment - 1) / alignment * alignment;
       Allocator a(stride, alignment, blocks);
       EXPECT(a.add_slab(0, blocks) == Allocator::Result::kOk);
@@ -288,6 +297,19 @@ static bool all_bytes(const uint8_t* p, size_t n, uint8_t value) {
 }
 
 // Pages of [p, p + n) in physical memory, to see a decommit give them back.
+#ifdef _WIN32
+static size_t resident_pages(const uint8_t* p, size_t n) {
+  SYSTEM_INFO info;
+  GetSystemInfo(&info);
+  const size_t page = info.dwPageSize;
+  std::vector<PSAPI_WORKING_SET_EX_INFORMATION> pages((n + page - 1) / page);
+  for (size_t i = 0; i < pages.size(); i++) pages[i].VirtualAddress = const_cast<uint8_t*>(p) + i * page;
+  if (!QueryWorkingSetEx(GetCurrentProcess(), pages.data(), static_cast<DWORD>(pages.size() * sizeof(pages[0])))) return SIZE_MAX;
+  size_t resident = 0;
+  for (const PSAPI_WORKING_SET_EX_INFORMATION& info_i : pages) resident += info_i.VirtualAttributes.Valid;
+  return resident;
+}
+#else
 static size_t resident_pages(const uint8_t* p, size_t n) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   std::vector<unsigned char> in(n / page + 1);
@@ -296,6 +318,7 @@ static size_t resident_pages(const uint8_t* p, size_t n) {
   for (size_t i = 0; i < (n + page - 1) / page; i++) resident += in[i] & 1;
   return resident;
 }
+#endif
 
 static void test_slab_memory_lifetime(uint32_t blocks) {
   using slabpool::SlabMemory;
