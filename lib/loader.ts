@@ -32,7 +32,10 @@ export interface BackendInfo {
   readonly reason: string;
   /** The platform, architecture and C library the addon was chosen for. */
   readonly target: LoadTarget;
-  /** Every place the native addon was looked for, in order, with the error from each that failed. */
+  /**
+   * Every place the native addon was looked for, in order, with the error from each that failed;
+   * empty when nothing tried to load it (SLABPOOL_BACKEND=js, and no pool asked for 'native').
+   */
   readonly attempts: readonly LoadAttempt[];
 }
 
@@ -169,7 +172,7 @@ function loadNative(): NativeLoad {
       } else factory = nativeEngineFactory(addon);
     } catch (err) {
       const e = err as Error & { tries?: string[]; code?: string };
-      error = e.tries || e.code === 'MODULE_NOT_FOUND' ? 'not found' : String(e.message).split('\n')[0]!;
+      error = e.tries || e.code === 'MODULE_NOT_FOUND' ? 'not found' : String(e.message).split(/\r?\n/)[0]!.trimEnd();
     }
     attempts.push({ path: file, error });
     if (factory) break;
@@ -191,8 +194,9 @@ function describeAttempts(attempts: readonly LoadAttempt[]): string[] {
 
 export function backendInfo(): BackendInfo {
   const choice = environmentChoice();
+  // SLABPOOL_BACKEND=js loads nothing (no attempts): it is the way round an addon that cannot be loaded safely.
+  if (choice === 'js') return { backend: 'js', reason: 'SLABPOOL_BACKEND=js selects the JavaScript fallback', target: nativeLoad?.target ?? loadTarget(), attempts: nativeLoad?.attempts ?? [] };
   const { factory, target, attempts } = loadNative();
-  if (choice === 'js') return { backend: 'js', reason: 'SLABPOOL_BACKEND=js selects the JavaScript fallback', target, attempts };
   const on = describeTarget(target);
   if (factory) return { backend: 'native', reason: `the native addon loaded from ${attempts.at(-1)!.path} on ${on}`, target, attempts };
   return { backend: 'js', reason: `no native addon loaded on ${on} (${describeAttempts(attempts).join('; ')})`, target, attempts };

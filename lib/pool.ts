@@ -1,7 +1,7 @@
 import { AddressBook } from './addresses.js';
 import { coalesceGate } from './auto-coalesce.js';
 import { Counter, type Engine } from './engine.js';
-import { checkFailed, destroyed, slabDetached, doubleReturn, foreignBlock, invalidRange, invalidType, notInUse, outOfMemory, pinned } from './errors.js';
+import { checkFailed, destroyed, doubleReturn, foreignBlock, invalidRange, invalidType, notInUse, outOfMemory, pinned, slabDetached, type SlabpoolError } from './errors.js';
 import { engineFactory } from './loader.js';
 import { Magazine } from './magazine.js';
 import type { Backend, PoolArray, PoolConfig, PoolOptions } from './options.js';
@@ -282,7 +282,15 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
 
   /** A block that is returned when the lease is disposed (`using lease = pool.lease()`), or null. */
   lease(): Lease<T> | null {
-    const block = this.getBlock();
+    this.#live('lease');
+    let block: T | null;
+    try {
+      block = this.getBlock();
+    } catch (err) {
+      // getBlock's refusal of a detached slab, told as this call's (the pool is unchanged).
+      if ((err as SlabpoolError).code === 'ERR_SLABPOOL_DETACHED') (err as Error).message = (err as Error).message.replace('getBlock()', 'lease()');
+      throw err;
+    }
     if (block === null) return null;
     const view = block as PoolView;
     const lease = new Lease<T>(this, block);
@@ -317,10 +325,15 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       const view = block as PoolView;
       const m = view[HOT_MARK];
       if ((m === this.#heldMark || m === this.#pinnedHeldMark || m === this.#leasedMark || m === this.#pinnedLeasedMark) && this.#views.block(view[INDEX]!) === view) {
+        // Length 0: its slab was detached outside the pool, and its memory is no longer the block's.
+        if (view.length === 0) throw slabDetached('addressOf', this.#slots.slotOf(view[INDEX]!));
         return this.#addresses.block(view[INDEX]!, view.byteOffset);
       }
       const run = runOf(view);
-      if (run !== undefined && run.mark === this.#runMark) return (run.address ??= this.#addresses.at(this.#slots.slotOf(run.start), view.byteOffset));
+      if (run !== undefined && run.mark === this.#runMark) {
+        if (view.length === 0) throw slabDetached('addressOf', this.#slots.slotOf(run.start));
+        return (run.address ??= this.#addresses.at(this.#slots.slotOf(run.start), view.byteOffset));
+      }
     }
     this.#live('addressOf');
     const idx = this.indexOf(block);
@@ -355,6 +368,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       if (m !== this.#heldMark && m !== this.#leasedMark && m !== this.#pinnedHeldMark && m !== this.#pinnedLeasedMark) throw notInUse('block', `block ${start}`);
     }
     const slot = this.#slots.slotOf(start);
+    if (view.length === 0) throw slabDetached('pin', slot); // its slab was detached outside the pool
     const address = this.addressOf(block); // in use, so its fast path: cached after the first
     this.#engine.pin(slot); // first: it may refuse (an engine bug), with nothing changed yet
     if (run !== undefined) this.#pins.pinRun(run);

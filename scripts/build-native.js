@@ -4,7 +4,8 @@
 //   node scripts/build-native.js            for npm test: a failed build fails
 //   node scripts/build-native.js --install  for npm install: first use an addon that loads
 //       (a fresh build or a matching prebuild), else try to build; if that fails too, warn and
-//       succeed, and slabpool runs on its JavaScript fallback. npm_config_build_from_source=true
+//       succeed, and slabpool runs on its JavaScript fallback. SLABPOOL_BUILD_FROM_SOURCE=1 (or
+//       npm_config_build_from_source=true)
 //       forces the build.
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
@@ -38,7 +39,10 @@ function build() {
   return false;
 }
 
-const forced = process.env.npm_config_build_from_source === 'true';
+// SLABPOOL_BUILD_FROM_SOURCE=1 is ours; npm_config_build_from_source (npm install
+// --build-from-source, the convention of prebuild-install and node-pre-gyp) is what npm 11 still
+// hands to install scripts, with a warning that a later npm may not.
+const forced = process.env.SLABPOOL_BUILD_FROM_SOURCE === '1' || process.env.npm_config_build_from_source === 'true';
 const built = path.join(root, 'build', 'Release', 'slabpool.node');
 // The Linux prebuilds are glibc builds: on musl (no glibc version in the process report) the
 // loader does not try them, so the install must not count on one either, and builds.

@@ -2,10 +2,12 @@
 // The win32-x64 prebuild, cross-compiled on Linux: prebuilds/win32-x64/slabpool.node.
 //   node scripts/prebuild-win32.js     (also called by npm run prebuild on Linux x64)
 // The compiler is mingw-w64's g++, posix threads variant, from Debian (installed with apt-get when
-// missing and running as root). The addon links against node.exe through an import library made
-// from the .def file in the npm package node-api-headers (installed into build-win32/ unless it
-// is already in node_modules), and statically against libstdc++, libgcc and winpthread, so it
-// needs nothing beside node.exe but KERNEL32 and msvcrt. Sources, defines and flags are read
+// missing and running as root). The addon takes Node-API from the process that loads it: a
+// delay-import library made from the .def file in the npm package node-api-headers (installed
+// into build-win32/ unless it is already in node_modules) names "node.exe", and
+// scripts/win32/delay-load-hook.cc binds that name to the running executable, as node-gyp's hook
+// does for MSVC builds. libstdc++, libgcc and winpthread are linked statically, so the addon
+// needs nothing but KERNEL32 and msvcrt. Sources, defines and flags are read
 // from binding.gyp, so this build cannot drift from the node-gyp one.
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -19,8 +21,9 @@ const OBJDUMP = `${TRIPLE}-objdump`;
 const APT_PACKAGES = ['g++-mingw-w64-x86-64-posix', 'binutils-mingw-w64-x86-64'];
 // Exact, so that a rebuild on another machine links the same import table.
 const NODE_API_HEADERS = 'node-api-headers@1.9.0';
-// The only DLLs the prebuild may import: what every Windows has, and the host node.exe.
-const ALLOWED_IMPORTS = new Set(['kernel32.dll', 'msvcrt.dll', 'node.exe']);
+// The only DLLs the prebuild may import: what every Windows has. The host node.exe is a delay
+// import, bound to the running process (scripts/win32/delay-load-hook.cc).
+const ALLOWED_IMPORTS = new Set(['kernel32.dll', 'msvcrt.dll']);
 // Defines node-gyp adds to every addon it builds on Windows (common.gypi), that binding.gyp
 // therefore does not list: BUILDING_NODE_EXTENSION makes node_api.h declare its functions
 // dllimport.
@@ -120,9 +123,11 @@ function build({ root = path.resolve(__dirname, '..'), nodeVersion = process.ver
   fs.mkdirSync(work, { recursive: true });
   const headers = nodeApiHeaders(work);
 
-  // The import library: every Node-API function, bound to NODE.EXE by name.
-  const importLib = path.join(work, 'libnode_api.a');
-  run(DLLTOOL, ['--input-def', path.join(headers, 'def', 'node_api.def'), '--output-lib', importLib, '--dllname', 'node.exe']);
+  // The import library: every Node-API function, from "node.exe", delay-loaded, so that
+  // scripts/win32/delay-load-hook.cc binds them to the process that loads the addon (node-gyp
+  // does the same for MSVC builds) instead of whatever node.exe the DLL search finds first.
+  const importLib = path.join(work, 'libnode_api_delay.a');
+  run(DLLTOOL, ['--input-def', path.join(headers, 'def', 'node_api.def'), '--output-delaylib', importLib, '--dllname', 'node.exe']);
 
   const target = gypTarget(root);
   const out = path.join(root, 'prebuilds', 'win32-x64', 'slabpool.node');
@@ -135,6 +140,7 @@ function build({ root = path.resolve(__dirname, '..'), nodeVersion = process.ver
     `-I${path.relative(root, path.join(headers, 'include'))}`,
     ...target.include_dirs.map((d) => `-I${path.relative(root, path.resolve(root, d))}`),
     ...target.sources,
+    path.relative(root, path.join(__dirname, 'win32', 'delay-load-hook.cc')),
     // No link timestamp: the same sources give the same bytes, so a rebuild shows no diff.
     '-shared', '-static', '-s', '-Wl,--no-insert-timestamp',
     path.relative(root, importLib),
@@ -146,6 +152,8 @@ function build({ root = path.resolve(__dirname, '..'), nodeVersion = process.ver
   const dlls = imports(out);
   const unexpected = dlls.filter((d) => !ALLOWED_IMPORTS.has(d));
   if (unexpected.length > 0) throw new Error(`${out} imports ${unexpected.join(', ')}, which Windows does not ship beside node.exe`);
+  // node.exe is delay-loaded (not in the import table above): its name must be in the delay imports.
+  if (!fs.readFileSync(out).includes(Buffer.from('node.exe\0'))) throw new Error(`${out} does not delay-load node.exe`);
   const hash = sourceHash(root);
   if (!fs.readFileSync(out).includes(Buffer.from(`${hash}\0`))) throw new Error(`${out} does not embed the source hash ${hash}`);
   log(`prebuilt ${path.relative(root, out)} (${fs.statSync(out).size} bytes, sources ${hash}, imports ${dlls.join(', ')})`);

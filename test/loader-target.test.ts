@@ -107,10 +107,10 @@ describe.runIf(process.platform === 'linux' && fs.existsSync(path.join(root, 'pr
     return pkg;
   }
 
-  function infoAs(executable: string): { backend: string; reason: string; target: unknown; attempts: { path: string; error: string | null }[] } {
+  function infoAs(executable: string, backend = ''): { backend: string; reason: string; target: unknown; attempts: { path: string; error: string | null }[] } {
     const pkg = installedCopy();
     const script = `process.execPath = ${JSON.stringify(executable)}; console.log(JSON.stringify(require(${JSON.stringify(path.join(pkg, 'dist', 'loader.js'))}).backendInfo()))`;
-    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, SLABPOOL_BACKEND: '' } });
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, SLABPOOL_BACKEND: backend } });
     expect(child.status, child.stderr).toBe(0);
     return JSON.parse(child.stdout);
   }
@@ -143,6 +143,28 @@ describe.runIf(process.platform === 'linux' && fs.existsSync(path.join(root, 'pr
       target: { platform: 'linux', arch: process.arch, libc: 'musl' },
       attempts,
     });
+  });
+
+  it('loads no addon at all with SLABPOOL_BACKEND=js, the way round one that cannot be loaded safely', () => {
+    const pkg = installedCopy();
+    // An "addon" that ends the process when loaded: with SLABPOOL_BACKEND=js nothing may load it.
+    const bomb = file('bomb.js', Buffer.from('process.exit(99);\n'));
+    const script = [
+      `const { MemoryPool, backendInfo } = require(${JSON.stringify(path.join(pkg, 'dist', 'index.js'))});`,
+      'const info = backendInfo();',
+      "const pool = new MemoryPool({ blockSize: 4, numBlocks: 4 });",
+      "console.log(JSON.stringify({ info, backend: pool.backend, loaded: Object.keys(require.cache).filter((k) => k.endsWith('.node')) }));",
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, SLABPOOL_BACKEND: 'js', SLABPOOL_NATIVE_PATH: bomb } });
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({
+      info: { backend: 'js', reason: 'SLABPOOL_BACKEND=js selects the JavaScript fallback', target: { platform: 'linux', arch: process.arch, libc: 'glibc' }, attempts: [] },
+      backend: 'js',
+      loaded: [],
+    });
+    // The same without it: the override is loaded (and ends the process), so the test above can fail.
+    const loads = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, SLABPOOL_BACKEND: '', SLABPOOL_NATIVE_PATH: bomb } });
+    expect(loads.status).toBe(99);
   });
 
   it('tries it where the C library cannot be told, and says that', () => {

@@ -130,6 +130,18 @@ describe.skipIf(!hasPrebuild)('installing the tarball', () => {
     expect(plain.stdout).toMatch(new RegExp(`^smoke: \\d+ checks passed on native \\(${platformArch},`, 'm'));
   });
 
+  it.each([
+    ['SLABPOOL_BUILD_FROM_SOURCE=1', { SLABPOOL_BUILD_FROM_SOURCE: '1' }],
+    ['npm_config_build_from_source=true', { npm_config_build_from_source: 'true' }],
+  ])('builds from source in the install step when %s forces it, and loads that build', (_name, env) => {
+    const dir = project(`forced-${Object.keys(env)[0]}`);
+    const result = install(dir, tarball, [], env);
+    expect(result.status, result.stderr).toBe(0);
+    const built = path.join(dir, 'node_modules', 'slabpool', 'build', 'Release', 'slabpool.node');
+    expect(fs.existsSync(built), `${result.stdout}${result.stderr}`).toBe(true);
+    expect(nodeIn(dir, infoScript)).toMatchObject({ backend: 'native', reason: expect.stringContaining(`loaded from ${built} `), attempts: [{ path: built, error: null }] });
+  }, 180_000);
+
   it('loads the prebuild with no compiler on the PATH and install scripts disabled', () => {
     const dir = project('no-compiler-no-scripts');
     expect(run('sh', ['-c', 'command -v g++ || command -v c++ || command -v cc || command -v make || command -v python3'], dir, { PATH: noCompilerPath }).status).not.toBe(0);

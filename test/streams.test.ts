@@ -70,14 +70,17 @@ describe.each(BACKENDS)('a slab detached by a web stream (%s backend)', (backend
     pool.destroy();
   });
 
-  it('getBlock and lease refuse a block of the detached slab, never hand out a view of length 0, pool unchanged', async () => {
+  it('getBlock and lease refuse a block of the detached slab, never hand out a view of length 0; addressOf and pin refuse one held; pool unchanged', async () => {
     const pool = makePool(backend, { blockSize: 16, numBlocks: 64 });
     const held = Array.from({ length: 10 }, () => pool.getBlock()!);
     pool.returnBlock(held.pop()!); // one cached view in the magazine
     await byobReadInto(held[0]!);
     expectRefused(pool, () => pool.getBlock(), 'getBlock', 0); // the cached view
     expectRefused(pool, () => pool.getBlock(), 'getBlock', 0); // refused again, not skipped
-    expectRefused(pool, () => pool.lease(), 'getBlock', 0);
+    expectRefused(pool, () => pool.lease(), 'lease', 0);
+    // A block in use on the detached slab: no address and no pin (its memory is not the block's any more).
+    expectRefused(pool, () => pool.addressOf(held[1]!), 'addressOf', 0);
+    expectRefused(pool, () => pool.pin(held[1]!), 'pin', 0);
     // Blocks never viewed before: the magazine's refill cannot make their views; it gives the batch back.
     const fresh = makePool(backend, { blockSize: 16, numBlocks: 8, grow: true });
     const slab0 = Array.from({ length: 8 }, () => fresh.getBlock()!);
@@ -90,13 +93,19 @@ describe.each(BACKENDS)('a slab detached by a web stream (%s backend)', (backend
     fresh.destroy();
   });
 
-  it('getRun refuses a run in the detached slab, whether its view was made before or not, pool unchanged', async () => {
+  it('getRun refuses a run in the detached slab, whether its view was made before or not; addressOf and pin refuse a live one; pool unchanged', async () => {
     const pool = makePool(backend, { blockSize: 16, numBlocks: 64 });
     const run = pool.getRun(4)!;
     pool.returnBlock(run);
     enqueue(pool.getBlock()!);
     expectRefused(pool, () => pool.getRun(4), 'getRun', 0); // the cached run view
     expectRefused(pool, () => pool.getRun(7), 'getRun', 0); // a new one
+    const grown = makePool(backend, { blockSize: 16, numBlocks: 8, grow: true });
+    const live = grown.getRun(3)!;
+    enqueue(live);
+    expectRefused(grown, () => grown.addressOf(live), 'addressOf', 0);
+    expectRefused(grown, () => grown.pin(live), 'pin', 0);
+    grown.destroy();
     pool.destroy();
   });
 

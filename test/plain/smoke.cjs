@@ -51,7 +51,10 @@ group('the prebuild loads', () => {
   const info = backendInfo();
   const prebuild = path.join(packageDir, 'prebuilds', platformArch, 'slabpool.node');
   equal(info.backend, 'native', `backendInfo: ${JSON.stringify(info)}`);
-  equal(info.reason, `the native addon loaded from ${prebuild}`);
+  // The prebuilds are for glibc on Linux (the loader tells musl apart); other platforms name no C library.
+  const libc = process.platform === 'linux' ? 'glibc' : null;
+  equal(info.target, { platform: process.platform, arch: process.arch, libc });
+  equal(info.reason, `the native addon loaded from ${prebuild} on ${platformArch}${libc ? ` (${libc})` : ''}`);
   equal(info.attempts.at(-1), { path: prebuild, error: null });
   equal(info.attempts[0], { path: path.join(packageDir, 'build', 'Release', 'slabpool.node'), error: 'not found' });
 });
