@@ -110,7 +110,7 @@ describe.runIf(process.platform === 'linux' && fs.existsSync(path.join(root, 'pr
   function infoAs(executable: string, backend = ''): { backend: string; reason: string; target: unknown; attempts: { path: string; error: string | null }[] } {
     const pkg = installedCopy();
     const script = `process.execPath = ${JSON.stringify(executable)}; console.log(JSON.stringify(require(${JSON.stringify(path.join(pkg, 'dist', 'loader.js'))}).backendInfo()))`;
-    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, SLABPOOL_BACKEND: backend } });
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, SLABPOOL_BACKEND: backend, SLABPOOL_NATIVE_PATH: '' } }); // not the sanitizer run's override
     expect(child.status, child.stderr).toBe(0);
     return JSON.parse(child.stdout);
   }
