@@ -49,6 +49,12 @@ export function bufferStateOf(buffer: object): BufferState | undefined {
  *   live >= 0
  */
 export class ArrayBufferCache {
+  /**
+   * @param keep false for a strict pool: no freed buffer is kept, so each malloc hands out a new
+   *   one and a buffer freed once stays Free, its every later free a recognised double free.
+   */
+  constructor(readonly keep = true) {}
+
   /** Cached buffers by log2 of their size. */
   readonly #bySize: ArrayBuffer[][] = Array.from({ length: 32 }, () => []);
   #cachedBytes = 0;
@@ -80,7 +86,7 @@ export class ArrayBufferCache {
     const size = ab.byteLength;
     // 0 bytes: transferred away (postMessage, structuredClone), which the user may do with a
     // buffer of their own; there is nothing left to keep.
-    if (size === 0) return;
+    if (size === 0 || !this.keep) return;
     if (this.#cachedBytes === 0 || this.#cachedBytes + size <= ARRAYBUFFER_CACHE_BYTES) {
       this.#bySize[31 - Math.clz32(size)]!.push(ab);
       this.#cachedBytes += size;

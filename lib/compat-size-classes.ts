@@ -33,12 +33,15 @@ import { MemoryPool } from './pool.js';
  * free() finds its record through the slab index (compat-slab-index.ts); one made for a size
  * asked twice in a row is cached on the record, and marked (a ViewMark names the record) on a map
  * of its own (own-map.ts): marking a view of a built-in map would slow the user's typed arrays.
+ * A strict pool makes a new marked view for every malloc and caches none (freshViewFor).
  *
  * Invariants (check() verifies them, with every class pool's own check()):
  *   a view is live  <=> it is its block's record.live
  *   record.live !== null  => the block is held from its class pool
  *   so freeing a view twice never frees its block again, even after the block went out again
- *   (counted as a double free when the view is marked or its record's lastFreed, else foreign)
+ *   (counted as a double free when the view is marked or its record's lastFreed, else foreign),
+ *   unless the block went out again as that same cached view: then it is live again, and the
+ *   free is its new holder's. A strict pool caches no view, so that never happens there.
  *   class pool's inUseBlocks = class.live + (class.parked ? 1 : 0)
  *   class.parked.live === null: a parked block is free to compat, held from the pool
  *   class.live <= class.peak, class.live <= class.epochPeak
@@ -224,6 +227,17 @@ export function viewFor(record: BlockRecord, kind: ViewKind, bytes: number): Com
   slots[2 * kind + 1] = bytes;
   slots[2 * kind] = undefined;
   return viewOver(record.buffer, record.offset, kind, bytes);
+}
+
+/**
+ * A marked view for one malloc of a strict pool, never cached: every malloc hands out a new
+ * object, so a view freed once can never be its block's live view again, and freeing it later
+ * is always recognised as a double free.
+ */
+export function freshViewFor(record: BlockRecord, kind: ViewKind, bytes: number): CompatView {
+  const view = ownViewOver(record.buffer, record.offset, kind, bytes);
+  new ViewMark(view, record);
+  return view;
 }
 
 /** One size class: a pool of blocks of 2^k bytes, and compat's counts of them. */

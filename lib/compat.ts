@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { ArrayBufferCache, BufferState, bufferStateOf } from './compat-arraybuffer-cache.js';
-import { type BlockRecord, type CompatView, SizeClasses, ViewKind, classOf, recordOf, recordOfBlock, viewFor } from './compat-size-classes.js';
+import { type BlockRecord, type CompatView, SizeClasses, ViewKind, classOf, freshViewFor, recordOf, recordOfBlock, viewFor } from './compat-size-classes.js';
 import { alreadyFreed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
 import { resolveBackend } from './loader.js';
 import type { Backend, PoolArray } from './options.js';
@@ -12,7 +12,9 @@ import { validateCompatOptions } from './validate.js';
  * the requested length over one block; a view whose size comes twice in a row is cached on its
  * block's record (one per kind), so a loop that mallocs and frees the same size allocates
  * nothing. An ArrayBuffer cannot be a window into a slab, so mallocArrayBuffer keeps a separate,
- * bounded cache of ArrayBuffers of their own.
+ * bounded cache of ArrayBuffers of their own. A cached view (or buffer) handed out again makes a
+ * stale free of it look like its new holder's free, so a strict pool, the mode for finding double
+ * frees, caches neither and makes a new one for every malloc.
  *
  * This file holds the API, the validation of sizes and the hot path (malloc's take() and free);
  * compat-size-classes.ts holds the size classes, the block records and the views over them, with
@@ -29,9 +31,14 @@ export interface CompatOptions {
    */
   readonly backend?: 'auto' | Backend;
   /**
-   * Throw on a double free or a foreign array given to `free` (ERR_SLABPOOL_DOUBLE_RETURN,
-   * ERR_SLABPOOL_FOREIGN_BLOCK) instead of ignoring and counting it. Unset, it follows the
-   * `SLABPOOL_COMPAT_STRICT` environment variable (`1` is strict), read at each such free.
+   * For finding double frees. Strict, every malloc hands out a new array object (and
+   * mallocArrayBuffer a new buffer) instead of one cached for a repeated size, so that every
+   * stale free is recognised; it costs a view (or buffer) made per malloc. And a double free or
+   * a foreign array given to `free` throws (ERR_SLABPOOL_DOUBLE_RETURN,
+   * ERR_SLABPOOL_FOREIGN_BLOCK) instead of being ignored; either way it is counted. Unset, it
+   * follows the `SLABPOOL_COMPAT_STRICT` environment variable (`1` is strict): read when the
+   * pool is made for the new arrays (for the process's shared pool, when `slabpool/compat`
+   * loads), and at each such free for the throwing.
    * @default process.env.SLABPOOL_COMPAT_STRICT === '1'
    */
   readonly strict?: boolean;
@@ -85,9 +92,9 @@ export interface CompatStats {
     readonly mallocs: number;
     readonly frees: number;
   };
-  /** free() of an array already freed: ignored (thrown in strict mode). */
+  /** free() of an array already freed, recognised as such: ignored (thrown in strict mode, and counted). */
   readonly doubleFrees: number;
-  /** free() of anything malloc did not return: ignored (thrown in strict mode). */
+  /** free() of anything malloc did not return: ignored (thrown in strict mode, and counted). */
   readonly foreignFrees: number;
 }
 
@@ -186,10 +193,12 @@ function nextPow2(n: number): number {
  */
 export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   const { backend, strict, detach } = validateCompatOptions(options);
+  // Decided once: reading the environment at each malloc would slow every pool's hot path.
+  const fresh = strict ?? process.env.SLABPOOL_COMPAT_STRICT === '1';
   const sizeClasses = new SizeClasses(backend, detach);
   // The hot path indexes the table directly; SizeClasses only ever sets its entries.
   const classes = sizeClasses.byLog2;
-  const arrayBuffers = new ArrayBufferCache();
+  const arrayBuffers = new ArrayBufferCache(!fresh);
   let doubleFrees = 0;
   // The view malloc made last, and its record: most code frees what it took last (a temporary in
   // a loop), and this spares an unmarked view the slab index's lookup (two getter calls, ~30 ns).
@@ -215,10 +224,11 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
       cls.epochPeak = cls.live;
       if (cls.live > cls.peak) cls.peak = cls.live;
     }
+    // A fresh (strict) pool caches no view, so it never takes this branch.
     const view = record.slots[2 * kind] as CompatView | undefined;
     if (view !== undefined && record.slots[2 * kind + 1] === bytes) return (record.live = view);
     recentRecord = record;
-    return (record.live = recentView = viewFor(record, kind, bytes));
+    return (record.live = recentView = fresh ? freshViewFor(record, kind, bytes) : viewFor(record, kind, bytes));
   }
 
   function exhausted(bytes: number): never {
@@ -250,16 +260,16 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
     return arrayBuffers.malloc(nextPow2(countOf(n, 1)));
   }
 
-  /** free() of an array already freed: thrown in strict mode, else ignored and counted. */
+  /** free() of an array already freed: counted, and thrown in strict mode, else ignored. */
   function rejectDoubleFree(array: unknown): void {
-    if (isStrict()) throw alreadyFreed('array', array);
     doubleFrees++;
+    if (isStrict()) throw alreadyFreed('array', array);
   }
 
-  /** free() of anything malloc did not return: thrown in strict mode, else ignored and counted. */
+  /** free() of anything malloc did not return: counted, and thrown in strict mode, else ignored. */
   function rejectForeignFree(array: unknown): void {
-    if (isStrict()) throw foreignBlock('array', array, 'it was not returned by malloc, or is a subarray of an array that was');
     foreignFrees++;
+    if (isStrict()) throw foreignBlock('array', array, 'it was not returned by malloc, or is a subarray of an array that was');
   }
 
   function free(array: unknown): void {

@@ -263,7 +263,7 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     pool.free(live);
   });
 
-  it('throws instead in strict mode, leaving the pool unchanged', () => {
+  it('throws instead in strict mode, leaving the pool unchanged but for the counts', () => {
     const pool = make(true);
     const a = pool.mallocDouble(4);
     pool.free(a);
@@ -272,7 +272,8 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     expectCode(() => pool.free(a), 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /for array but received an instance of Float64Array of length 4, which was already freed/);
     expectCode(() => pool.free(new Float64Array(4)), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /for array but received an instance of Float64Array of length 4 \(it was not returned by malloc/);
     expectCode(() => pool.free(undefined), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /received undefined/);
-    expect(pool.stats()).toEqual(before);
+    expect(pool.stats()).toEqual({ ...before, doubleFrees: 1, foreignFrees: 2 });
+    pool.check();
   });
 
   it('follows SLABPOOL_COMPAT_STRICT=1 when strict is not set', () => {
@@ -285,7 +286,7 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     expect(lenient.stats().foreignFrees).toBe(1);
     process.env.SLABPOOL_COMPAT_STRICT = '0';
     pool.free({});
-    expect(pool.stats()).toMatchObject({ strict: false, foreignFrees: 1 });
+    expect(pool.stats()).toMatchObject({ strict: false, foreignFrees: 2 });
   });
 
   it('recycles ArrayBuffers, freed directly or through a view over them, as typedarray-pool does', () => {
@@ -384,6 +385,164 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     expect(after.classes[0]).toMatchObject({ liveBlocks: 64, slabs: 1 });
     expect(after.arrayBuffers.cached).toBe(0);
     for (const a of held.slice(0, 64)) pool.free(a);
+  });
+});
+
+/** True when two allocations share no byte. */
+function disjoint(x: Pooled, y: Pooled): boolean {
+  const [bx, sx, ex] = extent(x);
+  const [by, sy, ey] = extent(y);
+  return bx !== by || ex <= sy || ey <= sx;
+}
+
+/** Every mallocX that hands out a view (all but mallocArrayBuffer), once each. */
+const VIEW_MALLOCS = [...new Set(DTYPES.map(([, fn]) => fn))].filter((fn) => fn !== 'mallocArrayBuffer');
+
+/** The issue's sequence: a stale free of an array after a repeated size handed its block out again. */
+function staleFreeSequence(pool: TypedArrayPool, fn: string): { a: Pooled; b: Pooled; free: () => void } {
+  const m = (pool as unknown as Record<string, (n: number) => Pooled>)[fn]!;
+  pool.free(m(16));
+  const a = m(16); // the size asked twice in a row
+  pool.free(a);
+  const b = m(16); // a's block again
+  expect(extent(b)[0]).toBe(extent(a)[0]);
+  expect(extent(b)[1]).toBe(extent(a)[1]);
+  return { a, b, free: () => pool.free(a) };
+}
+
+// Each statement the README makes about recognising double frees, per mode.
+describe.each(BACKENDS)('slabpool/compat double frees by mode on the %s backend', (backend) => {
+  const make = (strict?: boolean): TypedArrayPool => createTypedArrayPool(strict === undefined ? { backend } : { backend, strict });
+
+  it('default mode: a stale free of an array handed out again as the same object is its new holder\'s free, not recognised', () => {
+    const pool = make(false);
+    const { a, b, free } = staleFreeSequence(pool, 'mallocDouble');
+    expect(b).toBe(a);
+    free(); // indistinguishable from freeing b
+    expect(pool.stats()).toMatchObject({ doubleFrees: 0, foreignFrees: 0, liveBytes: 0 });
+    const c = pool.mallocDouble(16);
+    expect(c).toBe(b); // b's holder and c's now share one block
+    pool.free(c);
+    pool.check();
+  });
+
+  it('default mode: the same, for an ArrayBuffer mallocArrayBuffer hands out again', () => {
+    const pool = make(false);
+    const a = pool.mallocArrayBuffer(16);
+    pool.free(a);
+    const b = pool.mallocArrayBuffer(16);
+    expect(b).toBe(a);
+    pool.free(a);
+    expect(pool.stats()).toMatchObject({ doubleFrees: 0, arrayBuffers: { live: 0 } });
+  });
+
+  it('default mode: a cached (marked) array freed again after its block went out as another array is counted as a double free', () => {
+    const pool = make(false);
+    const { a, b: same } = staleFreeSequence(pool, 'mallocDouble');
+    pool.free(same);
+    const b = pool.mallocDouble(15); // 120 bytes: the same 128-byte block, another view
+    expect(extent(b)[1]).toBe(extent(a)[1]);
+    pool.free(b); // b is now its block's array freed last, not a
+    const c = pool.mallocDouble(14);
+    const before = pool.stats();
+    pool.free(a);
+    expect(pool.stats()).toEqual({ ...before, doubleFrees: 1 });
+    expect(pool.stats().classes[0]!.liveBlocks).toBe(1); // c's block still live
+    pool.free(c);
+    pool.check();
+  });
+
+  it('an older array made for one malloc, freed again after its block went out: foreign by default, a double free in strict mode', () => {
+    for (const strict of [false, true]) {
+      const pool = make(strict);
+      const old = pool.mallocDouble(7);
+      pool.free(old);
+      pool.free(pool.mallocDouble(6));
+      const live = pool.mallocDouble(5);
+      expect(extent(live)[1]).toBe(old.byteOffset);
+      const before = pool.stats();
+      if (strict) expectCode(() => pool.free(old), 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /Float64Array of length 7, which was already freed/);
+      else pool.free(old);
+      expect(pool.stats()).toEqual(strict ? { ...before, doubleFrees: 1 } : { ...before, foreignFrees: 1 });
+      pool.free(live);
+      pool.check();
+    }
+  });
+
+  it.each(VIEW_MALLOCS)('strict mode: %s hands out a new array each time, so the stale free throws and changes nothing but the count', (fn) => {
+    const pool = make(true);
+    const { a, b, free } = staleFreeSequence(pool, fn);
+    expect(b).not.toBe(a);
+    expect(Object.getPrototypeOf(b)).toBe(Object.getPrototypeOf(a)); // looks as plain as ever
+    const before = pool.stats();
+    expectCode(free, 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /which was already freed \(freed twice\?\)/);
+    expect(pool.stats()).toEqual({ ...before, doubleFrees: 1 });
+    const m = (pool as unknown as Record<string, (n: number) => Pooled>)[fn]!;
+    const c = m(16);
+    expect(disjoint(b, c)).toBe(true);
+    expectCode(free, 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /already freed/); // and forever after
+    pool.free(b);
+    pool.free(c);
+    expect(pool.stats()).toMatchObject({ doubleFrees: 2, liveBytes: 0 });
+    pool.check();
+  });
+
+  it('strict mode: the views over the same memory are plain typed arrays', () => {
+    const pool = make(true);
+    const { a, b } = staleFreeSequence(pool, 'mallocDouble');
+    (b as Float64Array).fill(2);
+    assert.deepStrictEqual(b, new Float64Array(16).fill(2));
+    expect(util.inspect(b)).toBe(util.inspect(new Float64Array(16).fill(2)));
+    expect((a as Float64Array)[0]).toBe(2); // a stale view still reads the block (a use after free compat cannot stop)
+    pool.free(b);
+  });
+
+  it('strict mode: mallocArrayBuffer hands out a new buffer each time, so the stale free throws', () => {
+    const pool = make(true);
+    const a = pool.mallocArrayBuffer(16);
+    pool.free(a);
+    const b = pool.mallocArrayBuffer(16);
+    expect(b).not.toBe(a);
+    const before = pool.stats();
+    expectCode(() => pool.free(a), 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /an instance of ArrayBuffer.*already freed/);
+    expectCode(() => pool.free(new Uint8Array(a)), 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /already freed/);
+    expect(pool.stats()).toEqual({ ...before, doubleFrees: 2 });
+    pool.free(b);
+    expect(pool.stats().arrayBuffers).toMatchObject({ live: 0, cached: 0, cachedBytes: 0 });
+    pool.check();
+  });
+
+  it('strict mode: a stale array of a class clearCache() closed is still recognised', () => {
+    const pool = make(true);
+    const a = pool.mallocDouble(16);
+    pool.free(a);
+    pool.clearCache();
+    const b = pool.mallocDouble(16);
+    expectCode(() => pool.free(a), 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /already freed/);
+    expect(pool.stats().classes[0]!.liveBlocks).toBe(1);
+    pool.free(b);
+    pool.check();
+  });
+
+  it('SLABPOOL_COMPAT_STRICT=1 when the pool is made gives new arrays; set later, it throws only for what the default mode recognises', () => {
+    process.env.SLABPOOL_COMPAT_STRICT = '1';
+    const fromBirth = make();
+    const lenient = make(false);
+    const s1 = staleFreeSequence(fromBirth, 'mallocDouble');
+    expect(s1.b).not.toBe(s1.a);
+    expectCode(s1.free, 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /already freed/);
+    const s2 = staleFreeSequence(lenient, 'mallocDouble');
+    expect(s2.b).toBe(s2.a);
+    delete process.env.SLABPOOL_COMPAT_STRICT;
+    const later = make();
+    process.env.SLABPOOL_COMPAT_STRICT = '1';
+    expect(later.stats().strict).toBe(true);
+    const s3 = staleFreeSequence(later, 'mallocDouble');
+    expect(s3.b).toBe(s3.a);
+    s3.free(); // taken as s3.b's free: no throw
+    expect(later.stats()).toMatchObject({ doubleFrees: 0, liveBytes: 0 });
+    expectCode(s3.free, 'RangeError', 'ERR_SLABPOOL_DOUBLE_RETURN', /already freed/); // the array freed last
+    expect(fromBirth.stats().doubleFrees).toBe(1);
   });
 });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert';
 import util from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { MemoryPool } from '../lib/index.js';
-import { BACKENDS, expectReleasedView, makePool } from './helpers.js';
+import { BACKENDS, expectRejected, expectReleasedView, makePool } from './helpers.js';
 
 describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
   it('hands out views indistinguishable from plain typed arrays (no visible marks, same prototype)', () => {
@@ -412,6 +412,35 @@ describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
         expect(pool.stats().inUseBlocks).toBe(1);
       }
       expect(pool.stats().inUseBlocks).toBe(0);
+    });
+
+    it('a stale returnBlock(view) after the same view went out again returns the new holder\'s block; a stale lease cannot', () => {
+      const pool = makePool(backend, { blockSize: 4, numBlocks: 1 });
+      const a = pool.getBlock()!;
+      pool.returnBlock(a);
+      const b = pool.getBlock()!;
+      expect(b).toBe(a); // the pool's one view of its block
+      pool.returnBlock(a); // stale, indistinguishable from returning b: taken as b's return
+      expect(pool.stats()).toMatchObject({ inUseBlocks: 0, returns: 2 });
+      const c = pool.getBlock()!;
+      expect(c).toBe(b); // b's holder and c's now share the block
+      pool.returnBlock(c);
+      // A lease: disposing it again, after its block went to a new lease, does nothing.
+      const first = pool.lease()!;
+      first[Symbol.dispose]();
+      const second = pool.lease()!;
+      expect(second.block).toBe(first.block);
+      first[Symbol.dispose]();
+      expect(pool.stats().inUseBlocks).toBe(1);
+      expect(second.disposed).toBe(false);
+      // Even one never disposed, whose block was returned by view and leased again, is refused.
+      pool.returnBlock(second.block);
+      const third = pool.lease()!;
+      expectRejected(pool, () => second[Symbol.dispose](), { name: 'RangeError', code: 'ERR_SLABPOOL_DOUBLE_RETURN', message: /lease but received block 0, which is free/ });
+      expect(second.disposed).toBe(false);
+      third[Symbol.dispose]();
+      expect(pool.stats().inUseBlocks).toBe(0);
+      pool.check();
     });
 
     it('gives null when exhausted', () => {
