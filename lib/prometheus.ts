@@ -17,7 +17,9 @@ export interface PoolMetricsOptions {
   readonly name: string;
 }
 
-type AnyPool = MemoryPool<never> | TypedArrayPool;
+// Any element type: the metrics read only stats() and destroyed.
+type AnyMemoryPool = MemoryPool<any>;
+type AnyPool = AnyMemoryPool | TypedArrayPool;
 type Kind = 'pool' | 'compat';
 type Labels = Record<string, string | number>;
 type Series = [labels: Labels, value: number];
@@ -113,7 +115,7 @@ class RegistryState {
     const snap = new Map<string, { entry: Entry; stats: PoolStats | CompatStats }>();
     for (const [name, entry] of this.pools) {
       // A destroyed pool has no figures: its series go, and so does the pool, rather than the scrape failing.
-      if (entry.kind === 'pool' && (entry.pool as MemoryPool<never>).destroyed) {
+      if (entry.kind === 'pool' && (entry.pool as AnyMemoryPool).destroyed) {
         this.remove(name);
         continue;
       }
@@ -214,13 +216,13 @@ function validName(name: unknown, param: string): string {
  * createTypedArrayPool). Returns a function that unregisters it (as unregisterPoolMetrics does).
  * A MemoryPool destroyed later drops out of the metrics at the next scrape.
  */
-export function registerPoolMetrics(registry: Registry, pool: MemoryPool<never> | TypedArrayPool, options: PoolMetricsOptions): () => boolean {
+export function registerPoolMetrics(registry: Registry, pool: AnyMemoryPool | TypedArrayPool, options: PoolMetricsOptions): () => boolean {
   if (!isRegistry(registry)) throw invalidType('registry', 'a prom-client Registry', registry);
   const kind = kindOf(pool);
   if (kind === null) throw invalidType('pool', 'a MemoryPool or a slabpool/compat pool', pool);
   if (typeof options !== 'object' || options === null) throw invalidType('options', 'an object with a name', options);
   const name = validName(options.name, 'options.name');
-  if (kind === 'pool' && (pool as MemoryPool<never>).destroyed) {
+  if (kind === 'pool' && (pool as AnyMemoryPool).destroyed) {
     throw invalidRange('pool', 'a pool that is not destroyed', pool, 'it has no figures any more');
   }
   let state = states.get(registry);
