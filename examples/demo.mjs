@@ -1,4 +1,4 @@
-// npm start [-- --iterations N] [-- --backend auto|native|js] [-- --json]
+// npm start [-- --iterations N] [-- --backend auto|native|js] [-- --json] [-- --metrics]
 //
 // A particle swarm minimises the 30-dimensional Rastrigin function. Every iteration each of the
 // 50 particles gets fresh buffers for its new position, its new velocity and two random vectors,
@@ -13,7 +13,7 @@ const PARTICLES = 50;
 const BOUND = 5.12;
 
 function parseArgs(argv) {
-  const options = { iterations: 10_000, backend: 'auto', json: false };
+  const options = { iterations: 10_000, backend: 'auto', json: false, metrics: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -28,7 +28,8 @@ function parseArgs(argv) {
       options.backend = value();
       if (!['auto', 'native', 'js'].includes(options.backend)) throw new Error("--backend takes 'auto', 'native' or 'js'");
     } else if (arg === '--json') options.json = true;
-    else throw new Error(`unknown option ${arg} (options: --iterations N, --backend auto|native|js, --json)`);
+    else if (arg === '--metrics') options.metrics = true;
+    else throw new Error(`unknown option ${arg} (options: --iterations N, --backend auto|native|js, --json, --metrics)`);
   }
   return options;
 }
@@ -226,6 +227,15 @@ async function main() {
     sameBest: same,
     speedup: plain.ms / pooled.ms,
   };
+  // --metrics: the pool's Prometheus scrape (slabpool/prometheus, which needs prom-client), to stderr with --json.
+  let scrape = null;
+  if (options.metrics) {
+    const { Registry } = await import('prom-client');
+    const { registerPoolMetrics } = await import('slabpool/prometheus');
+    const registry = new Registry();
+    registerPoolMetrics(registry, pool, { name: 'demo' });
+    scrape = await registry.metrics();
+  }
   pool.destroy();
   if (options.json) {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -243,6 +253,7 @@ async function main() {
     say('');
     say(same ? `identical best value; slabpool was ${summary.speedup.toFixed(2)}x as fast` : 'the best values differ: this is a bug, please report it');
   }
+  if (scrape !== null) (options.json ? process.stderr : process.stdout).write(`${options.json ? '' : '\n'}${scrape}`);
   if (!same) process.exitCode = 1;
 }
 

@@ -137,11 +137,22 @@ describe('the demo as a program', () => {
     expect(run.stdout).toMatch(/identical best value; slabpool was [\d.]+x as fast/);
   });
 
+  it('--metrics prints the pool\'s Prometheus scrape at the end, every series labelled with the pool', () => {
+    const run = node([path.join('examples', 'demo.mjs'), '--iterations', '100', '--backend', 'js', '--metrics']);
+    expect(run.status, run.stderr).toBe(0);
+    const tail = run.stdout.slice(run.stdout.indexOf('# HELP'));
+    expect(tail).toMatch(/^# HELP slabpool_capacity_blocks /);
+    const samples = tail.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    expect(samples).toHaveLength(13);
+    for (const line of samples) expect(line).toMatch(/^slabpool_[a-z_]+\{pool="demo",backend="js"\} [\d.e+-]+$/);
+    expect(Number(/^slabpool_acquires_total\{[^}]*\} (\S+)$/m.exec(tail)?.[1])).toBeGreaterThan(0);
+  });
+
   it('rejects an unknown option, saying which options exist', () => {
     const run = node([path.join('examples', 'demo.mjs'), '--iterations', '0']);
     expect(run.status).toBe(1);
     expect(run.stderr.trim()).toBe('--iterations takes a positive integer');
     const other = node([path.join('examples', 'demo.mjs'), '--fast']);
-    expect(other.stderr.trim()).toBe('unknown option --fast (options: --iterations N, --backend auto|native|js, --json)');
+    expect(other.stderr.trim()).toBe('unknown option --fast (options: --iterations N, --backend auto|native|js, --json, --metrics)');
   });
 });

@@ -95,6 +95,8 @@ describe('npm pack', () => {
     expect(list.filter((f) => f.startsWith('scripts/')).sort()).toEqual(['scripts/build-native.js', 'scripts/source-hash.js']);
     expect(list.some((f) => /^(test|build|lib|bench|examples)\//.test(f))).toBe(false);
     expect(list).toContain(`prebuilds/${platformArch}/slabpool.node`);
+    // slabpool/prometheus: both entries and their types (prom-client itself is a peer, not shipped).
+    expect(list).toEqual(expect.arrayContaining(['dist/prometheus.js', 'dist/prometheus.mjs', 'dist/prometheus.d.ts', 'dist/prometheus.d.mts']));
     // Built on Linux x64 by npm run prebuild (scripts/prebuild-targets.js): linux-arm64 and win32-x64 cross-compiled.
     expect(list).toEqual(expect.arrayContaining(['prebuilds/linux-x64/slabpool.node', 'prebuilds/linux-arm64/slabpool.node', 'prebuilds/win32-x64/slabpool.node']));
     // Without its prebuilds the package stays small; each prebuild is one stripped addon (the
