@@ -10,7 +10,7 @@ import { Pin, PinTable } from './pin.js';
 import { SlotTable } from './slots.js';
 import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats.js';
 import { requireInteger, validateOptions } from './validate.js';
-import { INDEX, MARK, POOL, runOf, ViewState, ViewTable, isArrayOf, mark, type PoolView } from './views.js';
+import { INDEX, MARK, POOL, runOf, isBlockView, ViewState, ViewTable, isArrayOf, mark, type PoolView } from './views.js';
 
 /*
  * The public pool: policy over an Engine (engine.ts). Its parts, one file each:
@@ -222,8 +222,11 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   returnBlock(block: T | number): void {
     if (typeof block === 'object' && block !== null) {
       const m = (block as PoolView)[HOT_MARK];
-      // The identity check: a Proxy of a held block reads the same marks through its target.
-      if (m === this.#heldMark && this.#views.block((block as PoolView)[INDEX]!) === block) {
+      // The identity check: a Proxy of a held block reads the same marks through its target, but
+      // has no brand. A view with this pool's held mark and the brand is this pool's view of block
+      // INDEX: marks hold the pool's serial, and a view leaves the table only when free (trim) or
+      // when the pool is destroyed (its held mark becomes NaN).
+      if (m === this.#heldMark && isBlockView(block)) {
         this.#releaseBlock(block);
         return;
       }
@@ -324,7 +327,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (typeof block === 'object' && block !== null) {
       const view = block as PoolView;
       const m = view[HOT_MARK];
-      if ((m === this.#heldMark || m === this.#pinnedHeldMark || m === this.#leasedMark || m === this.#pinnedLeasedMark) && this.#views.block(view[INDEX]!) === view) {
+      if ((m === this.#heldMark || m === this.#pinnedHeldMark || m === this.#leasedMark || m === this.#pinnedLeasedMark) && isBlockView(view)) {
         // Length 0: its slab was detached outside the pool, and its memory is no longer the block's.
         if (view.length === 0) throw slabDetached('addressOf', this.#slots.slotOf(view[INDEX]!));
         return this.#addresses.block(view[INDEX]!, view.byteOffset);
