@@ -25,7 +25,7 @@ import { fragmentationPercent } from './stats.js';
  * Each automatic coalesce costs O(magazine) and is preceded either by a crossing or by four
  * magazines of engine traffic, so the rule costs O(1) amortized per operation, and nothing but a
  * compare on the hot path: a return coalesces when it leaves fewer blocks in use than a gate,
- * recomputed at each engine change (the only time L or the capacity changes) and -Infinity while
+ * recomputed at each engine change (the only time L or the capacity changes) and -1 while
  * disarmed.
  *
  * coalesceGate: the smallest number of blocks in use at which 100 * (1 - L / F) is within the

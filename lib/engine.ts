@@ -124,7 +124,12 @@ export const enum Counter {
   Slabs = 3,
   /** Bytes allocated for slabs. */
   ReservedBytes = 4,
-  Length = 5,
+  /**
+   * The lowest engine-free block's index, Infinity if none: where first fit would place the next
+   * block. The pool's magazine uses it to hand out the lowest blocks first (pool.ts #releaseBlock).
+   */
+  Lowest = 5,
+  Length = 6,
 }
 
 /** What the pool records per block, for its own bookkeeping and for Engine.check(). */

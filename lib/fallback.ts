@@ -20,6 +20,8 @@ import { MAX_BLOCKS, MAX_SLAB_BYTES } from './validate.js';
  *   slab (0 if none, or if the slot is empty); counters[Largest] = its largest()
  *   counters[Free] = sum over runs of their length = sum over slabs of slab.free
  *   cursor <= index of the lowest free block (every free block is at or after the cursor)
+ *   counters[Lowest] = index of the lowest free block (Infinity if none), and the cursor is there
+ *   after every call that changes the free set
  * Acquisition always takes the lowest free block (the start of its run), so a split only shortens
  * a run from the left; release merges with both neighbours through the tags. Either changes the
  * run starts of at most two words, whose leaves are then recomputed: O(log words) each.
@@ -113,6 +115,7 @@ export class JsEngine implements Engine {
     this.#wordsPerSlab = (config.slabBlocks + 31) >>> 5;
     this.#detach = config.detach;
     this.#runs = new RunIndex();
+    this.counters[Counter.Lowest] = Infinity;
   }
 
   // ---- slabs ---------------------------------------------------------------------------------
@@ -150,8 +153,8 @@ export class JsEngine implements Engine {
     this.#bump(Counter.Capacity, blocks);
     this.#bump(Counter.Slabs, 1);
     this.#bump(Counter.ReservedBytes, bytes);
-    this.counters[Counter.Largest] = this.#runs.largest();
     if (slab.start < this.#cursor) this.#cursor = slab.start;
+    this.#publish();
     return true;
   }
 
@@ -164,8 +167,8 @@ export class JsEngine implements Engine {
     this.#bump(Counter.Capacity, -slab.blocks);
     this.#bump(Counter.Slabs, -1);
     this.#bump(Counter.ReservedBytes, -slab.bytes);
-    this.counters[Counter.Largest] = this.#runs.largest();
     this.#slabs[slot] = undefined; // its memory goes when V8 collects the last view on it
+    this.#publish();
     if (this.#detach) detach(slab.buffer);
     return slab.bytes;
   }
@@ -203,6 +206,7 @@ export class JsEngine implements Engine {
     this.#slabs.length = 0;
     this.#runs.clear();
     this.counters.fill(0);
+    this.counters[Counter.Lowest] = Infinity;
     this.#cursor = 0;
   }
 
@@ -241,7 +245,7 @@ export class JsEngine implements Engine {
       this.#cursor = p + take;
       p = n < max ? this.#lowestFree(p + take) : -1;
     }
-    this.counters[Counter.Largest] = this.#runs.largest();
+    this.#publish();
     for (let i = 0, j = n - 1; i < j; i++, j--) {
       const t = out[i]!;
       out[i] = out[j]!;
@@ -257,7 +261,7 @@ export class JsEngine implements Engine {
     try {
       for (let j = 0; j < count; j++) this.#releaseRange(list[j]!, 1);
     } finally {
-      this.counters[Counter.Largest] = this.#runs.largest();
+      this.#publish();
     }
   }
 
@@ -287,14 +291,14 @@ export class JsEngine implements Engine {
     const p = slab.start + a;
     this.#takeFromRun(slab, a, slab.tags[a]!, k);
     if (p === this.#cursor) this.#cursor = p + k;
-    this.counters[Counter.Largest] = runs.largest();
+    this.#publish();
     return p;
   }
 
   releaseRun(start: number, k: number): void {
     this.#live();
     this.#releaseRange(start, k);
-    this.counters[Counter.Largest] = this.#runs.largest();
+    this.#publish();
   }
 
   largestRunWith(count: number): number {
@@ -409,6 +413,9 @@ export class JsEngine implements Engine {
     if (slabs !== c[Counter.Slabs]) return `engine counts ${c[Counter.Slabs]} slabs, found ${slabs}`;
     if (reserved !== c[Counter.ReservedBytes]) return `engine counts ${c[Counter.ReservedBytes]} reserved bytes, its slabs ${reserved}`;
     if (largest !== c[Counter.Largest]) return `engine records largest free run ${c[Counter.Largest]}, its slabs ${largest}`;
+    if ((lowest >= 0 ? lowest : Infinity) !== c[Counter.Lowest]) {
+      return `engine records lowest free block ${c[Counter.Lowest] === Infinity ? 'none' : c[Counter.Lowest]}, its slabs ${lowest >= 0 ? lowest : 'none'}`;
+    }
     const indexProblem = this.#runs.check(leaves);
     if (indexProblem !== null) return indexProblem;
     if (lowest >= 0 && this.#cursor > lowest) return `search cursor ${this.#cursor} is past the lowest free block ${lowest}`;
@@ -530,6 +537,18 @@ export class JsEngine implements Engine {
     slab.free += k;
     this.#bump(Counter.Free, k);
     if (idx < this.#cursor) this.#cursor = idx;
+  }
+
+  /**
+   * Publishes the figures the pool reads without a call, after any change to the free set: the
+   * largest free run, and the lowest free block (the cursor moves up to it, which keeps the
+   * cursor's invariant and shortens the next search). O(log words).
+   */
+  #publish(): void {
+    this.counters[Counter.Largest] = this.#runs.largest();
+    const lowest = this.#lowestFree(this.#cursor);
+    if (lowest >= 0) this.#cursor = lowest;
+    this.counters[Counter.Lowest] = lowest >= 0 ? lowest : Infinity;
   }
 
   #bump(field: Counter, delta: number): void {

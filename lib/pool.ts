@@ -37,6 +37,8 @@ const REARM_MAGAZINES = 4;
 // The hot path's mark symbol as a module constant: CommonJS output reads an imported binding
 // from its module object on every use.
 const HOT_MARK: typeof MARK = MARK;
+/** Above every block index. */
+const NO_BLOCK = 2 ** 31 - 1; // block indices are int32; a small integer to V8 on 64-bit Node
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 let endLease: (pool: MemoryPool<any>, lease: Lease<any>) => void;
@@ -100,8 +102,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #addresses: AddressBook;
   /** The mark of a run view while its run is live; NaN once destroyed. */
   #runMark: number;
-  /** A return that leaves fewer blocks than this in use coalesces (auto-coalesce.ts); -Infinity while disarmed. */
-  #gateInUse = -Infinity;
+  /** A return that leaves fewer blocks than this in use coalesces (auto-coalesce.ts); -1 while disarmed (an integer: a small-integer field for the hot path). */
+  #gateInUse = -1;
   /** The engine's largest free run and the capacity the gate was last computed for. */
   #gateLargest = -1;
   #gateCapacity = -1;
@@ -110,8 +112,20 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #armed = true;
   /** While disarmed, a get that leaves at least this many blocks in use re-arms (the engine's figure is then within the threshold); Infinity while armed. */
   #rearmInUse = Infinity;
+  /**
+   * A get that leaves at least this many blocks in use takes #getSlow (a new peak, or re-arming):
+   * min(peak + 1, rearmInUse), at least -1, kept an integer so that the hot path's one compare
+   * reads a small-integer field (#setSlowGetAt after every change to either).
+   */
+  #slowGetAt = 1;
   /** Blocks taken from or given to the engine since the last automatic coalesce. */
   #moved = 0;
+  /**
+   * The engine's lowest free block as of its last change (#engineChanged), NO_BLOCK if none: a
+   * return above it goes to the magazine's bottom. An integer field (a small integer to V8): the
+   * hot path's compare then costs ~0.3 ns, where a double field cost ~0.8 ns.
+   */
+  #lowest = NO_BLOCK;
 
   #capacity = 0;
   #inUse = 0;
@@ -207,8 +221,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     // A view has length 0 only when something outside the pool detached its slab (a web stream).
     if (view.length === 0) this.#refuseDetached(view, 'getBlock');
     view[HOT_MARK] = this.#heldMark;
-    if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
-    if (this.#inUse >= this.#rearmInUse) this.#rearm();
+    if (++this.#inUse >= this.#slowGetAt) this.#getSlow();
     this.#acquires++;
     return view as T;
   }
@@ -257,15 +270,21 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       start = this.#acquireRun(k);
     }
     if (start < 0 && this.#growFor(k)) start = this.#acquireRun(k);
-    if (start >= 0) this.#views.usableRun(start, k, () => this.#engine.releaseRun(start, k), 'getRun');
+    if (start >= 0) {
+      // A run in a slab detached outside the pool gets no view: it goes back, and the pool is unchanged.
+      const detached = this.#views.detachedSlotAt(start);
+      if (detached >= 0) {
+        this.#engine.releaseRun(start, k);
+        throw slabDetached('getRun', detached);
+      }
+    }
     this.#engineChanged(start < 0 ? 0 : k);
     if (start < 0) {
       this.#failures++;
       return null;
     }
     this.#inUse += k;
-    if (this.#inUse > this.#peak) this.#peak = this.#inUse;
-    if (this.#inUse >= this.#rearmInUse) this.#rearm();
+    if (this.#inUse >= this.#slowGetAt) this.#getSlow();
     this.#acquires++;
     this.#runBlocks += k;
     this.#liveRuns++;
@@ -559,7 +578,13 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (this.#poisonNaN) (block as Float64Array).fill(NaN); // float types only (validated)
     const stack = this.#stack;
     if (stack.length === this.#stackCap) this.#flush(stack.length - (stack.length >>> 1));
-    stack.push(block);
+    // Address-ordered reuse: a block above the engine's lowest free block goes to the bottom of
+    // the magazine (handed out last, flushed first), so that getBlock keeps taking the lowest
+    // blocks, as first fit would; one on top would be reused before them (issue 12: the churn
+    // trace's mean fragmentation went from 1.1 % to 0.4 % above textbook first fit's, median
+    // over five seeds). The unshift moves at most 64 views.
+    if (block[INDEX]! > this.#lowest) stack.unshift(block);
+    else stack.push(block);
     if (--this.#inUse < this.#gateInUse) this.#autoCoalesce();
   }
 
@@ -582,15 +607,28 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#coalesce();
     this.#armed = false;
     this.#moved = 0;
-    this.#gateInUse = -Infinity;
+    this.#gateInUse = -1;
     this.#rearmInUse = this.#gate;
+    this.#setSlowGetAt();
   }
 
   /** Fragmentation by the engine's figures is back within the threshold after a get: arm the rule again. */
   #rearm(): void {
     this.#armed = true;
-    this.#gateInUse = this.#gate;
+    this.#gateInUse = Math.max(-1, this.#gate);
     this.#rearmInUse = Infinity;
+    this.#setSlowGetAt();
+  }
+
+  /** A get reached #slowGetAt: records a new peak, re-arms auto-coalescing if due. */
+  #getSlow(): void {
+    if (this.#inUse > this.#peak) this.#peak = this.#inUse;
+    if (this.#inUse >= this.#rearmInUse) this.#rearm();
+    this.#setSlowGetAt();
+  }
+
+  #setSlowGetAt(): void {
+    this.#slowGetAt = Math.max(-1, Math.min(this.#peak + 1, this.#rearmInUse));
   }
 
   /**
@@ -601,6 +639,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
    * re-arms too when it leaves the figure within the threshold: getBlock and getRun compare.)
    */
   #engineChanged(moved: number): void {
+    const lowest = this.#counters[Counter.Lowest]!;
+    this.#lowest = lowest === Infinity ? NO_BLOCK : lowest;
     const largest = this.#counters[Counter.Largest]!;
     if (largest !== this.#gateLargest || this.#capacity !== this.#gateCapacity) {
       this.#gate = coalesceGate(this.#threshold, largest, this.#capacity);
@@ -612,8 +652,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#moved += moved;
       if (this.#inUse >= gate || this.#moved >= REARM_MAGAZINES * this.#stackCap) this.#armed = true;
     }
-    this.#gateInUse = this.#armed ? gate : -Infinity;
+    this.#gateInUse = this.#armed ? Math.max(-1, gate) : -1;
     this.#rearmInUse = this.#armed ? Infinity : gate;
+    this.#setSlowGetAt();
   }
 
   #coalesce(): void {

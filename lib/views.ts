@@ -177,15 +177,12 @@ export class ViewTable {
   }
 
   /**
-   * Makes sure the run of k blocks at start can get a view (run()): when its slab's ArrayBuffer
-   * was detached outside the pool, calls `undo` (which hands the run back) and throws
-   * ERR_SLABPOOL_DETACHED for `method`.
+   * The slot of the run at start when its slab's ArrayBuffer was detached outside the pool (no
+   * view of it can be made: run() would throw), else -1.
    */
-  usableRun(start: number, k: number, undo: () => void, method: string): void {
+  detachedSlotAt(start: number): number {
     const slot = this.#slots.slotOf(start);
-    if (this.#slots.at(slot).buffer!.byteLength !== 0) return;
-    undo();
-    throw slabDetached(method, slot);
+    return this.#slots.at(slot).buffer!.byteLength === 0 ? slot : -1;
   }
 
   /** The last view made for a run at start, if any. */

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 #include <string>
@@ -108,6 +109,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Float64Array counters = Napi::Float64Array::New(env, slabpool::kCounterCount);
     counters_data_ = counters.Data();
     counters_ = Napi::Persistent(counters);
+    Sync();
     info.This().As<Napi::Object>().DefineProperty(Napi::PropertyDescriptor::Value("counters", counters, napi_enumerable));
     // The list of block indices shared with JS once (lib/engine.ts Engine.scratch): V8 never moves
     // a backing store, and this buffer never leaves the pool, so its address holds for every call.
@@ -381,6 +383,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     allocator_->decommit_all();  // what views are left (not detached) read zeros; pages go back now
     allocator_.reset();
     for (int i = 0; i < slabpool::kCounterCount; i++) counters_data_[i] = 0;
+    counters_data_[slabpool::kLowest] = std::numeric_limits<double>::infinity();  // no free block
     return env.Undefined();
   }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -233,6 +234,7 @@ Allocator::Result Allocator::add_slab(uint32_t slot, uint32_t blocks, uint8_t* m
   counters_[kSlabs] += 1;
   counters_[kReservedBytes] += static_cast<double>(bytes);
   if (start < cursor_) cursor_ = start;
+  publish_lowest();
   return Result::kOk;
 }
 
@@ -250,6 +252,7 @@ size_t Allocator::free_slab(uint32_t slot) {
   if (s->memory != nullptr) slab_memory_retire(s->memory);
   delete s;
   slabs_[slot] = nullptr;
+  publish_lowest();
   return bytes;
 }
 
@@ -284,14 +287,15 @@ uint32_t Allocator::acquire(int32_t* out, uint32_t max) {
     p = n < max ? lowest_free(p + take) : -1;
   }
   std::reverse(out, out + n);
+  publish_lowest();
   return n;
 }
 
 bool Allocator::release(const int32_t* list, uint32_t count) {
-  for (uint32_t j = 0; j < count; j++) {
-    if (!release_range(list[j], 1)) return false;
-  }
-  return true;
+  bool ok = true;
+  for (uint32_t j = 0; j < count && ok; j++) ok = release_range(list[j], 1);
+  publish_lowest();
+  return ok;
 }
 
 int64_t Allocator::acquire_run(uint32_t k) {
@@ -311,12 +315,17 @@ int64_t Allocator::acquire_run(uint32_t k) {
     int64_t p = sp->start + a;
     take_from_run(*sp, a, sp->tags[a], k);
     if (p == cursor_) cursor_ = p + k;
+    publish_lowest();
     return p;
   }
   return -1;  // a broken index (check() shows it)
 }
 
-bool Allocator::release_run(int64_t start, uint32_t k) { return release_range(start, k); }
+bool Allocator::release_run(int64_t start, uint32_t k) {
+  bool ok = release_range(start, k);
+  publish_lowest();
+  return ok;
+}
 
 int64_t Allocator::largest_run_with(const int32_t* cached, uint32_t count) {
   uint32_t best = index_.largest();
@@ -420,6 +429,10 @@ std::string Allocator::check(const uint8_t* state, size_t state_len, const int32
   std::string index_problem = index_.check(leaves.data());
   if (!index_problem.empty()) return index_problem;
   if (lowest >= 0 && cursor_ > lowest) return "search cursor " + at(cursor_) + " is past the lowest free block " + at(lowest);
+  if (counters_[kLowest] != (lowest >= 0 ? static_cast<double>(lowest) : std::numeric_limits<double>::infinity())) {
+    std::string recorded = std::isinf(counters_[kLowest]) ? std::string("none") : num(counters_[kLowest]);
+    return "engine records lowest free block " + recorded + ", its slabs " + (lowest >= 0 ? at(lowest) : std::string("none"));
+  }
   return std::string();
 }
 
@@ -457,6 +470,12 @@ int64_t Allocator::lowest_free(int64_t from) const {
   uint32_t w = static_cast<uint32_t>(static_cast<size_t>(leaf) % words_per_slab_);
   if (s == nullptr || w >= s->used_words || ~s->used[w] == 0) return -1;  // a broken index (check() shows it)
   return s->start + static_cast<int64_t>((w << 5) + ctz32(~s->used[w]));
+}
+
+void Allocator::publish_lowest() {
+  int64_t lowest = lowest_free(cursor_);
+  if (lowest >= 0) cursor_ = lowest;
+  counters_[kLowest] = lowest >= 0 ? static_cast<double>(lowest) : std::numeric_limits<double>::infinity();
 }
 
 void Allocator::take_from_run(Slab& s, uint32_t a, uint32_t len, uint32_t take) {

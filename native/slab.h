@@ -12,12 +12,15 @@
 // from the left, never touches the far end of its tags); runs never cross slabs.
 // Run index leaf slot * words_per_slab + w = the longest run starting in word w of that slot's
 // slab (0 if none or no slab). counters[kFree] = sum of run lengths = sum of slab free counts;
-// counters[kLargest] = index.largest() = the longest run; cursor <= the lowest free block.
+// counters[kLargest] = index.largest() = the longest run; cursor <= the lowest free block;
+// counters[kLowest] = the lowest free block (infinity if none), the cursor there, after every call
+// that changes the free set (publish_lowest).
 #ifndef SLABPOOL_SLAB_H_
 #define SLABPOOL_SLAB_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -46,7 +49,8 @@ size_t slab_memory_live_bytes();       // bytes of slab memory not yet freed, pr
 size_t slab_memory_committed_bytes();  // of those, bytes not given back to the OS by a decommit
 
 // Figures kept exact at every call (indices into Allocator::counters()).
-enum Counter { kFree, kLargest, kCapacity, kSlabs, kReservedBytes, kCounterCount };
+// kLowest: the lowest free block's index, infinity if none (where first fit places the next block).
+enum Counter { kFree, kLargest, kCapacity, kSlabs, kReservedBytes, kLowest, kCounterCount };
 
 // One slab is one ArrayBuffer, which Node 20 caps at 4 GiB (lib/validate.ts MAX_SLAB_BYTES).
 constexpr uint64_t kMaxSlabBytes = uint64_t{1} << 32;
@@ -104,6 +108,7 @@ class Allocator final {
  private:
   struct Slab;
   int64_t lowest_free(int64_t from) const;  // lowest free block >= from, where none lies below from
+  void publish_lowest();                    // counters[kLowest] and the cursor to the lowest free block: O(log W)
   size_t leaf_of(int64_t index) const;      // the run index leaf of the word holding global block index
   Slab* slab_at(int64_t index) const;
   void take_from_run(Slab& s, uint32_t a, uint32_t len, uint32_t take);
@@ -125,7 +130,7 @@ class Allocator final {
   RunIndex index_;
   std::vector<int32_t> sorted_;  // scratch for largest_run_with
   int64_t cursor_ = 0;
-  double counters_[kCounterCount] = {};
+  double counters_[kCounterCount] = {0, 0, 0, 0, 0, std::numeric_limits<double>::infinity()};
 };
 
 }  // namespace slabpool

@@ -90,7 +90,7 @@ describe.each(BACKENDS)('the engine geometry on the %s engine', (kind) => {
   it('accepts a slab of one 4 GiB block, the largest there is', () => {
     const e = make(kind, { blockBytes: 2 ** 32, stride: 2 ** 32, alignment: 4096, slabBlocks: 1, detach: false });
     expect(e.addSlab(0, 1)).toBe(true);
-    expect(counters(e)).toEqual([1, 1, 1, 1, 2 ** 32]);
+    expect(counters(e)).toEqual([1, 1, 1, 1, 2 ** 32, 0]);
     expect(e.acquireRun(1)).toBe(0);
     e.releaseRun(0, 1);
     e.destroy();
@@ -135,9 +135,9 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
 
     it('starts empty, and addSlab adds a slab of free blocks with exact counters', () => {
       const e = make(kind, config);
-      expect(counters(e)).toEqual([0, 0, 0, 0, 0]);
+      expect(counters(e)).toEqual([0, 0, 0, 0, 0, Infinity]);
       expect(e.addSlab(0, n)).toBe(true);
-      expect(counters(e)).toEqual([n, n, n, 1, n * config.stride]);
+      expect(counters(e)).toEqual([n, n, n, 1, n * config.stride, 0]);
       expect(e.slabFree(0)).toBe(n);
       expect(e.slabBase(0)).toBeGreaterThanOrEqual(0);
       expect(e.slabBase(0)).toBeLessThan(config.alignment);
@@ -146,7 +146,7 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
       if (kind === 'js') expect(address).toBeNull();
       else expect((address as bigint) % BigInt(config.alignment)).toBe(0n);
       expect(e.addSlab(1, 1)).toBe(true);
-      expect(counters(e)).toEqual([n + 1, n, n + 1, 2, (n + 1) * config.stride]);
+      expect(counters(e)).toEqual([n + 1, n, n + 1, 2, (n + 1) * config.stride, 0]);
       expect(e.check(new Uint8Array(2 * n), 0)).toBeNull();
       e.destroy();
     });
@@ -242,7 +242,7 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
       expectRefused(e, () => e.releaseRun(n - 1, 2));
       if (k < n) expectRefused(e, () => e.releaseRun(0, k + 1)); // block k is free
       e.releaseRun(0, k);
-      expect(counters(e)).toEqual([n, n, n, 1, n * config.stride]);
+      expect(counters(e)).toEqual([n, n, n, 1, n * config.stride, 0]);
       expectRefused(e, () => e.releaseRun(0, k));
       e.destroy();
     });
@@ -274,7 +274,7 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
       new Uint8Array(buffer, base).fill(7);
       expect(e.freeSlab(1)).toBe(n * config.stride);
       expectReleased(e, buffer, base, n * config.stride, 7);
-      expect(counters(e)).toEqual([n - 1, n - 1, n, 1, n * config.stride]);
+      expect(counters(e)).toEqual([n - 1, n - 1, n, 1, n * config.stride, 1]);
       expectRefused(e, () => e.slabFree(1));
       expectRefused(e, () => e.slabBuffer(1));
       expect(e.addSlab(1, 2)).toBe(true);
@@ -310,7 +310,7 @@ describe.each(BACKENDS)('the engine contract on the %s engine', (kind) => {
       new Uint8Array(buffer, base).fill(5);
       e.destroy();
       expectReleased(e, buffer, base, n * config.stride, 5);
-      expect(counters(e)).toEqual([0, 0, 0, 0, 0]);
+      expect(counters(e)).toEqual([0, 0, 0, 0, 0, Infinity]);
       for (const call of [
         () => e.addSlab(1, 1),
         () => e.freeSlab(0),
@@ -458,14 +458,14 @@ describe.each(BACKENDS)('the scratch list on the %s engine', (kind) => {
     expectRefused(e, () => e.acquire(SCRATCH_LENGTH + 1));
     expect(e.acquire(SCRATCH_LENGTH)).toBe(SCRATCH_LENGTH);
     expect([...e.scratch]).toEqual([...Array(SCRATCH_LENGTH).keys()].reverse());
-    expect(counters(e)).toEqual([36, 36, 100, 1, 800]);
+    expect(counters(e)).toEqual([36, 36, 100, 1, 800, 64]);
     expect(e.largestRunWith(SCRATCH_LENGTH)).toBe(100);
     expect(e.check(new Uint8Array(100), SCRATCH_LENGTH)).toBeNull();
     expectRefused(e, () => e.largestRunWith(SCRATCH_LENGTH + 1));
     expectRefused(e, () => e.check(new Uint8Array(100), SCRATCH_LENGTH + 1));
     expectRefused(e, () => e.release(SCRATCH_LENGTH + 1)); // frees none of the 64
     expect(e.release(SCRATCH_LENGTH)).toBeUndefined();
-    expect(counters(e)).toEqual([100, 100, 100, 1, 800]);
+    expect(counters(e)).toEqual([100, 100, 100, 1, 800, 0]);
     expect(e.check(new Uint8Array(100), 0)).toBeNull();
     e.destroy();
   });
@@ -530,7 +530,8 @@ class Layout {
   counters(stride: number): number[] {
     const capacity = this.blocks.reduce((a, b) => a + b, 0);
     const free = this.free.filter(Boolean).length;
-    return [free, this.largest(), capacity, this.blocks.filter((b) => b > 0).length, capacity * stride];
+    const lowest = this.free.indexOf(true);
+    return [free, this.largest(), capacity, this.blocks.filter((b) => b > 0).length, capacity * stride, lowest >= 0 ? lowest : Infinity];
   }
 
   /** The pool's block states for check(): held singles and runs, `cached` counted free. */

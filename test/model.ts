@@ -8,7 +8,8 @@ import { runSeeded, type Target } from './operations.js';
  * held, which free blocks the magazine caches, and every counter, following the rules of the
  * README and lib/: growth by slabs of numBlocks up to maxBlocks into the lowest empty slot; the
  * magazine (lib/magazine.ts: a stack of at most capacity / 8 blocks, up to 64, refilled with the
- * capacity / 16 lowest free blocks, up to 16, and half flushed when a return finds it full);
+ * capacity / 16 lowest free blocks, up to 16, and half flushed when a return finds it full; a
+ * returned block above the engine's lowest free block goes to its bottom, any other on top);
  * address-ordered first fit for runs over the blocks the engine holds free, flushing the magazine
  * and then growing when none fits; and the auto-coalesce rule of lib/auto-coalesce.ts. So the
  * harness can predict which block or run every get hands out, and when the pool coalesces.
@@ -127,7 +128,13 @@ export class Model {
     } else if (this.magazine.length === this.magazineCapacity) {
       this.flush(this.magazine.length - (this.magazine.length >>> 1));
     }
-    if (!held.run) this.magazine.push(held.start);
+    if (!held.run) {
+      // Above the engine's lowest free block: to the bottom (handed out last, flushed first).
+      let lowest = Infinity;
+      for (const i of this.engineFree()) if (i < lowest) lowest = i;
+      if (held.start > lowest) this.magazine.unshift(held.start);
+      else this.magazine.push(held.start);
+    }
     this.give(held);
     if (this.armed && this.engineFragmentation() > this.threshold) {
       this.flush(this.magazine.length);
