@@ -191,6 +191,65 @@ function fragmented({ backend, warmupMs }) {
 }
 
 /**
+ * A zeroed block, ns per block. Reused blocks (the magazine's, written and returned before):
+ * 'fill' is getBlock + fill(0) + returnBlock, what a user would write without the zeroed call;
+ * 'zeroed' is getBlockZeroed + returnBlock; both write one element, so every block comes back
+ * dirty. Fresh blocks (never handed out since their slab was added): every block of a new pool
+ * taken in turn and kept, the pools made and destroyed outside the timing, with getBlock alone
+ * ('freshGetBlock': what any first hand-out costs, the block's view made), getBlock + fill(0)
+ * ('freshFill', which also pays the first touch of each page) and getBlockZeroed ('freshZeroed',
+ * which touches nothing).
+ */
+function zeroed({ backend, variant, blockLength, budgetMs = 250 }) {
+  const blocks = blockLength >= 100_000 ? 64 : 1024;
+  const make = () => new MemoryPool({ blockSize: blockLength, numBlocks: blocks, backend });
+  if (variant === 'fill' || variant === 'zeroed') {
+    const pool = make();
+    if (variant === 'fill') {
+      return time((i) => {
+        const b = pool.getBlock().fill(0);
+        b[0] = i;
+        pool.returnBlock(b);
+      });
+    }
+    return time((i) => {
+      const b = pool.getBlockZeroed();
+      b[0] = i;
+      pool.returnBlock(b);
+    });
+  }
+  const takeAll = {
+    freshGetBlock: (pool) => {
+      for (let i = 0; i < blocks; i++) sink += pool.getBlock().length;
+    },
+    freshFill: (pool) => {
+      for (let i = 0; i < blocks; i++) sink += pool.getBlock().fill(0).length;
+    },
+    freshZeroed: (pool) => {
+      for (let i = 0; i < blocks; i++) sink += pool.getBlockZeroed().length;
+    },
+  }[variant];
+  /** One new pool emptied: ns of the taking alone. */
+  const round = () => {
+    const pool = make();
+    const t0 = process.hrtime.bigint();
+    takeAll(pool);
+    const ns = Number(process.hrtime.bigint() - t0);
+    pool.destroy();
+    return ns;
+  };
+  let spent = 0;
+  while (spent < budgetMs * 1e6 / 4) spent += round(); // warm-up
+  let ns = 0;
+  let taken = 0;
+  while (ns < budgetMs * 1e6 || taken < 10 * blocks) {
+    ns += round();
+    taken += blocks;
+  }
+  return ns / taken;
+}
+
+/**
  * addressOf() of held blocks and live runs in turn (backend native or js), or, for reference
  * (variant bigint), what making one bigint from a number costs (BigInt(n), a runtime call in V8 11).
  */
@@ -622,6 +681,9 @@ switch (spec.case) {
     break;
   case 'addressOf':
     result = addressOf(spec);
+    break;
+  case 'zeroed':
+    result = { ns: zeroed(spec) };
     break;
   case 'layouts':
     result = layouts(spec);

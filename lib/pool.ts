@@ -630,12 +630,13 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const view = this.#stack.pop() ?? this.#refill(method);
     if (view === undefined) return null;
     if (view.length === 0) this.#refuseDetached(view, method);
-    const pristine = this.#pristine.isPristine(view);
+    // A block returned before is marked Free: one compare sends it to the fill.
+    const pristine = view[HOT_MARK] === ViewState.Pristine && this.#pristine.isPristine(view);
     view[HOT_MARK] = this.#heldMark;
     if (++this.#inUse > this.#peak) this.#peak = this.#inUse;
     if (this.#inUse >= this.#rearmInUse) this.#rearm();
     this.#acquires++;
-    if (!pristine) fillZero(view, this.#zero, view.length);
+    if (!pristine) (view as Float64Array).fill(this.#zero as number); // 0n for the BigInt arrays
     return view as T;
   }
 
