@@ -191,10 +191,11 @@ function fragmented({ backend, warmupMs }) {
 }
 
 /**
- * A zeroed block, ns per block. Reused blocks (the magazine's, written and returned before):
- * 'fill' is getBlock + fill(0) + returnBlock, what a user would write without the zeroed call;
- * 'zeroed' is getBlockZeroed + returnBlock; both write one element, so every block comes back
- * dirty. Fresh blocks (never handed out since their slab was added): every block of a new pool
+ * A zeroed block, ns per block. 'reused': the same blocks taken and returned, each written, so
+ * every one comes back dirty: getBlock + fill(0) + returnBlock, what a user would write without
+ * the zeroed call, and getBlockZeroed + returnBlock, timed in turn in this one process (the
+ * better of five loops each), so that their ratio holds whatever a neighbour's load does to the
+ * process. Fresh blocks (never handed out since their slab was added): every block of a new pool
  * taken in turn and kept, the pools made and destroyed outside the timing, with getBlock alone
  * ('freshGetBlock': what any first hand-out costs, the block's view made), getBlock + fill(0)
  * ('freshFill', which also pays the first touch of each page) and getBlockZeroed ('freshZeroed',
@@ -203,20 +204,37 @@ function fragmented({ backend, warmupMs }) {
 function zeroed({ backend, variant, blockLength, budgetMs = 250 }) {
   const blocks = blockLength >= 100_000 ? 64 : 1024;
   const make = () => new MemoryPool({ blockSize: blockLength, numBlocks: blocks, backend });
-  if (variant === 'fill' || variant === 'zeroed') {
+  if (variant === 'reused') {
     const pool = make();
-    if (variant === 'fill') {
-      return time((i) => {
+    const fill = (n) => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
         const b = pool.getBlock().fill(0);
         b[0] = i;
         pool.returnBlock(b);
-      });
+      }
+      return Number(process.hrtime.bigint() - t0) / n;
+    };
+    const zeroedBlock = (n) => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
+        const b = pool.getBlockZeroed();
+        b[0] = i;
+        pool.returnBlock(b);
+      }
+      return Number(process.hrtime.bigint() - t0) / n;
+    };
+    let n = 1000;
+    while (fill(n) * n < (budgetMs * 1e6) / 20 && n < 1e8) n *= 2;
+    zeroedBlock(n); // warm-up
+    const fills = [];
+    const zeroeds = [];
+    for (let r = 0; r < 5; r++) {
+      fills.push(fill(n));
+      zeroeds.push(zeroedBlock(n));
     }
-    return time((i) => {
-      const b = pool.getBlockZeroed();
-      b[0] = i;
-      pool.returnBlock(b);
-    });
+    const [f, z] = [Math.min(...fills), Math.min(...zeroeds)];
+    return { fill: f, zeroed: z, ratio: z / f };
   }
   const takeAll = {
     freshGetBlock: (pool) => {
@@ -682,9 +700,11 @@ switch (spec.case) {
   case 'addressOf':
     result = addressOf(spec);
     break;
-  case 'zeroed':
-    result = { ns: zeroed(spec) };
+  case 'zeroed': {
+    const r = zeroed(spec);
+    result = typeof r === 'number' ? { ns: r } : r;
     break;
+  }
   case 'layouts':
     result = layouts(spec);
     break;

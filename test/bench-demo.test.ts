@@ -36,7 +36,7 @@ describe('npm run bench --json', () => {
     for (const b of BACKENDS) expect(report.fragmented[b]).toEqual({ ns: number, coalesces: number, fragmentation: number });
     expect(report.addressOf).toEqual(Object.fromEntries([...BACKENDS, 'bigint'].map((v) => [v, number])));
     // Zeroed blocks: per backend and block length, reused and fresh, beside getBlock + fill(0).
-    const zeroedRow = { fill: number, zeroed: number, freshGetBlock: number, freshFill: number, freshZeroed: number };
+    const zeroedRow = { fill: number, zeroed: number, ratio: number, freshGetBlock: number, freshFill: number, freshZeroed: number };
     expect(report.zeroed).toEqual(Object.fromEntries(BACKENDS.map((b) => [b, { 100: zeroedRow, 1000: zeroedRow, 100000: zeroedRow }])));
     // Layouts: per backend, size and operation, the median and worst over layouts.
     const ops = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
