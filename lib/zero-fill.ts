@@ -34,10 +34,11 @@ import { INDEX, MARK, ViewState, runOf, type PoolView, type ViewTable } from './
  *   runs[s]       every block at or above it was never inside a run handed out. Raised by getRun.
  * and per block view, its mark: ViewState.Pristine from its making (by a refill) until its first
  * return, which writes ViewState.Free over it (views.ts); the hot path writes that mark anyway.
- * So a free block view is pristine iff it is marked Pristine and lies at or above runs[s]: no
- * one wrote it as a block (its mark) nor as part of a run (runs[s]). A run [a, a + k) is pristine
- * from handedOut[s] on; only its part below that is filled. Both frontiers are conservative: a
- * block refilled but never popped, or below a run handed out elsewhere, is filled needlessly.
+ * So a free block view is taken to read zeros iff it is marked Pristine and lies at or above
+ * runs[s]: no one wrote it as a block (its mark) nor as part of a run (runs[s]). A run [a, a + k)
+ * is taken to read zeros from handedOut[s] on; only its part below that is filled. Both records
+ * are conservative: a block below a run handed out elsewhere, or (for a run) a block that went
+ * through the magazine but was never popped, is filled needlessly.
  *
  * Invariants (check() verifies them): 0 <= runs[s] <= handedOut[s] <= blocks of slab s; every
  * block view of slot s lies below handedOut[s] (views are made by refills); every live run of
