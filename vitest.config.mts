@@ -20,7 +20,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'native-v8-memory',
-          include: ['test/pool.test.ts', 'test/model.test.ts', 'test/differential.test.ts', 'test/errors.test.ts', 'test/compat.test.ts', 'test/pin.test.ts', 'test/transfer.test.ts', 'test/streams.test.ts'],
+          include: ['test/pool.test.ts', 'test/model.test.ts', 'test/differential.test.ts', 'test/errors.test.ts', 'test/compat.test.ts', 'test/pin.test.ts', 'test/transfer.test.ts', 'test/streams.test.ts', 'test/zeroed.test.ts'],
           env: { SLABPOOL_REQUIRE_NATIVE: requireNative, SLABPOOL_NATIVE_MEMORY: 'v8' },
         },
       },

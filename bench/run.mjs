@@ -2,7 +2,7 @@
 // --smoke runs every case once at toy sizes: it shows that the benchmark works (npm test runs
 // it), and its figures mean nothing.
 // --only runs just the named cases (acquireRelease, typedarrayPoolApi, getRun, construct,
-// steadyState, kernelAfter, fragmented, layouts, churn) and reports their sections and targets
+// steadyState, kernelAfter, fragmented, layouts, churn, addressOf, zeroed) and reports their sections and targets
 // alone, e.g. `node bench/run.mjs --only kernelAfter` (fragmented also runs acquireRelease's floor,
 // its reference). --build (what npm run bench passes) first compiles lib/ when dist/ is older
 // than it and builds the native addon when it is stale; without it the package must be built.
@@ -27,7 +27,7 @@ const json = args.includes('--json') || process.env.npm_config_json === 'true';
 const check = args.includes('--check');
 const smoke = args.includes('--smoke');
 const trials = smoke ? 1 : Number(args[args.indexOf('--trials') + 1]) || 5;
-const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf'];
+const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf', 'zeroed'];
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : cases;
 for (const c of only) if (!cases.includes(c)) throw new Error(`--only takes case names separated by commas (${cases.join(', ')}), not "${c}"`);
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -86,6 +86,9 @@ const layoutWarmupMs = smoke ? 1 : 200; // per operation, once per process
 // each of which coalesces); the medians of three trials per layout steady the worst layout's figure.
 const layoutTrials = smoke ? 1 : Math.min(trials, 3);
 const layoutOps = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
+// zeroed: a zeroed block beside getBlock + fill(0), on reused blocks (both in one process) and on
+// fresh ones (trial.mjs zeroed()).
+const zeroedVariants = ['reused', 'freshGetBlock', 'freshFill', 'freshZeroed'];
 // churn: 1e4 blocks (8.3 MB) is small enough that a 1e6-step trace swings occupancy between 30 %
 // and 90 % five times, and large enough that a first-fit walk over its free runs shows; no grow,
 // so that a getRun that finds no run fails instead of adding a slab.
@@ -120,6 +123,7 @@ const allSpecs = [
   ...Object.values(sizes).map((n) => ({ case: 'construct', variant: 'newArrayBuffer', n })),
   ...backends.map((backend) => ({ case: 'fragmented', backend, budgetMs, warmupMs: smoke ? 5 : 500 })),
   ...[...backends.map((backend) => ({ backend })), { variant: 'bigint' }].map((v) => ({ case: 'addressOf', ...v, budgetMs })),
+  ...backends.flatMap((backend) => lengths.flatMap((blockLength) => zeroedVariants.map((variant) => ({ case: 'zeroed', backend, variant, blockLength, budgetMs })))),
   ...backends.flatMap((backend) => Object.values(layoutSizes).map((n) => ({ case: 'layouts', backend, n, seeds: layoutSeeds, budgetMs: layoutBudgetMs, warmupMs: layoutWarmupMs }))),
   ...churnSeeds.flatMap((seed) => [...backends, 'firstFit'].map((variant) => ({ case: 'churn', variant, seed, ...churnSpec }))),
   ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles })),
@@ -224,6 +228,22 @@ const addressOfNs = section('addressOf', () => ({
   ...Object.fromEntries(backends.map((backend) => [backend, round2(pick({ case: 'addressOf', backend }))])),
   bigint: round2(pick({ case: 'addressOf', variant: 'bigint' })),
 }));
+const zeroed = section('zeroed', () =>
+  Object.fromEntries(
+    backends.map((backend) => [
+      backend,
+      Object.fromEntries(
+        lengths.map((blockLength) => {
+          const reused = { case: 'zeroed', backend, variant: 'reused', blockLength };
+          // ratio: the median over processes of each process's own zeroed / fill.
+          const row = { fill: round2(pick(reused, 'fill')), zeroed: round2(pick(reused, 'zeroed')), ratio: Math.round(pick(reused, 'ratio') * 1000) / 1000 };
+          for (const variant of zeroedVariants.slice(1)) row[variant] = round2(pick({ case: 'zeroed', backend, variant, blockLength }));
+          return [blockLength, row];
+        }),
+      ),
+    ]),
+  ),
+);
 const fragmented = section('fragmented', () => ({
   floor: round2(pick({ case: 'acquireRelease', variant: 'floor', blockLength: 100 })),
   ...Object.fromEntries(
@@ -379,6 +399,17 @@ for (const b of backends) {
       target(`${b}: ${name}, median over layouts, ns`, row.median, '<= 300', row.median <= 300);
     }
   }
+  if (zeroed) {
+    // Reused, a zeroed block does getBlock + fill(0)'s work and one compare more; fresh, it skips
+    // the fill (and the first touch of the pages), which at 100000 doubles is nearly all the cost.
+    for (const length of lengths) {
+      const ratio = zeroed[b][length].ratio;
+      target(`${b}: getBlockZeroed / getBlock+fill(0), reused, ${length} doubles`, ratio, '<= 1.1', ratio <= 1.1);
+    }
+    const big = lengths.at(-1);
+    const saved = zeroed[b][big].freshFill / zeroed[b][big].freshZeroed;
+    target(`${b}: getBlock+fill(0) / getBlockZeroed, fresh memory, ${big} doubles`, saved, '>= 10', saved >= 10);
+  }
   if (getRun) {
     for (const k of [1, 8, 64]) {
       const g = getRun[b][`k${k}`];
@@ -443,6 +474,7 @@ const report = {
   getRunFound,
   fragmented,
   addressOf: addressOfNs,
+  zeroed,
   layouts,
   churn,
   kernelAfter,
@@ -493,6 +525,22 @@ if (json) {
       ['', 'ns'],
       [...backends.map((b) => [names[b], addressOfNs[b]]), ['reference: BigInt(number), one new bigint', addressOfNs.bigint]],
     );
+  }
+  if (zeroed) {
+    const zeroedNames = {
+      fill: 'reused: getBlock + fill(0) + returnBlock',
+      zeroed: 'reused: getBlockZeroed + returnBlock',
+      ratio: 'reused: getBlockZeroed / getBlock + fill(0), in one process',
+      freshGetBlock: 'fresh: getBlock (no fill; the first hand-out makes the view)',
+      freshFill: 'fresh: getBlock + fill(0)',
+      freshZeroed: 'fresh: getBlockZeroed',
+    };
+    table(
+      'Zeroed blocks: getBlockZeroed beside getBlock + fill(0), on reused and on fresh memory (ns per block, median)',
+      ['', ...backends.flatMap((b) => lengths.map((l) => `${b} ${l} doubles`))],
+      Object.keys(zeroedNames).map((v) => [zeroedNames[v], ...backends.flatMap((b) => lengths.map((l) => (v === 'ratio' ? `${zeroed[b][l][v]}x` : zeroed[b][l][v])))]),
+    );
+    out.push('', 'Reused: the same blocks taken and returned, each written, so every one is filled; the two loops run in turn in one process, the better of five each, and the ratio is the median over processes of each one\'s own. Fresh: every block of new pools (1024 blocks, 64 of 100000 doubles) taken once, the pools made and destroyed outside the timing.');
   }
   if (fragmented) {
     table(

@@ -191,6 +191,83 @@ function fragmented({ backend, warmupMs }) {
 }
 
 /**
+ * A zeroed block, ns per block. 'reused': the same blocks taken and returned, each written, so
+ * every one comes back dirty: getBlock + fill(0) + returnBlock, what a user would write without
+ * the zeroed call, and getBlockZeroed + returnBlock, timed in turn in this one process (the
+ * better of five loops each), so that their ratio holds whatever a neighbour's load does to the
+ * process. Fresh blocks (never handed out since their slab was added): every block of a new pool
+ * taken in turn and kept, the pools made and destroyed outside the timing, with getBlock alone
+ * ('freshGetBlock': what any first hand-out costs, the block's view made), getBlock + fill(0)
+ * ('freshFill', which also pays the first touch of each page) and getBlockZeroed ('freshZeroed',
+ * which touches nothing).
+ */
+function zeroed({ backend, variant, blockLength, budgetMs = 250 }) {
+  const blocks = blockLength >= 100_000 ? 64 : 1024;
+  const make = () => new MemoryPool({ blockSize: blockLength, numBlocks: blocks, backend });
+  if (variant === 'reused') {
+    const pool = make();
+    const fill = (n) => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
+        const b = pool.getBlock().fill(0);
+        b[0] = i;
+        pool.returnBlock(b);
+      }
+      return Number(process.hrtime.bigint() - t0) / n;
+    };
+    const zeroedBlock = (n) => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
+        const b = pool.getBlockZeroed();
+        b[0] = i;
+        pool.returnBlock(b);
+      }
+      return Number(process.hrtime.bigint() - t0) / n;
+    };
+    let n = 1000;
+    while (fill(n) * n < (budgetMs * 1e6) / 20 && n < 1e8) n *= 2;
+    zeroedBlock(n); // warm-up
+    const fills = [];
+    const zeroeds = [];
+    for (let r = 0; r < 5; r++) {
+      fills.push(fill(n));
+      zeroeds.push(zeroedBlock(n));
+    }
+    const [f, z] = [Math.min(...fills), Math.min(...zeroeds)];
+    return { fill: f, zeroed: z, ratio: z / f };
+  }
+  const takeAll = {
+    freshGetBlock: (pool) => {
+      for (let i = 0; i < blocks; i++) sink += pool.getBlock().length;
+    },
+    freshFill: (pool) => {
+      for (let i = 0; i < blocks; i++) sink += pool.getBlock().fill(0).length;
+    },
+    freshZeroed: (pool) => {
+      for (let i = 0; i < blocks; i++) sink += pool.getBlockZeroed().length;
+    },
+  }[variant];
+  /** One new pool emptied: ns of the taking alone. */
+  const round = () => {
+    const pool = make();
+    const t0 = process.hrtime.bigint();
+    takeAll(pool);
+    const ns = Number(process.hrtime.bigint() - t0);
+    pool.destroy();
+    return ns;
+  };
+  let spent = 0;
+  while (spent < budgetMs * 1e6 / 4) spent += round(); // warm-up
+  let ns = 0;
+  let taken = 0;
+  while (ns < budgetMs * 1e6 || taken < 10 * blocks) {
+    ns += round();
+    taken += blocks;
+  }
+  return ns / taken;
+}
+
+/**
  * addressOf() of held blocks and live runs in turn (backend native or js), or, for reference
  * (variant bigint), what making one bigint from a number costs (BigInt(n), a runtime call in V8 11).
  */
@@ -623,6 +700,11 @@ switch (spec.case) {
   case 'addressOf':
     result = addressOf(spec);
     break;
+  case 'zeroed': {
+    const r = zeroed(spec);
+    result = typeof r === 'number' ? { ns: r } : r;
+    break;
+  }
   case 'layouts':
     result = layouts(spec);
     break;

@@ -49,15 +49,16 @@ export class Magazine {
 
   /**
    * Takes a batch of the lowest free blocks from the engine (the caller grows the pool first if
-   * it may) and pushes their views, lowest on top; returns how many came.
+   * it may) and pushes their views, lowest on top; returns how many came, whose indices stay in
+   * scratch[0..n) until the next engine call. `method`: the public call, for ERR_SLABPOOL_DETACHED.
    */
-  refill(): number {
+  refill(method: string): number {
     const batch = this.scratch;
     const n = this.#engine.acquire(this.#refillSize);
     const before = this.stack.length;
     try {
       // The batch is highest first, so the lowest block ends on top.
-      for (let j = 0; j < n; j++) this.stack.push(this.#views.blockOrNew(batch[j]!));
+      for (let j = 0; j < n; j++) this.stack.push(this.#views.blockOrNew(batch[j]!, method));
     } catch (err) {
       // A view could not be made (its slab was detached outside the pool): the batch goes back.
       this.stack.length = before;

@@ -1,7 +1,7 @@
 import { BlockState, Counter, type Engine } from './engine.js';
 import type { Magazine } from './magazine.js';
 import type { SlotTable } from './slots.js';
-import { INDEX, MARK, ViewState, ownerOf, runOf, stateOf, type ViewTable } from './views.js';
+import { INDEX, MARK, ViewState, isFreeMark, ownerOf, runOf, stateOf, type ViewTable } from './views.js';
 
 /** What the pool half of check() reads: the pool's parts and counters. */
 export interface PoolParts {
@@ -60,8 +60,8 @@ export function checkPool(p: PoolParts): string | null {
         if (state !== BlockState.Free || view !== undefined) return `block ${idx} does not exist but has state ${state} or a view`;
         continue;
       }
-      const m = view?.[MARK] ?? 0;
-      if (m !== 0) {
+      const m = view?.[MARK] ?? ViewState.Free;
+      if (!isFreeMark(m)) {
         if (ownerOf(m) !== p.serial) return `block ${idx} is marked ${m}, not by this pool`;
         if (state !== BlockState.Free) return `block ${idx} is held singly and in a run`;
         inUse++;
@@ -90,7 +90,7 @@ export function checkPool(p: PoolParts): string | null {
   for (const view of magazine.stack) {
     const idx = view[INDEX]!;
     if (views.block(idx) !== view) return `magazine holds a view that is not block ${idx}'s`;
-    if (states[idx] !== BlockState.Free || view[MARK] !== ViewState.Free) return `cached free block ${idx} is in state ${states[idx]}, marked ${view[MARK]}`;
+    if (states[idx] !== BlockState.Free || !isFreeMark(view[MARK]!)) return `cached free block ${idx} is in state ${states[idx]}, marked ${view[MARK]}`;
   }
   if (capacity !== p.capacity) return `slabs hold ${capacity} blocks, pool counts ${p.capacity}`;
   if (inUse !== p.inUse) return `blocks in use: pool counts ${p.inUse}, states say ${inUse}`;
@@ -125,7 +125,7 @@ export function runStates(views: ViewTable, blocks: number, runMark: number): Ui
 export function blockStates(views: ViewTable, runStates: Uint8Array): Uint8Array {
   const states = runStates.slice();
   views.forEachBlock((view) => {
-    if (stateOf(view[MARK]!) !== ViewState.Free) states[view[INDEX]!] = BlockState.Held;
+    if (!isFreeMark(view[MARK]!)) states[view[INDEX]!] = BlockState.Held;
   });
   return states;
 }

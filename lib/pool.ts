@@ -11,6 +11,7 @@ import { SlotTable } from './slots.js';
 import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats.js';
 import { requireInteger, validateOptions } from './validate.js';
 import { INDEX, MARK, POOL, runOf, isBlockView, ViewState, ViewTable, isArrayOf, mark, type PoolView } from './views.js';
+import { PristineMemory, fillZero } from './zero-fill.js';
 
 /*
  * The public pool: policy over an Engine (engine.ts). Its parts, one file each:
@@ -20,6 +21,7 @@ import { INDEX, MARK, POOL, runOf, isBlockView, ViewState, ViewTable, isArrayOf,
  *   auto-coalesce.ts  when a return must check fragmentation
  *   pin.ts       pins: native code holding a block's memory
  *   addresses.ts the blocks' absolute addresses, made once
+ *   zero-fill.ts which free memory is known to read zeros (getBlockZeroed, getRunZeroed)
  *   pool-check.ts     the pool half of check()
  * This class keeps the API, the counters and the hot path. Blocks in the magazine are free to the
  * pool and allocated to the engine; every metric counts them as free, so figures are exact at
@@ -83,6 +85,10 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   /** The block type's name (Function.prototype.name is a getter, ~25 ns a read). */
   readonly #typeName: string;
   readonly #poisonNaN: boolean;
+  /** What zeroes an element of the block type: 0n for the BigInt arrays, else 0. */
+  readonly #zero: number | bigint;
+  /** Elements per stride (blocks of a run lie a stride apart). */
+  readonly #strideLength: number;
   readonly #id = ++poolSerial;
   readonly #slots: SlotTable;
   readonly #views: ViewTable;
@@ -100,6 +106,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #pinnedLeasedMark: number;
   readonly #pins = new PinTable();
   readonly #addresses: AddressBook;
+  readonly #pristine: PristineMemory;
   /** The mark of a run view while its run is live; NaN once destroyed. */
   #runMark: number;
   /** A return that leaves fewer blocks than this in use coalesces (auto-coalesce.ts); -1 while disarmed (an integer: a small-integer field for the hot path). */
@@ -158,6 +165,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#threshold = cfg.autoCoalesceThreshold;
     this.#typeName = cfg.type.name;
     this.#poisonNaN = cfg.poison === 'nan';
+    this.#zero = cfg.type === BigInt64Array || cfg.type === BigUint64Array ? 0n : 0;
+    this.#strideLength = cfg.stride / cfg.type.BYTES_PER_ELEMENT;
     this.#heldMark = mark(this.#id, ViewState.Held);
     this.#leasedMark = mark(this.#id, ViewState.Leased);
     this.#pinnedHeldMark = mark(this.#id, ViewState.PinnedHeld);
@@ -173,6 +182,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#counters = this.#engine.counters;
     this.#slots = new SlotTable(cfg.slabBlocks, cfg.stride);
     this.#addresses = new AddressBook(this.#engine, this.#slots);
+    this.#pristine = new PristineMemory(cfg.slabBlocks);
     this.#views = new ViewTable(this.#id, cfg.type, cfg.blockLength, this.#slots);
     this.#magazine = new Magazine(this.#engine, this.#views);
     this.#stack = this.#magazine.stack;
@@ -227,6 +237,22 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   /**
+   * A free block whose every element is zero, or null as getBlock() (exhausted and not allowed
+   * to grow, counted in `failures`). getBlock's zero-filling twin, named as allocators name
+   * theirs (Rust's `alloc_zeroed`, Linux's `kmem_cache_zalloc`, C's calloc; Node's `Buffer.alloc`
+   * is the filled and `allocUnsafe` the unfilled one): getBlock stays the unfilled, fastest call,
+   * and hands out the same block this would. Fills only a block that may hold data: one never
+   * handed out since its slab was added already reads zeros (zero-fill.ts says how that is known
+   * on each backend) and is handed out as it is. Cost: getBlock's, plus `fill(0)` of
+   * blockLength elements for a block used before. Throws, leaving the pool unchanged,
+   * ERR_SLABPOOL_DETACHED for a block of a slab detached outside the pool, and
+   * ERR_SLABPOOL_DESTROYED after destroy().
+   */
+  getBlockZeroed(): T | null {
+    return this.#takeZeroed('getBlockZeroed');
+  }
+
+  /**
    * Gives a block back: the view itself (a block or a run from getRun), or a block's index.
    * Throws, leaving the pool unchanged, for anything that is not a block in use:
    * ERR_SLABPOOL_FOREIGN_BLOCK, ERR_SLABPOOL_DOUBLE_RETURN, ERR_SLABPOOL_INVALID_ARG. The hot
@@ -259,7 +285,26 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
    * returnBlock. Throws ERR_SLABPOOL_INVALID_ARG unless 1 <= count <= the numBlocks option (one slab).
    */
   getRun(count: number): T | null {
-    this.#live('getRun');
+    return this.#getRun('getRun', count, false);
+  }
+
+  /**
+   * getRun(count) with every element zero: `count` contiguous blocks inside one slab as one
+   * typed array of count * blockLength zeros, or null as getRun. Fills only the part of the run
+   * that may hold data: blocks never handed out since their slab was added read zeros already
+   * (zero-fill.ts), so a run on fresh memory costs what getRun does, and one that overlaps blocks
+   * used before fills up to the end of the last of them. Throws as getRun:
+   * ERR_SLABPOOL_INVALID_ARG (TypeError or RangeError) unless `count` is an integer from 1 to the
+   * numBlocks option (one slab), ERR_SLABPOOL_DETACHED, ERR_SLABPOOL_DESTROYED; the pool
+   * unchanged.
+   */
+  getRunZeroed(count: number): T | null {
+    return this.#getRun('getRunZeroed', count, true);
+  }
+
+  /** getRun and getRunZeroed (`method`, for errors); `zeroed`: fill what may hold data. */
+  #getRun(method: string, count: number, zeroed: boolean): T | null {
+    this.#live(method);
     const slabBlocks = this.#cfg.slabBlocks;
     // The detail is phrased only for a number: comparing anything else could throw or run user code.
     const tooLong = typeof count === 'number' && count > slabBlocks;
@@ -275,7 +320,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       const detached = this.#views.detachedSlotAt(start);
       if (detached >= 0) {
         this.#engine.releaseRun(start, k);
-        throw slabDetached('getRun', detached);
+        throw slabDetached(method, detached);
       }
     }
     this.#engineChanged(start < 0 ? 0 : k);
@@ -288,8 +333,11 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#acquires++;
     this.#runBlocks += k;
     this.#liveRuns++;
-    const view = this.#views.run(start, k);
+    const view = this.#views.run(start, k, method);
     runOf(view)!.mark = this.#runMark;
+    const dirty = this.#pristine.runHandedOut(start, k);
+    // The blocks of a run lie a stride apart: the first `dirty` of them end before element dirty * strideLength.
+    if (zeroed && dirty > 0) fillZero(view, this.#zero, Math.min(view.length, dirty * this.#strideLength));
     return view as T;
   }
 
@@ -313,7 +361,21 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       if ((err as SlabpoolError).code === 'ERR_SLABPOOL_DETACHED') (err as Error).message = (err as Error).message.replace('getBlock()', 'lease()');
       throw err;
     }
-    if (block === null) return null;
+    return block === null ? null : this.#leased(block);
+  }
+
+  /**
+   * lease() of a zeroed block (getBlockZeroed): `using lease = pool.leaseZeroed()`, every element
+   * of lease.block zero; null when exhausted. Throws as getBlockZeroed.
+   */
+  leaseZeroed(): Lease<T> | null {
+    this.#live('leaseZeroed');
+    const block = this.#takeZeroed('leaseZeroed');
+    return block === null ? null : this.#leased(block);
+  }
+
+  /** A lease of a block just handed out. */
+  #leased(block: T): Lease<T> {
     const view = block as PoolView;
     const lease = new Lease<T>(this, block);
     view[MARK] = this.#leasedMark;
@@ -455,6 +517,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#engine.destroy(); // pinned slabs' memory stays until their pins are released
     this.#pins.clear();
     this.#addresses.clear();
+    this.#pristine.clear();
     this.#views.clear();
     this.#leases.clear();
     this.#slots.clear();
@@ -543,7 +606,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
         peak: this.#peak,
         runBlocks: this.#runBlocks,
         liveRuns: this.#liveRuns,
-      });
+      }) ??
+      this.#pristine.check(this.#slots, this.#views, this.#runMark);
     if (problem !== null) throw checkFailed(problem);
   }
 
@@ -553,24 +617,45 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (this.#destroyed) throw destroyed(method);
   }
 
-  /** Refills the empty magazine from the engine, growing if allowed, and pops it; undefined if exhausted. */
   /** getBlock's refusal of a view whose slab was detached: the view goes back, the pool is unchanged. */
   #refuseDetached(view: PoolView, method: string): never {
     this.#stack.push(view);
     throw slabDetached(method, this.#slots.slotOf(view[INDEX]!));
   }
 
-  #refill(): PoolView | undefined {
-    this.#live('getBlock');
+  /**
+   * Refills the empty magazine from the engine, growing if allowed, and pops it; undefined if
+   * exhausted. `method`: the public call that found the magazine empty, for its errors.
+   */
+  #refill(method = 'getBlock'): PoolView | undefined {
+    this.#live(method);
     const magazine = this.#magazine;
-    let n = magazine.refill();
-    if (n === 0 && this.#growFor(1)) n = magazine.refill();
+    let n = magazine.refill(method);
+    if (n === 0 && this.#growFor(1)) n = magazine.refill(method);
+    this.#pristine.refilled(magazine.scratch, n); // from here getBlock may hand them out unseen
     this.#engineChanged(n);
     if (n === 0) {
       this.#failures++;
       return undefined;
     }
     return magazine.pop();
+  }
+
+  /**
+   * getBlockZeroed and leaseZeroed (`method`, for errors): getBlock's steps, then a fill unless
+   * the block reads zeros already. Its mark is read before getBlock's step overwrites it.
+   */
+  #takeZeroed(method: string): T | null {
+    const view = this.#stack.pop() ?? this.#refill(method);
+    if (view === undefined) return null;
+    if (view.length === 0) this.#refuseDetached(view, method);
+    // A block returned before is marked Free: one compare sends it to the fill.
+    const pristine = view[HOT_MARK] === ViewState.Pristine && this.#pristine.isPristine(view);
+    view[HOT_MARK] = this.#heldMark;
+    if (++this.#inUse >= this.#slowGetAt) this.#getSlow();
+    this.#acquires++;
+    if (!pristine) (view as Float64Array).fill(this.#zero as number); // 0n for the BigInt arrays
+    return view as T;
   }
 
   #releaseBlock(block: PoolView): void {
@@ -697,6 +782,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     }
     this.#slots.fill(slot, blocks, this.#engine.slabBuffer(slot), this.#engine.slabBase(slot));
     this.#addresses.forget(slot);
+    this.#pristine.slabAdded(slot);
     this.#capacity += blocks;
     this.#resizeMagazine();
     this.#engineChanged(0);

@@ -15,8 +15,10 @@ import type { SlotTable } from './slots.js';
  *   POOL    the serial number of the pool that made the view
  *   INDEX   its block's index; NaN once the slab is trimmed or the pool destroyed, so that the
  *           view never names a block of a slab grown later in its slot
- *   MARK    0 while free, else mark(serial, state) (below): one load and one compare tell
- *           returnBlock that a view is this pool's and handed out
+ *   MARK    free: ViewState.Pristine from the view's making until its block is first handed out
+ *           through it, ViewState.Free (0) from its first return on (zero-fill.ts); else
+ *           mark(serial, state) (below): one load and one compare tell returnBlock that a view
+ *           is this pool's and handed out
  * A run view carries instead a RunRecord holding the same for the run, in a private field
  * (runOf() reads it). A view is made for each start and length that comes, so it must be cheap:
  * each Object.defineProperty costs ~130 ns or more (measured up to ~600 ns on a fresh view), and
@@ -111,7 +113,13 @@ export const enum ViewState {
   PinnedHeld = 4,
   /** Leased, and pinned. */
   PinnedLeased = 5,
-  /** Marks are serial * Kinds + state: room for states to come (a pin, say). */
+  /**
+   * Free, and never handed out through this view since it was made (zero-fill.ts): the mark a
+   * block view is made with. Owned by no pool (serial 0), so it never passes as held; the first
+   * return writes Free over it, which is how the hot path tells used memory from fresh at no cost.
+   */
+  Pristine = 6,
+  /** Marks are serial * Kinds + state: room for states to come. */
   Kinds = 8,
 }
 
@@ -120,9 +128,14 @@ export function mark(serial: number, state: ViewState): number {
   return serial * ViewState.Kinds + state;
 }
 
-/** The state a mark records (0, free, for a view never handed out). */
+/** The state a mark records (Free or Pristine for a free view). */
 export function stateOf(markValue: number): ViewState {
   return markValue % ViewState.Kinds;
+}
+
+/** Whether a block view's mark says free: Free, or Pristine (never handed out). */
+export function isFreeMark(markValue: number): boolean {
+  return markValue === ViewState.Free || markValue === ViewState.Pristine;
 }
 
 /** The pool serial a mark records. */
@@ -160,16 +173,19 @@ export class ViewTable {
     return this.#blocks.get(idx);
   }
 
-  /** The view of block idx, made now if it was never needed before. */
-  blockOrNew(idx: number): PoolView {
-    return this.#blocks.get(idx) ?? this.#newBlock(idx);
+  /**
+   * The view of block idx, made now if it was never needed before. A slab detached outside the
+   * pool cannot get a new view: ERR_SLABPOOL_DETACHED, naming `method` (the public call).
+   */
+  blockOrNew(idx: number, method: string): PoolView {
+    return this.#blocks.get(idx) ?? this.#newBlock(idx, method);
   }
 
-  /** The view of the run of k blocks at start: the one made before for that start and length, or a new one. */
-  run(start: number, k: number): PoolView {
+  /** The view of the run of k blocks at start: the one made before for that start and length, or a new one (`method`: as blockOrNew). */
+  run(start: number, k: number, method: string): PoolView {
     let view = this.#runs.get(start);
     if (view === undefined || runOf(view)!.length !== k) {
-      view = this.#over(start, k * this.#blockLength);
+      view = this.#over(start, k * this.#blockLength, method);
       new RunStamp(view, { pool: this.#id, start, length: k, mark: ViewState.Free, pins: 0, address: undefined });
       this.#runs.set(start, view);
     }
@@ -233,21 +249,21 @@ export class ViewTable {
     return null;
   }
 
-  #newBlock(idx: number): PoolView {
-    const view: PoolView = this.#over(idx, this.#blockLength);
+  #newBlock(idx: number, method: string): PoolView {
+    const view: PoolView = this.#over(idx, this.#blockLength, method);
     Object.defineProperty(view, POOL, { value: this.#id });
     Object.defineProperty(view, INDEX, { value: idx, writable: true });
-    Object.defineProperty(view, MARK, { value: ViewState.Free, writable: true });
+    Object.defineProperty(view, MARK, { value: ViewState.Pristine, writable: true });
     new BlockStamp(view);
     this.#blocks.set(idx, view);
     return view;
   }
 
   /** A new typed array of `length` elements starting at block idx, in its slab's buffer. */
-  #over(idx: number, length: number): PoolView {
+  #over(idx: number, length: number, method: string): PoolView {
     const s = this.#slots.slotOf(idx);
     const slot = this.#slots.at(s);
-    if (slot.buffer!.byteLength === 0) throw slabDetached('getBlock', s);
+    if (slot.buffer!.byteLength === 0) throw slabDetached(method, s);
     return ownView(this.#type, slot.buffer!, this.#slots.byteOffset(idx), length);
   }
 }

@@ -63,6 +63,7 @@ describe.each(BACKENDS)('the bad-input matrix on the %s backend', (backend) => {
   // Arguments of methods, each against every kind of value, on a pool with blocks in use and free.
   const methods: [string, (pool: MemoryPool, v: unknown) => unknown, (v: unknown) => [Verdict, string]][] = [
     ['getRun(count)', (p, v) => (v === MISSING ? (p.getRun as () => unknown)() : p.getRun(v as number)), (v) => [numeric(v, int(1, 8), false), 'ERR_SLABPOOL_INVALID_ARG']],
+    ['getRunZeroed(count)', (p, v) => (v === MISSING ? (p.getRunZeroed as () => unknown)() : p.getRunZeroed(v as number)), (v) => [numeric(v, int(1, 8), false), 'ERR_SLABPOOL_INVALID_ARG']],
     [
       'returnBlock(block)',
       (p, v) => (v === MISSING ? (p.returnBlock as () => unknown)() : p.returnBlock(v as number)),

@@ -35,6 +35,9 @@ describe('npm run bench --json', () => {
     expect(Object.keys(report.fragmented).sort()).toEqual(['floor', ...BACKENDS].sort());
     for (const b of BACKENDS) expect(report.fragmented[b]).toEqual({ ns: number, coalesces: number, fragmentation: number });
     expect(report.addressOf).toEqual(Object.fromEntries([...BACKENDS, 'bigint'].map((v) => [v, number])));
+    // Zeroed blocks: per backend and block length, reused and fresh, beside getBlock + fill(0).
+    const zeroedRow = { fill: number, zeroed: number, ratio: number, freshGetBlock: number, freshFill: number, freshZeroed: number };
+    expect(report.zeroed).toEqual(Object.fromEntries(BACKENDS.map((b) => [b, { 100: zeroedRow, 1000: zeroedRow, 100000: zeroedRow }])));
     // Layouts: per backend, size and operation, the median and worst over layouts.
     const ops = ['getBlock', 'k1', 'k8', 'k64', 'largest'];
     expect(report.layouts).toMatchObject({ seeds: 2, budgetMs: 1 });
@@ -97,7 +100,7 @@ describe('npm run bench --json', () => {
     );
     for (const t of kernelTargets) expect(t.limit).toBe('<= 1.15');
     // Per backend: 3 acquireRelease, 2 steadyState, 2 compat, 2 construct, 3 getRun, 1 fragmented,
-    // 8 layouts, 2 churn placement; and churn speed, js's own and native's over js's; with both
+    // 8 layouts, 2 churn placement, 4 zeroed; and churn speed, js's own and native's over js's; with both
     // backends, native over js on every layouts row (3 sizes x 5 operations).
     const nativeOverJs = report.targets.filter((t: { name: string }) => t.name.startsWith('native / js: '));
     expect(nativeOverJs).toHaveLength(BACKENDS.includes('native') ? 15 : 0);
@@ -105,7 +108,7 @@ describe('npm run bench --json', () => {
     // Plus, with native, its addressOf target.
     const addressTargets = report.targets.filter((t: { name: string }) => t.name.startsWith('native: addressOf'));
     expect(addressTargets.map((t: { limit: string }) => t.limit)).toEqual(BACKENDS.includes('native') ? ['<= 50'] : []);
-    expect(report.targets.length).toBe(BACKENDS.length * 24 + kernelTargets.length + nativeOverJs.length + addressTargets.length);
+    expect(report.targets.length).toBe(BACKENDS.length * 28 + kernelTargets.length + nativeOverJs.length + addressTargets.length);
     for (const t of report.targets) expect(t).toEqual({ name: expect.any(String), value: number, limit: expect.any(String), met: expect.any(Boolean) });
     expect(report.machine).toMatchObject({ node: process.version, cores: number });
   });

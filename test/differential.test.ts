@@ -88,6 +88,33 @@ class SideBySide implements Target {
     if (a && b) this.held.push({ views: [a.block, b.block], leases: [a, b] });
   }
 
+  /** The zeroed forms: the same block or run on each side, reading zeros on each. */
+  getBlockZeroed(): void {
+    const [a, b] = this.#both('getBlockZeroed()', (p) => p.getBlockZeroed());
+    if (a.value) this.#holdZeroed('getBlockZeroed()', [a.value as Float64Array, b.value as Float64Array]);
+  }
+
+  getRunZeroed(length: number): void {
+    const k = 1 + (length % Math.min(this.slabBlocks, 10));
+    const [a, b] = this.#both(`getRunZeroed(${k})`, (p) => p.getRunZeroed(k));
+    if (a.value) this.#holdZeroed(`getRunZeroed(${k})`, [a.value as Float64Array, b.value as Float64Array]);
+  }
+
+  leaseZeroed(): void {
+    const leases: Pair<Lease | null> = [null, null];
+    this.#both('leaseZeroed()', (p, side) => {
+      leases[side] = p.leaseZeroed();
+      return leases[side]?.block ?? null;
+    });
+    const [a, b] = leases;
+    if (a && b) this.#holdZeroed('leaseZeroed()', [a.block, b.block], [a, b]);
+  }
+
+  #holdZeroed(label: string, views: Pair<Float64Array>, leases?: Pair<Lease>): void {
+    for (const view of views) if (!view.every((x) => x === 0)) throw new Error(`${label} handed out a view that does not read zeros`);
+    this.held.push({ views, ...(leases ? { leases } : {}) });
+  }
+
   // A return of a pinned view is refused alike on both sides (ERR_SLABPOOL_PINNED): only a return that succeeded gives it back.
   returnHeld(pick: number): void {
     const i = this.#pickHeld(pick);
@@ -228,15 +255,19 @@ class SideBySide implements Target {
     for (const [label, call] of refused) this.#both(`${label} after destroy`, call);
   }
 
-  /** After every operation: stamp held blocks identically on both sides, then compare every figure and every block. */
+  /**
+   * After every operation: stamp held blocks identically on both sides (first and last element,
+   * never with 0, so a block handed out again by a zeroed call without its fill shows), then
+   * compare every figure and every block.
+   */
   settle(step: number): void {
     const { held, pools } = this;
     for (let i = 0; i < held.length; i++) {
       const [x, y] = held[i]!.views;
       if (x.length === 0) continue;
-      const value = step * 1000 + i;
-      x[0] = value;
-      y[0] = value;
+      const value = step * 1000 + i + 1;
+      x[0] = x[x.length - 1] = value;
+      y[0] = y[y.length - 1] = value;
     }
     pools[0].check();
     pools[1].check();

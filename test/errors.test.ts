@@ -101,6 +101,20 @@ describe.each(BACKENDS)('errors on the %s backend', (backend) => {
       expectRejected(pool, () => (pool.getRun as (c?: number) => unknown)(), invalidArg('TypeError', /for count but received undefined$/));
     });
 
+    it('getRunZeroed: count is validated as getRun validates it, before anything is taken or filled', () => {
+      const pool = makePool(backend, base);
+      const held = pool.getBlock()!;
+      held.fill(9);
+      pool.returnBlock(held); // a block that holds data, so a fill would show
+      expectRejected(pool, () => pool.getRunZeroed(0), invalidArg('RangeError', /^Expected integer from 1 to 8 for count but received 0 of type number$/));
+      expectRejected(pool, () => pool.getRunZeroed(9), invalidArg('RangeError', /^Expected integer from 1 to 8 for count but received 9 of type number \(a run must fit in one slab of 8 blocks\)$/));
+      expectRejected(pool, () => pool.getRunZeroed(1.5), invalidArg('RangeError', /received 1.5 of type number$/));
+      expectRejected(pool, () => pool.getRunZeroed(2n as unknown as number), invalidArg('TypeError', /for count but received 2n of type bigint$/));
+      expectRejected(pool, () => (pool.getRunZeroed as (c?: number) => unknown)(), invalidArg('TypeError', /for count but received undefined$/));
+      expect(pool.getBlock()).toBe(held);
+      expect(held.every((x) => x === 9)).toBe(true);
+    });
+
     it('returnBlock: rejects what is neither a view nor an index', () => {
       const pool = makePool(backend, base);
       pool.getBlock();

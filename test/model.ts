@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { Backend, MemoryPool, Pin, PoolArray, PoolArrayConstructor, PoolOptions } from '../lib/index.js';
+import type { Backend, Lease, MemoryPool, Pin, PoolArray, PoolArrayConstructor, PoolOptions } from '../lib/index.js';
 import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, stampFor } from './helpers.js';
 import { runSeeded, type Target } from './operations.js';
 
@@ -276,26 +276,55 @@ export class Harness implements Target {
   }
 
   getBlock(): void {
-    const expected = this.model.getBlock();
-    const block = this.pool.getBlock();
-    if (this.#handedOut('getBlock()', block, expected)) this.#hold(block!, 1, false);
+    this.#getBlock('getBlock()', () => this.pool.getBlock(), false);
   }
 
   getRun(want: number): void {
-    const k = 1 + (want % this.model.slabBlocks);
-    const expected = this.model.getRun(k);
-    const run = this.pool.getRun(k);
-    if (this.#handedOut(`getRun(${k})`, run, expected)) {
-      this.#hold(run!, k, true);
-      this.#runViews.set(this.pool.indexOf(run!), run!);
-      this.#runs.add(run!);
-    }
+    this.#getRun(want, 'getRun', (k) => this.pool.getRun(k), false);
   }
 
   lease(): void {
+    this.#lease('lease()', () => this.pool.lease(), false);
+  }
+
+  /** The block getBlock would hand out (the model predicts it alike), reading zeros. */
+  getBlockZeroed(): void {
+    this.#getBlock('getBlockZeroed()', () => this.pool.getBlockZeroed(), true);
+  }
+
+  getRunZeroed(want: number): void {
+    this.#getRun(want, 'getRunZeroed', (k) => this.pool.getRunZeroed(k), true);
+  }
+
+  leaseZeroed(): void {
+    this.#lease('leaseZeroed()', () => this.pool.leaseZeroed(), true);
+  }
+
+  #getBlock(call: string, get: () => PoolArray | null, zeroed: boolean): void {
     const expected = this.model.getBlock();
-    const lease = this.pool.lease();
-    if (this.#handedOut('lease()', lease?.block ?? null, expected)) this.#hold(lease!.block, 1, false, lease!);
+    const block = get();
+    if (!this.#handedOut(call, block, expected)) return;
+    if (zeroed) expectZeros(call, block!);
+    this.#hold(block!, 1, false);
+  }
+
+  #getRun(want: number, name: string, get: (k: number) => PoolArray | null, zeroed: boolean): void {
+    const k = 1 + (want % this.model.slabBlocks);
+    const expected = this.model.getRun(k);
+    const run = get(k);
+    if (!this.#handedOut(`${name}(${k})`, run, expected)) return;
+    if (zeroed) expectZeros(`${name}(${k})`, run!);
+    this.#hold(run!, k, true);
+    this.#runViews.set(this.pool.indexOf(run!), run!);
+    this.#runs.add(run!);
+  }
+
+  #lease(call: string, get: () => Lease<PoolArray> | null, zeroed: boolean): void {
+    const expected = this.model.getBlock();
+    const lease = get();
+    if (!this.#handedOut(call, lease?.block ?? null, expected)) return;
+    if (zeroed) expectZeros(call, lease!.block);
+    this.#hold(lease!.block, 1, false, lease!);
   }
 
   returnHeld(pick: number): void {
@@ -611,6 +640,13 @@ export class Harness implements Target {
     expect(this.pool.indexOf(view!), `${call} handed out the wrong block`).toBe(expected);
     return true;
   }
+}
+
+/** Every element of what a zeroed call handed out reads zero (0n for the BigInt arrays). */
+function expectZeros(call: string, view: PoolArray): void {
+  const zero = typeof view[0] === 'bigint' ? 0n : 0;
+  const wrong = Array.prototype.findIndex.call(view, (x: number | bigint) => x !== zero);
+  expect(wrong, `${call} handed out element ${wrong} reading ${String(view[wrong])}`).toBe(-1);
 }
 
 function pickFrom<T>(candidates: readonly T[], pick: number): T | undefined {

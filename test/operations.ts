@@ -28,10 +28,16 @@ interface Operation {
 
 export const OPERATIONS = {
   // Acquisitions, each succeeding or returning null (growing first when the pool must and may).
-  getBlock: { weight: 25, args: [] },
+  getBlock: { weight: 20, args: [] },
   /** getRun(1 + length % slabBlocks); the differential test keeps to runs of at most 10 blocks. */
-  getRun: { weight: 10, args: ['length'] },
-  lease: { weight: 6, args: [] },
+  getRun: { weight: 8, args: ['length'] },
+  lease: { weight: 5, args: [] },
+  // The zeroed forms: what the plain call would hand out, every element zero (held blocks carry
+  // stamps that are never zero, so a block handed out again without its fill shows).
+  getBlockZeroed: { weight: 5, args: [] },
+  /** getRunZeroed(1 + length % slabBlocks), as getRun. */
+  getRunZeroed: { weight: 3, args: ['length'] },
+  leaseZeroed: { weight: 1, args: [] },
 
   // Giving back something held.
   /** returnBlock(view): a block, a run, or a lease's block (which ends the lease). */

@@ -169,7 +169,7 @@ function unstableMaps(body: string, env: NodeJS.ProcessEnv): string[] {
 }
 
 describe.each(MODES)('the built-in typed-array maps stay stable: %s backend', (label, backend, env) => {
-  it('after pools of every element type hand out, take back, trim and destroy blocks, runs and leases', () => {
+  it('after pools of every element type hand out, take back, trim and destroy blocks, runs and leases, plain and zeroed', () => {
     const body = `
       for (const name of ${JSON.stringify(TYPE_NAMES)}) {
         const pool = new MemoryPool({ type: globalThis[name], blockSize: 16, numBlocks: 8, grow: true, backend: '${backend}' });
@@ -179,6 +179,9 @@ describe.each(MODES)('the built-in typed-array maps stay stable: %s backend', (l
         lease[Symbol.dispose]();
         pool.returnBlock(run);
         for (const b of blocks.slice(4)) pool.returnBlock(b);
+        const zeroed = [pool.getBlockZeroed(), pool.getRunZeroed(2), pool.getRunZeroed(4)];
+        pool.leaseZeroed()[Symbol.dispose]();
+        for (const z of zeroed) pool.returnBlock(z);
         pool.trim();
         pool.check();
         pool.stats();

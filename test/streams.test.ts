@@ -70,7 +70,7 @@ describe.each(BACKENDS)('a slab detached by a web stream (%s backend)', (backend
     pool.destroy();
   });
 
-  it('getBlock and lease refuse a block of the detached slab, never hand out a view of length 0; addressOf and pin refuse one held; pool unchanged', async () => {
+  it('getBlock, lease and their zeroed forms refuse a block of the detached slab, never hand out a view of length 0; addressOf and pin refuse one held; pool unchanged', async () => {
     const pool = makePool(backend, { blockSize: 16, numBlocks: 64 });
     const held = Array.from({ length: 10 }, () => pool.getBlock()!);
     pool.returnBlock(held.pop()!); // one cached view in the magazine
@@ -78,6 +78,8 @@ describe.each(BACKENDS)('a slab detached by a web stream (%s backend)', (backend
     expectRefused(pool, () => pool.getBlock(), 'getBlock', 0); // the cached view
     expectRefused(pool, () => pool.getBlock(), 'getBlock', 0); // refused again, not skipped
     expectRefused(pool, () => pool.lease(), 'lease', 0);
+    expectRefused(pool, () => pool.getBlockZeroed(), 'getBlockZeroed', 0);
+    expectRefused(pool, () => pool.leaseZeroed(), 'leaseZeroed', 0);
     // A block in use on the detached slab: no address and no pin (its memory is not the block's any more).
     expectRefused(pool, () => pool.addressOf(held[1]!), 'addressOf', 0);
     expectRefused(pool, () => pool.pin(held[1]!), 'pin', 0);
@@ -88,18 +90,22 @@ describe.each(BACKENDS)('a slab detached by a web stream (%s backend)', (backend
     expect(fresh.stats()).toMatchObject({ inUseBlocks: 9, slabs: 2 });
     await byobReadInto(inSlab1);
     expectRefused(fresh, () => fresh.getBlock(), 'getBlock', 1);
+    expectRefused(fresh, () => fresh.getBlockZeroed(), 'getBlockZeroed', 1);
+    expectRefused(fresh, () => fresh.leaseZeroed(), 'leaseZeroed', 1);
     expect(slab0[7]!.length).toBe(16);
     pool.destroy();
     fresh.destroy();
   });
 
-  it('getRun refuses a run in the detached slab, whether its view was made before or not; addressOf and pin refuse a live one; pool unchanged', async () => {
+  it('getRun and getRunZeroed refuse a run in the detached slab, whether its view was made before or not; addressOf and pin refuse a live one; pool unchanged', async () => {
     const pool = makePool(backend, { blockSize: 16, numBlocks: 64 });
     const run = pool.getRun(4)!;
     pool.returnBlock(run);
     enqueue(pool.getBlock()!);
     expectRefused(pool, () => pool.getRun(4), 'getRun', 0); // the cached run view
     expectRefused(pool, () => pool.getRun(7), 'getRun', 0); // a new one
+    expectRefused(pool, () => pool.getRunZeroed(4), 'getRunZeroed', 0);
+    expectRefused(pool, () => pool.getRunZeroed(9), 'getRunZeroed', 0);
     const grown = makePool(backend, { blockSize: 16, numBlocks: 8, grow: true });
     const live = grown.getRun(3)!;
     enqueue(live);
