@@ -5,7 +5,7 @@
 // steadyState, kernelAfter, fragmented, layouts, churn) and reports their sections and targets
 // alone, e.g. `node bench/run.mjs --only kernelAfter` (fragmented also runs acquireRelease's floor,
 // its reference). --large adds the large case (1 GiB pools with the hugePages and prefault options
-// off and on, about 1.5 minutes; 3 trials at most), which --check runs too, and `--only large` alone. --build (what npm run bench passes) first compiles lib/ when dist/ is older
+// off and on, about 2 minutes), which --check runs too, and `--only large` alone. --build (what npm run bench passes) first compiles lib/ when dist/ is older
 // than it and builds the native addon when it is stale; without it the package must be built.
 // kernelAfter, the user's own Float64Array kernel after a pool operation, runs at least 7 trials.
 // Every trial runs in a fresh process (bench/trial.mjs). Trials of all cases are interleaved
@@ -121,7 +121,9 @@ const kernelVariants = [
 const MiB = 2 ** 20;
 const largeBytes = smoke ? 64 * MiB : 1024 * MiB;
 const latencyBytes = smoke ? 16 * MiB : 256 * MiB;
-const largeTrials = smoke ? 1 : Math.min(trials, 3);
+// dense processes take ~6 s each: 3 trials at most; sparse ones ~1 s, whose tail latencies vary
+// more from process to process: all the trials.
+const largeTrials = { dense: smoke ? 1 : Math.min(trials, 3), sparse: trials };
 const largeVariants = [
   { variant: 'plain', backend: 'native', hugePages: false, prefault: false, label: 'native' },
   { variant: 'hugePages', backend: 'native', hugePages: true, prefault: false, label: 'native, hugePages' },
@@ -153,7 +155,7 @@ const isFloor = (s) => s.case === 'acquireRelease' && s.variant === 'floor' && s
 const specs = allSpecs.filter((s) => only.includes(s.case) || (only.includes('fragmented') && isFloor(s)));
 const ran = (c) => only.includes(c);
 const trialsFor = (spec) =>
-  spec.case === 'kernelAfter' ? kernelTrials : spec.case === 'layouts' ? layoutTrials : spec.case === 'churn' ? 1 : spec.case === 'large' ? largeTrials : trials;
+  spec.case === 'kernelAfter' ? kernelTrials : spec.case === 'layouts' ? layoutTrials : spec.case === 'churn' ? 1 : spec.case === 'large' ? largeTrials[spec.kind] : trials;
 
 /** The environment of a trial: compat's backend where the case needs one, and detach off unless asked. */
 function envFor(spec) {
@@ -585,7 +587,7 @@ if (json) {
     const gib = `${largeBytes / MiB} MiB`;
     if (native.length > 0) {
       table(
-        `Large pools: ${gib} native, the hugePages and prefault options off and on (median of ${largeTrials}; x: as fast as without either)`,
+        `Large pools: ${gib} native, the hugePages and prefault options off and on (median of ${largeTrials.dense} trials, ${largeTrials.sparse} for the last three rows; x: as fast as without either)`,
         ['', ...native.map((n) => largeVariants.find((x) => x.variant === n).label)],
         [
           [`construct ${gib}, 100-double blocks, ms`, ...native.map((n) => cell(n, 'constructMs'))],
@@ -605,7 +607,7 @@ if (json) {
     }
     const js = largeVariants.filter((x) => x.backend === 'js').map((x) => x.variant);
     table(
-      `Large pools on the js fallback: ${gib} (median of ${largeTrials})`,
+      `Large pools on the js fallback: ${gib} (median of ${largeTrials.sparse} trials)`,
       ['', ...js.map((n) => largeVariants.find((x) => x.variant === n).label)],
       [
         [`construct ${gib}, 1024-double blocks, ms`, ...js.map((n) => cell(n, 'sparseConstructMs'))],

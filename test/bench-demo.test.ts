@@ -117,7 +117,7 @@ describe('the large-pool rows of the benchmark (--large, run by --check)', () =>
     expect(run.status, run.stderr).toBe(0);
     const report = JSON.parse(run.stdout);
     const number = expect.any(Number);
-    expect(report.large).toMatchObject({ bytes: 64 * 2 ** 20, latencyBytes: 16 * 2 ** 20, trials: 1 });
+    expect(report.large).toMatchObject({ bytes: 64 * 2 ** 20, latencyBytes: 16 * 2 ** 20, trials: { dense: 1, sparse: 1 } });
     const native = BACKENDS.includes('native') ? ['plain', 'hugePages', 'prefault', 'both'] : [];
     expect(Object.keys(report.large.variants)).toEqual([...native, 'jsPlain', 'jsPrefault']);
     const sparse = { sparseConstructMs: number, constructRssMiB: number, rssMiB: number, residentMiB: expect.anything(), p50Us: number, p999Us: number, maxUs: number, writes: 2048, timerNs: number };
