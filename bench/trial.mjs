@@ -671,6 +671,48 @@ function largeDense({ bytes, backend, hugePages, prefault, budgetMs }) {
   return { constructMs, fillMs, secondFillMs, gatherNs, flatGatherNs, dot100Ns, dot1024Ns, destroyMs, hugeBytes: stats.hugePages.hugeBytes, reservedBytes: stats.reservedBytes };
 }
 
+/**
+ * `pair`: the gathers and dot products of `dense` on two pools of the same bytes in one process,
+ * one without the options and one with hugePages, timed in alternation for `rounds` rounds: each
+ * round's ratio (without / with) compares the two under the same conditions (a neighbour's load,
+ * the state of V8's heap), and the medians of those ratios are the figures (issue 18 measured so).
+ */
+function largePair({ bytes, backend, budgetMs, rounds }) {
+  const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+  const make = (hugePages, blockSize, stride) => {
+    const pool = new MemoryPool({ blockSize, numBlocks: Math.floor(bytes / stride), backend, hugePages });
+    const blocks = takeAll(pool);
+    for (const b of blocks) b.fill(1);
+    return { pool, blocks };
+  };
+  const random = rng(13);
+  const ratios = { gather: [], flatGather: [], dot100: [], dot1024: [] };
+  const small = [make(false, 100, 832), make(true, 100, 832)];
+  const n = small[0].blocks.length;
+  const bi = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * n));
+  const bj = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * 100));
+  const flats = small.map(({ blocks }) => new Float64Array(blocks[0].buffer));
+  const fi = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * flats[0].length));
+  const hugeBytes = small[1].pool.stats().hugePages.hugeBytes;
+  // One function per operation, given the pool's blocks: the same compiled code times both pools.
+  const gather = (blocks) => time((i) => (sink += blocks[bi[i & RANDOM]][bj[i & RANDOM]]), budgetMs);
+  const flatGather = (flat) => time((i) => (sink += flat[fi[i & RANDOM]]), budgetMs);
+  const dots = (blocks) => time((i) => (sink += dot(blocks[bi[i & RANDOM]], blocks[bi[(i + 1) & RANDOM]])), budgetMs);
+  for (let r = 0; r < rounds; r++) {
+    ratios.gather.push(gather(small[0].blocks) / gather(small[1].blocks));
+    ratios.flatGather.push(flatGather(flats[0]) / flatGather(flats[1]));
+    ratios.dot100.push(dots(small[0].blocks) / dots(small[1].blocks));
+  }
+  for (const { pool } of small) pool.destroy();
+  const big = [make(false, 1024, 8192), make(true, 1024, 8192)];
+  const m = big[0].blocks.length;
+  const bk = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * m));
+  const dots1024 = (blocks) => time((i) => (sink += dot(blocks[bk[i & RANDOM]], blocks[bk[(i + 1) & RANDOM]])), budgetMs);
+  for (let r = 0; r < rounds; r++) ratios.dot1024.push(dots1024(big[0].blocks) / dots1024(big[1].blocks));
+  for (const { pool } of big) pool.destroy();
+  return { gatherRatio: median(ratios.gather), flatGatherRatio: median(ratios.flatGather), dot100Ratio: median(ratios.dot100), dot1024Ratio: median(ratios.dot1024), hugeBytes, rounds };
+}
+
 /** Each write's latency: one first write per block, in the order given, timed by performance.now(). */
 function timeWrites(blocks, order, samples) {
   for (let k = 0; k < order.length; k++) {
@@ -811,7 +853,7 @@ switch (spec.case) {
     result = kernelAfter(spec);
     break;
   case 'large':
-    result = spec.kind === 'dense' ? largeDense(spec) : largeSparse(spec);
+    result = spec.kind === 'dense' ? largeDense(spec) : spec.kind === 'pair' ? largePair(spec) : largeSparse(spec);
     break;
   default:
     throw new Error(`unknown case ${spec.case}`);

@@ -119,6 +119,8 @@ describe('the large-pool rows of the benchmark (--large, run by --check)', () =>
     const number = expect.any(Number);
     expect(report.large).toMatchObject({ bytes: 64 * 2 ** 20, latencyBytes: 16 * 2 ** 20, trials: { dense: 1, sparse: 1 } });
     const native = BACKENDS.includes('native') ? ['plain', 'hugePages', 'prefault', 'both'] : [];
+    // Without and with hugePages in one process, per-round ratios (the target's figure).
+    expect(report.large.sideBySide).toEqual(native.length > 0 ? { gatherRatio: number, flatGatherRatio: number, dot100Ratio: number, dot1024Ratio: number, rounds: 1 } : undefined);
     expect(Object.keys(report.large.variants)).toEqual([...native, 'jsPlain', 'jsPrefault']);
     const sparse = { sparseConstructMs: number, constructRssMiB: number, rssMiB: number, residentMiB: expect.anything(), p50Us: number, p999Us: number, maxUs: number, writes: 2048, timerNs: number };
     for (const v of native) {
@@ -150,7 +152,7 @@ describe('the large-pool rows of the benchmark (--large, run by --check)', () =>
     expect(report.targets.map((t: { name: string; limit: string }) => [t.name, t.limit])).toEqual(
       native.length > 0
         ? [
-            ['native: random gather blocks[i][j] over 64 MiB, without / with hugePages', '>= 1.1'],
+            ['native: random gather blocks[i][j] over 64 MiB, without / with hugePages, side by side', '>= 1.1'],
             ['native: first write p99.9 with prefault (16 MiB pool), us', '<= 2'],
           ]
         : [],
