@@ -92,15 +92,16 @@ export interface Engine {
   unpin(slot: number): void;
   /**
    * What was done to the pages of the slabs held (EngineConfig.hugePages and .prefault), summed
-   * over them; with `readBack`, also the bytes huge pages back at this moment, read from the
-   * kernel (native: a system call per slab, or /proc/self/smaps once; never on the hot path).
+   * over them; with `readBack`, also what the system offers for huge pages and the bytes huge
+   * pages back at this moment, read from the kernel (native: a system call per slab, or
+   * /proc/self/smaps once; never on the hot path).
    */
   pages(readBack: boolean): EnginePages;
 }
 
 /** Engine.pages(): native/os.h's SlabMapping of every slab, summed, and the system's huge pages. */
 export interface EnginePages {
-  /** The system's huge page size (0 when it offers none), its THP mode (Linux), and why none (one sentence) or null. */
+  /** With readBack: the system's huge page size (0 when it offers none), its THP mode (Linux), and why none (one sentence) or null; else 0, null, null. */
   readonly pageBytes: number;
   readonly mode: string | null;
   readonly whyNot: string | null;

@@ -139,7 +139,9 @@ class NativeEngine implements Engine {
     this.#engine.unpin(slot);
   }
   pages(readBack: boolean): EnginePages {
-    return { ...this.#hugePageSupport(), ...this.#engine.pages(readBack) };
+    // What the system offers is read from sysfs: only for a pool that asked for huge pages.
+    const system = readBack ? this.#hugePageSupport() : { pageBytes: 0, mode: null, whyNot: null };
+    return { ...system, ...this.#engine.pages(readBack) };
   }
 }
 

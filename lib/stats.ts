@@ -71,7 +71,8 @@ export interface PoolStats {
 /**
  * `stats().hugePages`. Read back from the kernel at each stats() call of a pool whose option is
  * on (native: one PAGEMAP_SCAN system call per advised slab on Linux 6.7+, else one read of
- * /proc/self/smaps, a few ms); nothing is read for a pool without it.
+ * /proc/self/smaps, a few ms; and the THP mode from sysfs: stats() of a 1 GiB pool took ~36 us
+ * here, ~4 us without the option); nothing is read for a pool without it.
  */
 export interface HugePagesStats {
   /** The option. */
