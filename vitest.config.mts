@@ -24,6 +24,18 @@ export default defineConfig({
           env: { SLABPOOL_REQUIRE_NATIVE: requireNative, SLABPOOL_NATIVE_MEMORY: 'v8' },
         },
       },
+      {
+        // The same behaviour suites with the hugePages and prefault options on for every pool that
+        // does not set them (slabpool/compat's too): a pool with them must behave exactly as one
+        // without. test/model.test.ts runs pools with slabs of 2 MiB and more, so some slabs are
+        // advised for huge pages here; test/large-pages.test.ts holds what the options report.
+        extends: true,
+        test: {
+          name: 'huge-pages-prefault',
+          include: ['test/pool.test.ts', 'test/model.test.ts', 'test/differential.test.ts', 'test/errors.test.ts', 'test/compat.test.ts', 'test/pin.test.ts', 'test/transfer.test.ts', 'test/streams.test.ts'],
+          env: { SLABPOOL_REQUIRE_NATIVE: requireNative, SLABPOOL_HUGE_PAGES: '1', SLABPOOL_PREFAULT: '1' },
+        },
+      },
     ],
   },
 });

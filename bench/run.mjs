@@ -1,10 +1,11 @@
-// npm run bench [-- --json] [-- --trials N] [-- --check] [-- --smoke] [-- --only CASE[,CASE]]
+// npm run bench [-- --json] [-- --trials N] [-- --check] [-- --smoke] [-- --only CASE[,CASE]] [-- --large]
 // --smoke runs every case once at toy sizes: it shows that the benchmark works (npm test runs
 // it), and its figures mean nothing.
 // --only runs just the named cases (acquireRelease, typedarrayPoolApi, getRun, construct,
 // steadyState, kernelAfter, fragmented, layouts, churn, addressOf, zeroed) and reports their sections and targets
 // alone, e.g. `node bench/run.mjs --only kernelAfter` (fragmented also runs acquireRelease's floor,
-// its reference). --build (what npm run bench passes) first compiles lib/ when dist/ is older
+// its reference). --large adds the large case (1 GiB pools with the hugePages and prefault options
+// off and on, about 2 minutes), which --check runs too, and `--only large` alone. --build (what npm run bench passes) first compiles lib/ when dist/ is older
 // than it and builds the native addon when it is stale; without it the package must be built.
 // kernelAfter, the user's own Float64Array kernel after a pool operation, runs at least 7 trials.
 // Every trial runs in a fresh process (bench/trial.mjs). Trials of all cases are interleaved
@@ -27,8 +28,12 @@ const json = args.includes('--json') || process.env.npm_config_json === 'true';
 const check = args.includes('--check');
 const smoke = args.includes('--smoke');
 const trials = smoke ? 1 : Number(args[args.indexOf('--trials') + 1]) || 5;
-const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf', 'zeroed'];
-const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : cases;
+const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf', 'zeroed', 'large'];
+// large (1 GiB pools) is too slow for the default run: --large or --check add it (with --only, --large alone does).
+const withLarge = args.includes('--large') || check;
+const only = args.includes('--only')
+  ? [...(args[args.indexOf('--only') + 1] ?? '').split(','), ...(args.includes('--large') ? ['large'] : [])]
+  : cases.filter((c) => c !== 'large' || withLarge);
 for (const c of only) if (!cases.includes(c)) throw new Error(`--only takes case names separated by commas (${cases.join(', ')}), not "${c}"`);
 const log = (line) => process.stderr.write(`${line}\n`);
 
@@ -113,6 +118,23 @@ const kernelVariants = [
   { variant: 'detachDestroy', op: 'destroy', backend: backends[0], detach: true, label: `reference: ${backends[0]} destroy() with detach: true` },
   { variant: 'plainProperty', op: 'plainProperty', label: 'reference: a property set on one plain Float64Array, no slabpool' },
 ];
+// large: a pool of largeBytes per variant (the options off and on), one process per variant and
+// kind ('dense': fill, gathers, dot products, destroy; 'sparse': RSS after a random 10 %, first-write
+// latency on a fresh pool of latencyBytes); the js fallback has no huge pages, so only its sparse kind.
+const MiB = 2 ** 20;
+const largeBytes = smoke ? 64 * MiB : 1024 * MiB;
+const latencyBytes = smoke ? 16 * MiB : 256 * MiB;
+// dense processes take ~6 s each: 3 trials at most; sparse ones ~1 s, whose tail latencies vary
+// more from process to process: all the trials.
+const largeTrials = { dense: smoke ? 1 : Math.min(trials, 3), sparse: trials };
+const largeVariants = [
+  { variant: 'plain', backend: 'native', hugePages: false, prefault: false, label: 'native' },
+  { variant: 'hugePages', backend: 'native', hugePages: true, prefault: false, label: 'native, hugePages' },
+  { variant: 'prefault', backend: 'native', hugePages: false, prefault: true, label: 'native, prefault' },
+  { variant: 'both', backend: 'native', hugePages: true, prefault: true, label: 'native, both' },
+  { variant: 'jsPlain', backend: 'js', hugePages: false, prefault: false, label: 'js' },
+  { variant: 'jsPrefault', backend: 'js', hugePages: false, prefault: true, label: 'js, prefault' },
+].filter((v) => backends.includes(v.backend));
 const allSpecs = [
   ...lengths.flatMap((blockLength) =>
     ['floor', 'newFloat64Array', 'typedarrayPool', ...backends].map((variant) => ({ case: 'acquireRelease', variant, blockLength, budgetMs })),
@@ -128,12 +150,17 @@ const allSpecs = [
   ...churnSeeds.flatMap((seed) => [...backends, 'firstFit'].map((variant) => ({ case: 'churn', variant, seed, ...churnSpec }))),
   ...[...backends, 'newFloat64Array'].map((variant) => ({ case: 'steadyState', variant, cycles })),
   ...kernelVariants.map(({ variant, op, backend, detach }) => ({ case: 'kernelAfter', variant, op, backend, detach, rounds: kernelRounds })),
+  ...largeVariants.flatMap(({ variant, backend, hugePages, prefault }) =>
+    (backend === 'native' ? ['dense', 'sparse'] : ['sparse']).map((kind) => ({ case: 'large', kind, variant, backend, hugePages, prefault, bytes: largeBytes, latencyBytes, budgetMs: smoke ? 5 : 400 })),
+  ),
+  ...(backends.includes('native') ? [{ case: 'large', kind: 'pair', variant: 'pair', backend: 'native', bytes: largeBytes, budgetMs: smoke ? 5 : 150, rounds: smoke ? 1 : 5 }] : []),
 ];
 /** fragmented's reference: the floor of acquireRelease, measured in this run. */
 const isFloor = (s) => s.case === 'acquireRelease' && s.variant === 'floor' && s.blockLength === 100;
 const specs = allSpecs.filter((s) => only.includes(s.case) || (only.includes('fragmented') && isFloor(s)));
 const ran = (c) => only.includes(c);
-const trialsFor = (spec) => (spec.case === 'kernelAfter' ? kernelTrials : spec.case === 'layouts' ? layoutTrials : spec.case === 'churn' ? 1 : trials);
+const trialsFor = (spec) =>
+  spec.case === 'kernelAfter' ? kernelTrials : spec.case === 'layouts' ? layoutTrials : spec.case === 'churn' ? 1 : spec.case === 'large' ? largeTrials[spec.kind === 'pair' ? 'dense' : spec.kind] : trials;
 
 /** The environment of a trial: compat's backend where the case needs one, and detach off unless asked. */
 function envFor(spec) {
@@ -323,6 +350,32 @@ const churn = section('churn', () => {
   );
   return { ...churnSpec, seeds: churnSeeds, ...rows };
 });
+/**
+ * large: per variant, the median over trials of every figure of its processes; and sideBySide, the
+ * median over processes of each process's median per-round ratio, without / with hugePages.
+ */
+const large = section('large', () => ({
+  bytes: largeBytes,
+  latencyBytes,
+  trials: largeTrials,
+  sideBySide: backends.includes('native')
+    ? Object.fromEntries(['gatherRatio', 'flatGatherRatio', 'dot100Ratio', 'dot1024Ratio', 'rounds'].map((f) => [f, round2(pick({ case: 'large', kind: 'pair' }, f))]))
+    : undefined,
+  variants: Object.fromEntries(
+    largeVariants.map(({ variant, backend, label }) => {
+      const row = { label };
+      for (const kind of backend === 'native' ? ['dense', 'sparse'] : ['sparse']) {
+        const all = trialsOf({ case: 'large', variant, kind });
+        for (const field of Object.keys(all[0]).filter((f) => f !== 'sink' && f !== 'reservedBytes')) {
+          const values = all.map((r) => r[field]);
+          const name = kind === 'sparse' && field === 'constructMs' ? 'sparseConstructMs' : kind === 'sparse' && field === 'hugeBytes' ? 'touchedHugeBytes' : field;
+          row[name] = values.includes(null) ? null : round2(median(values));
+        }
+      }
+      return [variant, row];
+    }),
+  ),
+}));
 const steadyState = section('steadyState', () =>
   Object.fromEntries(
     [...backends, 'newFloat64Array'].map((variant) => {
@@ -446,6 +499,17 @@ if (churn) {
     target(`${b}: churn getRun failures - first fit's, median over seeds (worst ${failures.worst})`, failures.median, '<= 0', failures.median <= 0);
   }
 }
+// Issue 18: huge pages must pay off where they are for (random access over a large pool), and a
+// pre-faulted pool's first writes must not fault.
+if (large?.sideBySide) {
+  const { prefault } = large.variants;
+  const ratio = large.sideBySide.gatherRatio;
+  target(`native: random gather blocks[i][j] over ${largeBytes / MiB} MiB, without / with hugePages, side by side`, ratio, '>= 1.1', ratio >= 1.1);
+  target(`native: first write p99.9 with prefault (${latencyBytes / MiB} MiB pool), us`, prefault.p999Us, '<= 2', prefault.p999Us <= 2);
+  // The same, against the floor a write that cannot fault shows on this machine at this time.
+  const overFloor = prefault.p999Us / prefault.rewriteP999Us;
+  target('native: first write p99.9 with prefault / the same writes again', overFloor, '<= 1.25', overFloor <= 1.25);
+}
 if (kernelAfter) {
   for (const v of kernelVariants.filter((k) => k.target)) {
     const ratio = kernelAfter.variants[v.variant].ratio;
@@ -478,6 +542,7 @@ const report = {
   layouts,
   churn,
   kernelAfter,
+  large,
   targets,
   machine,
   trials,
@@ -571,6 +636,57 @@ if (json) {
   if (kernelAfter) {
     table('Your code after a pool operation (kernel ms, median)', ['operation between the two timings', 'kernel ms before', 'kernel ms after', 'after / before', 'protector invalidated'], Object.values(kernelAfter.variants).map((v) => [v.label, v.before, v.ms, `${v.ratio}x`, v.protectorInvalidated ? 'yes' : 'no']));
     out.push('', `The kernel: ${kernelRounds.toLocaleString('en-US')} rounds of a dot product plus an axpy over two module-level Float64Array(1000), warmed up, timed, then the operation, then timed again in the same process; after / before is the median over ${kernelTrials} fresh ${kernelTrials === 1 ? 'process' : 'processes'} of each process's own ratio.`);
+  }
+  if (large) {
+    const v = large.variants;
+    const native = largeVariants.filter((x) => x.backend === 'native').map((x) => x.variant);
+    const cell = (variant, field, digits = 2) => (v[variant][field] === null ? 'n/a' : String(Math.round(v[variant][field] * 10 ** digits) / 10 ** digits));
+    const vs = (field, variant) => (variant === 'plain' ? '' : ` (${round2(v.plain[field] / v[variant][field])}x)`);
+    const gib = `${largeBytes / MiB} MiB`;
+    if (native.length > 0) {
+      table(
+        `Large pools: ${gib} native, the hugePages and prefault options off and on (median of ${largeTrials.dense} trials, ${largeTrials.sparse} for the last four rows; x: as fast as without either)`,
+        ['', ...native.map((n) => largeVariants.find((x) => x.variant === n).label)],
+        [
+          [`construct ${gib}, 100-double blocks, ms`, ...native.map((n) => cell(n, 'constructMs'))],
+          ['first fill, every block written once, ms', ...native.map((n) => `${cell(n, 'fillMs', 0)}${vs('fillMs', n)}`)],
+          ['first fill of a second pool in the process (1024-double blocks), ms', ...native.map((n) => `${cell(n, 'secondFillMs', 0)}${vs('secondFillMs', n)}`)],
+          ['random gather blocks[i][j], ns per element', ...native.map((n) => `${cell(n, 'gatherNs')}${vs('gatherNs', n)}`)],
+          ['random gather through one flat view of the slab, ns', ...native.map((n) => `${cell(n, 'flatGatherNs')}${vs('flatGatherNs', n)}`)],
+          ['dot product of a random pair of 100-double blocks, ns', ...native.map((n) => `${cell(n, 'dot100Ns', 0)}${vs('dot100Ns', n)}`)],
+          ['dot product of a random pair of 1024-double blocks, ns', ...native.map((n) => `${cell(n, 'dot1024Ns', 0)}${vs('dot1024Ns', n)}`)],
+          ['destroy() after the full fill, ms', ...native.map((n) => `${cell(n, 'destroyMs')}${vs('destroyMs', n)}`)],
+          ['huge pages after the full fill (read back), MiB', ...native.map((n) => (v[n].hugeBytes === null ? 'n/a' : String(round2(v[n].hugeBytes / MiB))))],
+          [`construct ${gib}, 1024-double blocks, ms`, ...native.map((n) => cell(n, 'sparseConstructMs'))],
+          ['resident memory of the slab after writing a random 10 % of its blocks, MiB', ...native.map((n) => cell(n, 'residentMiB', 0))],
+          [`first write to each block of a fresh ${latencyBytes / MiB} MiB pool, p50 / p99.9 / max, us`, ...native.map((n) => `${cell(n, 'p50Us')} / ${cell(n, 'p999Us')} / ${cell(n, 'maxUs', 0)}`)],
+          ['the same writes again (no fault possible), p50 / p99.9, us', ...native.map((n) => `${cell(n, 'rewriteP50Us')} / ${cell(n, 'rewriteP999Us')}`)],
+        ],
+      );
+    }
+    if (large.sideBySide) {
+      const r = large.sideBySide;
+      table(
+        `Large pools side by side: ${gib} without and with hugePages in one process, timed in alternation (how many times as fast with huge pages: the median of ${r.rounds} rounds' ratios, median of ${largeTrials.dense} processes)`,
+        ['random gather blocks[i][j]', 'random gather, one flat view', 'dot products, 100 doubles', 'dot products, 1024 doubles'],
+        [[`${r.gatherRatio}x`, `${r.flatGatherRatio}x`, `${r.dot100Ratio}x`, `${r.dot1024Ratio}x`]],
+      );
+    }
+    const js = largeVariants.filter((x) => x.backend === 'js').map((x) => x.variant);
+    table(
+      `Large pools on the js fallback: ${gib} (median of ${largeTrials.sparse} trials)`,
+      ['', ...js.map((n) => largeVariants.find((x) => x.variant === n).label)],
+      [
+        [`construct ${gib}, 1024-double blocks, ms`, ...js.map((n) => cell(n, 'sparseConstructMs'))],
+        ['resident memory of the slab after writing a random 10 % of its blocks, MiB', ...js.map((n) => cell(n, 'residentMiB', 0))],
+        [`first write to each block of a fresh ${latencyBytes / MiB} MiB pool, p50 / p99.9 / max, us`, ...js.map((n) => `${cell(n, 'p50Us')} / ${cell(n, 'p999Us')} / ${cell(n, 'maxUs', 0)}`)],
+        ['the same writes again (no fault possible), p50 / p99.9, us', ...js.map((n) => `${cell(n, 'rewriteP50Us')} / ${cell(n, 'rewriteP999Us')}`)],
+      ],
+    );
+    out.push(
+      '',
+      `Each first write timed alone with performance.now(): a write that never faults measures ${cell(js[0] ?? native[0], 'timerNs', 0)} ns so. Resident memory of the slab: native from /proc/self/pagemap over its address range, js from /proc/self/smaps (the Rss of the ArrayBuffer's own mapping); the process's RSS growth, without the blocks' views, is rssMiB in --json.`,
+    );
   }
   table('Targets', ['', 'measured', 'target', ''], targets.map((t) => [t.name, t.value, t.limit, t.met ? 'met' : '**missed**']));
   out.push('', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; ${trials} trials per figure${layouts && layoutTrials !== trials ? ` (layouts: ${layoutTrials} per layout)` : ''}${churn ? ' (churn: one per seed)' : ''}, each in a fresh process.`);

@@ -2,6 +2,7 @@
 // Prints one JSON line: { ns } (nanoseconds per operation) plus what the case adds (layouts: a
 // row per layout instead); kernelAfter prints { ms } after a line of its own (see there). Run by bench/run.mjs, which repeats trials,
 // interleaves them and takes medians.
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { MemoryPool } from 'slabpool';
@@ -680,6 +681,230 @@ function kernelAfter({ op, backend, detach, rounds }) {
   return { ms, before, ratio: ms / before };
 }
 
+/*
+ * Large pools (issue 18; run.mjs --large): the hugePages and prefault options off and on, one
+ * fresh process per variant and kind. `dense`: a pool of `bytes` in 100-double blocks, every
+ * block taken and filled once (the first fill, which faults every page in), then random gathers
+ * through the block views and through one flat view of the slab, dot products of random block
+ * pairs, destroy(); then a second pool of the same bytes in 1024-double blocks, filled (a first fill
+ * again) and used for dot products of those. `sparse`:
+ * RSS after writing a random 10 % of a pool of 1024-double blocks (8 KiB: a few pages each), and
+ * the latency of each first write to a fresh pool, one write per block in random order.
+ */
+const msSince = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
+const RANDOM = (1 << 20) - 1; // random indices are drawn from tables of 2^20, read in turn
+
+/** Every block of a new pool, in index order. */
+function takeAll(pool) {
+  const blocks = new Array(pool.numBlocks);
+  for (let i = 0; i < blocks.length; i++) blocks[i] = pool.getBlock();
+  return blocks;
+}
+
+function largeDense({ bytes, backend, hugePages, prefault, budgetMs }) {
+  const options = { backend, hugePages, prefault };
+  let t0 = process.hrtime.bigint();
+  const pool = new MemoryPool({ blockSize: 100, numBlocks: Math.floor(bytes / 832), ...options }); // stride 832: 100 doubles at 64
+  const constructMs = msSince(t0);
+  const blocks = takeAll(pool);
+  const n = blocks.length;
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) blocks[i].fill(1);
+  const fillMs = msSince(t0);
+  const stats = pool.stats();
+  const random = rng(11);
+  const bi = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * n));
+  const bj = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * 100));
+  const gatherNs = time((i) => {
+    sink += blocks[bi[i & RANDOM]][bj[i & RANDOM]];
+  }, budgetMs);
+  // One flat view over the whole slab (a pool of one slab): what code indexing a big array does.
+  const flat = new Float64Array(blocks[0].buffer);
+  const fi = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * flat.length));
+  const flatGatherNs = time((i) => {
+    sink += flat[fi[i & RANDOM]];
+  }, budgetMs);
+  const dot100Ns = time((i) => {
+    sink += dot(blocks[bi[i & RANDOM]], blocks[bi[(i + 1) & RANDOM]]);
+  }, budgetMs);
+  t0 = process.hrtime.bigint();
+  pool.destroy();
+  const destroyMs = msSince(t0);
+
+  // A second pool of the same bytes in this process: its first fill is met by memory the kernel
+  // just took back (on the machine of the README, the first huge pages a process gets can cost the
+  // kernel far more than later ones).
+  const big = new MemoryPool({ blockSize: 1024, numBlocks: Math.floor(bytes / 8192), ...options });
+  const bigBlocks = takeAll(big);
+  t0 = process.hrtime.bigint();
+  for (const b of bigBlocks) b.fill(1);
+  const secondFillMs = msSince(t0);
+  const m = bigBlocks.length;
+  const bk = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * m));
+  const dot1024Ns = time((i) => {
+    sink += dot(bigBlocks[bk[i & RANDOM]], bigBlocks[bk[(i + 1) & RANDOM]]);
+  }, budgetMs);
+  big.destroy();
+  return { constructMs, fillMs, secondFillMs, gatherNs, flatGatherNs, dot100Ns, dot1024Ns, destroyMs, hugeBytes: stats.hugePages.hugeBytes, reservedBytes: stats.reservedBytes };
+}
+
+/**
+ * `pair`: the gathers and dot products of `dense` on two pools of the same bytes in one process,
+ * one without the options and one with hugePages, timed in alternation for `rounds` rounds: each
+ * round's ratio (without / with) compares the two under the same conditions (a neighbour's load,
+ * the state of V8's heap), and the medians of those ratios are the figures (issue 18 measured so).
+ */
+function largePair({ bytes, backend, budgetMs, rounds }) {
+  const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+  const make = (hugePages, blockSize, stride) => {
+    const pool = new MemoryPool({ blockSize, numBlocks: Math.floor(bytes / stride), backend, hugePages });
+    const blocks = takeAll(pool);
+    for (const b of blocks) b.fill(1);
+    return { pool, blocks };
+  };
+  const random = rng(13);
+  const ratios = { gather: [], flatGather: [], dot100: [], dot1024: [] };
+  const small = [make(false, 100, 832), make(true, 100, 832)];
+  const n = small[0].blocks.length;
+  const bi = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * n));
+  const bj = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * 100));
+  const flats = small.map(({ blocks }) => new Float64Array(blocks[0].buffer));
+  const fi = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * flats[0].length));
+  const hugeBytes = small[1].pool.stats().hugePages.hugeBytes;
+  // One function per operation, given the pool's blocks: the same compiled code times both pools.
+  const gather = (blocks) => time((i) => (sink += blocks[bi[i & RANDOM]][bj[i & RANDOM]]), budgetMs);
+  const flatGather = (flat) => time((i) => (sink += flat[fi[i & RANDOM]]), budgetMs);
+  const dots = (blocks) => time((i) => (sink += dot(blocks[bi[i & RANDOM]], blocks[bi[(i + 1) & RANDOM]])), budgetMs);
+  for (let r = 0; r < rounds; r++) {
+    ratios.gather.push(gather(small[0].blocks) / gather(small[1].blocks));
+    ratios.flatGather.push(flatGather(flats[0]) / flatGather(flats[1]));
+    ratios.dot100.push(dots(small[0].blocks) / dots(small[1].blocks));
+  }
+  for (const { pool } of small) pool.destroy();
+  const big = [make(false, 1024, 8192), make(true, 1024, 8192)];
+  const m = big[0].blocks.length;
+  const bk = Int32Array.from({ length: RANDOM + 1 }, () => Math.floor(random() * m));
+  const dots1024 = (blocks) => time((i) => (sink += dot(blocks[bk[i & RANDOM]], blocks[bk[(i + 1) & RANDOM]])), budgetMs);
+  for (let r = 0; r < rounds; r++) ratios.dot1024.push(dots1024(big[0].blocks) / dots1024(big[1].blocks));
+  for (const { pool } of big) pool.destroy();
+  return { gatherRatio: median(ratios.gather), flatGatherRatio: median(ratios.flatGather), dot100Ratio: median(ratios.dot100), dot1024Ratio: median(ratios.dot1024), hugeBytes, rounds };
+}
+
+/** Each write's latency: one first write per block, in the order given, timed by performance.now(). */
+function timeWrites(blocks, order, samples) {
+  for (let k = 0; k < order.length; k++) {
+    const b = blocks[order[k]];
+    const t = performance.now();
+    b[0] = 1;
+    samples[k] = performance.now() - t;
+  }
+}
+
+function shuffled(n, seed) {
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  const random = rng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+/**
+ * The bytes of the pool's one slab in physical memory. Native: from the kernel's page map of its
+ * address range (/proc/self/pagemap, bit 63: present). The fallback, whose address JavaScript
+ * cannot know: the Rss of the one anonymous mapping of the slab's size and up to two pages more
+ * (V8's calloc maps a large ArrayBuffer on its own), from /proc/self/smaps; null if none is.
+ */
+function residentBytes(pool, first) {
+  if (process.platform !== 'linux') return null;
+  const address = pool.addressOf(first);
+  if (address === null) {
+    const bytes = pool.stats().reservedBytes;
+    const found = [];
+    let size = -1;
+    for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ 0\s*$/.exec(line); // anonymous: inode 0, no path
+      if (head) size = Number(BigInt(`0x${head[2]}`) - BigInt(`0x${head[1]}`));
+      else if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) size = -1;
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss && size >= bytes && size <= bytes + 8192) found.push(Number(rss[1]) * 1024);
+    }
+    return found.length === 1 ? found[0] : null;
+  }
+  const pages = pool.stats().reservedBytes / 4096;
+  const map = Buffer.alloc(8 * pages);
+  const fd = fs.openSync('/proc/self/pagemap', 'r');
+  fs.readSync(fd, map, 0, map.length, Number((address / 4096n) * 8n));
+  fs.closeSync(fd);
+  let present = 0;
+  for (let i = 0; i < pages; i++) present += Number(map.readBigUInt64LE(8 * i) >> 63n);
+  return present * 4096;
+}
+
+function largeSparse({ bytes, latencyBytes, backend, hugePages, prefault }) {
+  const options = { backend, hugePages, prefault };
+  const rss = () => {
+    globalThis.gc();
+    return process.memoryUsage().rss;
+  };
+  const r0 = rss();
+  let t0 = process.hrtime.bigint();
+  const pool = new MemoryPool({ blockSize: 1024, numBlocks: Math.floor(bytes / 8192), ...options });
+  const constructMs = msSince(t0);
+  const r1 = rss();
+  const blocks = takeAll(pool);
+  const r2 = rss(); // the block views, on V8's heap, are not the pool's memory
+  const order = shuffled(blocks.length, 5);
+  for (let k = 0; k < blocks.length / 10; k++) blocks[order[k]].fill(1);
+  const r3 = rss();
+  const touchedStats = pool.stats();
+  const residentMiB = residentBytes(pool, blocks[0]) / 2 ** 20;
+  pool.destroy();
+
+  // The timing loop compiled first, on blocks already written (the same view map as the pool's below).
+  const warm = new MemoryPool({ blockSize: 1024, numBlocks: 64, backend });
+  const warmBlocks = takeAll(warm);
+  for (const b of warmBlocks) b.fill(0);
+  const warmOrder = shuffled(64, 6);
+  const warmSamples = new Float64Array(64);
+  for (let r = 0; r < 2000; r++) timeWrites(warmBlocks, warmOrder, warmSamples);
+  const timerNs = [...warmSamples].sort((a, b) => a - b)[32] * 1e6; // a write that never faults, and the two clock reads
+  const fresh = new MemoryPool({ blockSize: 1024, numBlocks: Math.floor(latencyBytes / 8192), ...options });
+  const freshBlocks = takeAll(fresh);
+  const samples = new Float64Array(freshBlocks.length);
+  const freshOrder = shuffled(freshBlocks.length, 7);
+  timeWrites(freshBlocks, freshOrder, samples);
+  // The same writes again, in the same order: no page can fault now, so this is the floor of a
+  // random write here (TLB misses, interrupts, a neighbour's load), the first writes' reference.
+  const again = new Float64Array(freshBlocks.length);
+  timeWrites(freshBlocks, freshOrder, again);
+  fresh.destroy();
+  warm.destroy();
+  const sorted = [...samples].sort((a, b) => a - b);
+  const sortedAgain = [...again].sort((a, b) => a - b);
+  return {
+    constructMs,
+    constructRssMiB: (r1 - r0) / 2 ** 20,
+    rssMiB: (r1 - r0 + r3 - r2) / 2 ** 20,
+    residentMiB,
+    hugeBytes: touchedStats.hugePages.hugeBytes,
+    p50Us: percentile(sorted, 0.5) * 1e3,
+    p999Us: percentile(sorted, 0.999) * 1e3,
+    maxUs: sorted[sorted.length - 1] * 1e3,
+    rewriteP50Us: percentile(sortedAgain, 0.5) * 1e3,
+    rewriteP999Us: percentile(sortedAgain, 0.999) * 1e3,
+    writes: sorted.length,
+    timerNs,
+  };
+}
+
 let result;
 switch (spec.case) {
   case 'acquireRelease':
@@ -716,6 +941,9 @@ switch (spec.case) {
     break;
   case 'kernelAfter':
     result = kernelAfter(spec);
+    break;
+  case 'large':
+    result = spec.kind === 'dense' ? largeDense(spec) : spec.kind === 'pair' ? largePair(spec) : largeSparse(spec);
     break;
   default:
     throw new Error(`unknown case ${spec.case}`);

@@ -90,6 +90,35 @@ export interface Engine {
   pin(slot: number): void;
   /** Drops one pin of the slot; also after destroy(). The last pin of a slab given up lets its memory go as destroy() would have. */
   unpin(slot: number): void;
+  /**
+   * What was done to the pages of the slabs held (EngineConfig.hugePages and .prefault), summed
+   * over them; with `readBack`, also what the system offers for huge pages and the bytes huge
+   * pages back at this moment, read from the kernel (native: a system call per slab, or
+   * /proc/self/smaps once; never on the hot path).
+   */
+  pages(readBack: boolean): EnginePages;
+}
+
+/** Engine.pages(): native/os.h's SlabMapping of every slab, summed, and the system's huge pages. */
+export interface EnginePages {
+  /** With readBack: the system's huge page size (0 when it offers none), its THP mode (Linux), and why none (one sentence) or null; else 0, null, null. */
+  readonly pageBytes: number;
+  readonly mode: string | null;
+  readonly whyNot: string | null;
+  /** Slabs mapped at the huge page size's alignment and advised, and their bytes. */
+  readonly advisedSlabs: number;
+  readonly advisedBytes: number;
+  /** Slabs smaller than a huge page; slabs the system had none for; slabs whose aligned mapping or advice was refused, and the last error. */
+  readonly tooSmallSlabs: number;
+  readonly unavailableSlabs: number;
+  readonly refusedSlabs: number;
+  readonly refusedError: string | null;
+  /** Bytes of slabs pre-faulted by the kernel (MADV_POPULATE_WRITE), and by a write per page. */
+  readonly populatedBytes: number;
+  readonly touchedBytes: number;
+  /** With readBack: bytes of the advised (or refused) slabs that huge pages back now, and how it was read; else null. */
+  readonly hugeBytes: number | null;
+  readonly readBack: 'pagemap' | 'smaps' | null;
 }
 
 /**
@@ -105,6 +134,10 @@ export interface EngineConfig {
   readonly slabBlocks: number;
   /** Detach the ArrayBuffer of every slab released (the pool's `detach` option). */
   readonly detach: boolean;
+  /** Map slabs of a huge page or more at its alignment and advise them (the pool's `hugePages` option; native external memory only). Default false. */
+  readonly hugePages?: boolean;
+  /** Pre-fault every slab as it is added (the pool's `prefault` option). Default false. */
+  readonly prefault?: boolean;
 }
 
 export type EngineFactory = (config: EngineConfig) => Engine;

@@ -1,6 +1,7 @@
 import { markAsUntransferable } from 'node:worker_threads';
-import { BlockState, Counter, SCRATCH_LENGTH, type Engine, type EngineConfig } from './engine.js';
+import { BlockState, Counter, SCRATCH_LENGTH, type Engine, type EngineConfig, type EnginePages } from './engine.js';
 import { internalError } from './errors.js';
+import { touchPages } from './pages.js';
 import { RunIndex } from './run-index.js';
 import { MAX_BLOCKS, MAX_SLAB_BYTES } from './validate.js';
 
@@ -97,6 +98,8 @@ export class JsEngine implements Engine {
   /** Bitmap words (index leaves) per slab slot. */
   readonly #wordsPerSlab: number;
   readonly #detach: boolean;
+  /** EngineConfig.prefault: touch every page of a new slab (pages.ts). Huge pages: nothing JavaScript can do. */
+  readonly #prefault: boolean;
   readonly #slabs: (Slab | undefined)[] = [];
   readonly #runs: RunIndex;
   #cursor = 0;
@@ -114,6 +117,7 @@ export class JsEngine implements Engine {
     this.#slabBlocks = config.slabBlocks;
     this.#wordsPerSlab = (config.slabBlocks + 31) >>> 5;
     this.#detach = config.detach;
+    this.#prefault = config.prefault === true;
     this.#runs = new RunIndex();
     this.counters[Counter.Lowest] = Infinity;
   }
@@ -144,6 +148,7 @@ export class JsEngine implements Engine {
     // slab from all of them. Marked, a transfer copies (Node 20) or throws DataCloneError (Node
     // >= 21). Not with `detach`: the mark would stop detach() below, a transfer on Node 20.
     if (!this.#detach) markAsUntransferable(buffer);
+    if (this.#prefault) touchPages(buffer);
     if (blocks & 31) used[used.length - 1] = ~((1 << (blocks & 31)) - 1);
     const slab: Slab = { start: slot * this.#slabBlocks, leafBase: slot * this.#wordsPerSlab, blocks, bytes, buffer, used, tags, free: blocks };
     this.#slabs[slot] = slab;
@@ -224,6 +229,25 @@ export class JsEngine implements Engine {
       this.#detachAtUnpin[slot] = undefined;
       detach(buffer);
     }
+  }
+
+  pages(): EnginePages {
+    const touched = this.#prefault ? this.counters[Counter.ReservedBytes]! : 0;
+    return {
+      pageBytes: 0,
+      mode: null,
+      whyNot: null,
+      advisedSlabs: 0,
+      advisedBytes: 0,
+      tooSmallSlabs: 0,
+      unavailableSlabs: 0,
+      refusedSlabs: 0,
+      refusedError: null,
+      populatedBytes: 0,
+      touchedBytes: touched,
+      hugeBytes: null,
+      readBack: null,
+    };
   }
 
   // ---- blocks and runs -----------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { markAsUntransferable } from 'node:worker_threads';
-import type { Engine, EngineConfig, EngineFactory } from './engine.js';
+import type { Engine, EngineConfig, EngineFactory, EnginePages } from './engine.js';
 import type { Backend } from './options.js';
 
 /** An engine's opaque handle (an N-API External): what the addon's hot functions take first. */
@@ -7,11 +7,30 @@ declare const handleBrand: unique symbol;
 type Handle = { readonly [handleBrand]: true };
 
 /** The engine object binding.cc makes: the Engine contract but for the hot methods, which the addon exports. */
-type NativeEngineObject = Omit<Engine, 'acquire' | 'release' | 'acquireRun' | 'releaseRun'> & { readonly handle: Handle };
+type NativeEngineObject = Omit<Engine, 'acquire' | 'release' | 'acquireRun' | 'releaseRun' | 'pages'> & {
+  readonly handle: Handle;
+  pages(readBack: boolean): Omit<EnginePages, 'pageBytes' | 'mode' | 'whyNot'>;
+};
+
+/** native/os.h HugePageSupport: what this system offers for huge pages. */
+export interface HugePageSupport {
+  readonly pageBytes: number;
+  readonly mode: string | null;
+  readonly whyNot: string | null;
+}
 
 /** What build/Release/slabpool.node (native/binding.cc) exports. */
 export interface NativeAddon {
-  readonly NativeEngine: new (blockBytes: number, stride: number, alignment: number, slabBlocks: number, v8Memory: boolean, detach: boolean) => NativeEngineObject;
+  readonly NativeEngine: new (
+    blockBytes: number,
+    stride: number,
+    alignment: number,
+    slabBlocks: number,
+    v8Memory: boolean,
+    detach: boolean,
+    hugePages: boolean,
+    prefault: boolean,
+  ) => NativeEngineObject;
   /** Engine.acquire, Engine.release, Engine.acquireRun and Engine.releaseRun of the engine whose handle comes first. */
   readonly acquire: (handle: Handle, max: number) => number;
   readonly release: (handle: Handle, count: number) => void;
@@ -19,6 +38,7 @@ export interface NativeAddon {
   readonly releaseRun: (handle: Handle, start: number, k: number) => void;
   /** Hash of the native sources the addon was built from (scripts/source-hash.js). */
   readonly sourceHash: string;
+  readonly hugePageSupport: () => HugePageSupport;
 }
 
 export function isNativeAddon(value: unknown): value is NativeAddon {
@@ -26,7 +46,7 @@ export function isNativeAddon(value: unknown): value is NativeAddon {
   return (
     typeof addon?.NativeEngine === 'function' &&
     typeof addon.sourceHash === 'string' &&
-    [addon.acquire, addon.release, addon.acquireRun, addon.releaseRun].every((f) => typeof f === 'function')
+    [addon.acquire, addon.release, addon.acquireRun, addon.releaseRun, addon.hugePageSupport].every((f) => typeof f === 'function')
   );
 }
 
@@ -47,6 +67,7 @@ class NativeEngine implements Engine {
   readonly #release: NativeAddon['release'];
   readonly #acquireRun: NativeAddon['acquireRun'];
   readonly #releaseRun: NativeAddon['releaseRun'];
+  readonly #hugePageSupport: NativeAddon['hugePageSupport'];
 
   constructor(addon: NativeAddon, engine: NativeEngineObject) {
     this.#engine = engine;
@@ -57,6 +78,7 @@ class NativeEngine implements Engine {
     this.#release = addon.release;
     this.#acquireRun = addon.acquireRun;
     this.#releaseRun = addon.releaseRun;
+    this.#hugePageSupport = addon.hugePageSupport;
   }
 
   get memory(): 'external' | 'v8' {
@@ -116,6 +138,11 @@ class NativeEngine implements Engine {
   unpin(slot: number): void {
     this.#engine.unpin(slot);
   }
+  pages(readBack: boolean): EnginePages {
+    // What the system offers is read from sysfs: only for a pool that asked for huge pages.
+    const system = readBack ? this.#hugePageSupport() : { pageBytes: 0, mode: null, whyNot: null };
+    return { ...system, ...this.#engine.pages(readBack) };
+  }
 }
 
 /**
@@ -126,6 +153,15 @@ export function nativeEngineFactory(addon: NativeAddon): EngineFactory {
   return (config: EngineConfig) =>
     new NativeEngine(
       addon,
-      new addon.NativeEngine(config.blockBytes, config.stride, config.alignment, config.slabBlocks, process.env.SLABPOOL_NATIVE_MEMORY === 'v8', config.detach),
+      new addon.NativeEngine(
+        config.blockBytes,
+        config.stride,
+        config.alignment,
+        config.slabBlocks,
+        process.env.SLABPOOL_NATIVE_MEMORY === 'v8',
+        config.detach,
+        config.hugePages === true,
+        config.prefault === true,
+      ),
     );
 }

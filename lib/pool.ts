@@ -5,6 +5,7 @@ import { checkFailed, destroyed, doubleReturn, foreignBlock, invalidRange, inval
 import { engineFactory } from './loader.js';
 import { Magazine } from './magazine.js';
 import type { Backend, PoolArray, PoolConfig, PoolOptions } from './options.js';
+import { hugePagesStats, prefaultStats, type PagesContext } from './pages.js';
 import { blockStates, checkPool, runStates } from './pool-check.js';
 import { Pin, PinTable } from './pin.js';
 import { SlotTable } from './slots.js';
@@ -178,6 +179,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       alignment: cfg.alignment,
       slabBlocks: cfg.slabBlocks,
       detach: cfg.detach,
+      hugePages: cfg.hugePages,
+      prefault: cfg.prefault,
     });
     this.#counters = this.#engine.counters;
     this.#slots = new SlotTable(cfg.slabBlocks, cfg.stride);
@@ -550,6 +553,14 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const cfg = this.#cfg;
     const free = this.#capacity - this.#inUse;
     const largest = this.#largestFreeRun();
+    // Asked of the engine only when an option is on: hugePages reads back from the kernel.
+    const pages: PagesContext = {
+      backend: this.#engine.kind,
+      memory: this.#engine.memory,
+      slabs: this.#counters[Counter.Slabs]!,
+      reservedBytes: this.#counters[Counter.ReservedBytes]!,
+      pages: cfg.hugePages || cfg.prefault ? this.#engine.pages(cfg.hugePages) : null,
+    };
     return {
       backend: this.#engine.kind,
       alignmentScope: this.#engine.alignmentScope,
@@ -578,6 +589,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       grows: this.#grows,
       trims: this.#trims,
       coalesces: this.#coalesces,
+      hugePages: hugePagesStats(cfg.hugePages, pages),
+      prefault: prefaultStats(cfg.prefault, pages),
     };
   }
 

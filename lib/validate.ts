@@ -38,6 +38,8 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'poison',
   'backend',
   'alignmentScope',
+  'hugePages',
+  'prefault',
 ]);
 
 /** An integer in [min, max]; TypeError for a non-number, RangeError for a number outside. */
@@ -155,6 +157,8 @@ export function validateOptions(options: unknown): PoolConfig {
   const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const);
   const detach = o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach);
   const alignmentScope = o.alignmentScope === undefined ? 'buffer' : requireChoice('alignmentScope', o.alignmentScope, ['buffer', 'address'] as const);
+  const hugePages = o.hugePages === undefined ? process.env.SLABPOOL_HUGE_PAGES === '1' : requireBoolean('hugePages', o.hugePages);
+  const prefault = o.prefault === undefined ? process.env.SLABPOOL_PREFAULT === '1' : requireBoolean('prefault', o.prefault);
   if (alignmentScope === 'address' && backend === 'js') {
     throw invalidRange('alignmentScope', "'buffer' with backend 'js'", alignmentScope, 'the JavaScript fallback cannot align absolute addresses');
   }
@@ -174,6 +178,8 @@ export function validateOptions(options: unknown): PoolConfig {
     backend,
     detach,
     alignmentScope,
+    hugePages,
+    prefault,
   };
 }
 

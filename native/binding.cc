@@ -19,8 +19,12 @@
 //     reference at once: every view has length 0 and the memory is freed now.
 //   - where external ArrayBuffers are refused (V8 sandbox), slabs live in V8-owned ArrayBuffers
 //     over-allocated by the alignment and offset to it; V8 frees them when they are collected.
+// Huge pages and pre-faulting (the hugePages and prefault options) are the OS layer's (os.h): the
+// allocator passes the request to os::alloc_slab; this file pre-faults the V8-owned slabs it
+// adopts, and reads back, on demand, what the kernel gave (pages()).
 #include <napi.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -80,10 +84,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
             InstanceMethod<&Engine::Destroy>("destroy"),
             InstanceMethod<&Engine::Pin>("pin"),
             InstanceMethod<&Engine::Unpin>("unpin"),
+            InstanceMethod<&Engine::Pages>("pages"),
         });
   }
 
-  // new NativeEngine(blockBytes, stride, alignment, slabBlocks, v8Memory, detach)
+  // new NativeEngine(blockBytes, stride, alignment, slabBlocks, v8Memory, detach, hugePages, prefault)
   explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
     Napi::Env env = info.Env();
     size_t block_bytes, stride;
@@ -98,9 +103,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     v8_memory_ = info.Length() > 4 && info[4].ToBoolean().Value();
     detach_ = info.Length() > 5 && info[5].ToBoolean().Value();
+    pages_.huge_pages = info.Length() > 6 && info[6].ToBoolean().Value();
+    pages_.prefault = info.Length() > 7 && info[7].ToBoolean().Value();
     alignment_ = alignment;
     stride_ = stride;
-    allocator_ = std::make_unique<Allocator>(stride, alignment, slab_blocks);
+    allocator_ = std::make_unique<Allocator>(stride, alignment, slab_blocks, pages_);
     if (!allocator_->valid()) {
       InternalError(env, "invalid pool geometry").ThrowAsJavaScriptException();
       return;
@@ -150,6 +157,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (slot > allocator_->slot_count() || allocator_->has_slab(slot)) return Fail(env, "slot taken or out of order");
     Napi::Value buffer;
     uint32_t base = 0;
+    slabpool::os::SlabMapping mapping;
     Allocator::Result result = v8_memory_ ? Allocator::Result::kNoMemory : allocator_->add_slab(slot, blocks);
     if (result == Allocator::Result::kInvalid) return Fail(env, "invalid slab");
     BufferHold* hold = nullptr;
@@ -165,6 +173,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
                                                             FinalizeSlab, hold, &ab);
       if (status == napi_ok) {
         buffer = Napi::Value(env, ab);
+        mapping = allocator_->slab_mapping(slot);
       } else {
         slabpool::slab_memory_release(hold->memory);
         delete hold;
@@ -183,6 +192,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
         return Napi::Boolean::New(env, false);
       }
       base = static_cast<uint32_t>((alignment_ - reinterpret_cast<uintptr_t>(data) % alignment_) % alignment_);
+      // V8 allocated it (zeroed), so the OS layer can only populate or touch its pages.
+      if (pages_.prefault) {
+        mapping.prefault = slabpool::os::prefault(static_cast<uint8_t*>(data) + base, SlabBytes(blocks));
+        if (mapping.prefault == slabpool::os::Prefault::kFailed) return Napi::Boolean::New(env, false);
+      }
       result = allocator_->add_slab(slot, blocks, static_cast<uint8_t*>(data) + base);
       if (result != Allocator::Result::kOk) return Fail(env, "could not adopt a V8 slab");
       buffer = Napi::Value(env, ab);
@@ -192,6 +206,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     slots_[slot].buffer = Napi::Persistent(buffer.As<Napi::ArrayBuffer>());
     slots_[slot].base = base;
     slots_[slot].hold = hold;
+    slots_[slot].mapping = mapping;
     Sync();
     return Napi::Boolean::New(env, true);
   }
@@ -420,6 +435,71 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return env.Undefined();
   }
 
+  // pages(readBack): what the slabs' pages were given (os.h SlabMapping), summed over the slabs
+  // held; with readBack, also the bytes huge pages back now in the slabs advised for them (or
+  // refused: the kernel may still back them in THP mode 'always'), read from the kernel (one
+  // PAGEMAP_SCAN per slab, or /proc/self/smaps once: see os.h). Never called on the hot path:
+  // stats() calls it, and only for a pool that asked for an option.
+  Napi::Value Pages(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return Napi::Value();
+    using slabpool::os::Huge;
+    using slabpool::os::Prefault;
+    const bool read_back = info.Length() > 0 && info[0].ToBoolean().Value();
+    double advised_slabs = 0, advised_bytes = 0, too_small = 0, unavailable = 0, refused = 0, populated = 0, touched = 0;
+    int error = 0;
+    std::vector<slabpool::os::Range> ranges;
+    for (size_t slot = 0; slot < slots_.size(); slot++) {
+      if (!allocator_->has_slab(static_cast<uint32_t>(slot))) continue;
+      const slabpool::os::SlabMapping& m = slots_[slot].mapping;
+      const size_t bytes = SlabBytes(allocator_->slab_blocks(static_cast<uint32_t>(slot)));
+      if (m.huge == Huge::kAdvised) {
+        advised_slabs++;
+        advised_bytes += static_cast<double>(bytes);
+      }
+      if (m.huge == Huge::kTooSmall) too_small++;
+      if (m.huge == Huge::kUnavailable) unavailable++;
+      if (m.huge == Huge::kRefused) {
+        refused++;
+        error = m.error;
+      }
+      if (m.prefault == Prefault::kPopulated) populated += static_cast<double>(bytes);
+      if (m.prefault == Prefault::kTouched) touched += static_cast<double>(bytes);
+      if (read_back && (m.huge == Huge::kAdvised || m.huge == Huge::kRefused)) ranges.push_back({allocator_->slab_base(static_cast<uint32_t>(slot)), bytes});
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("advisedSlabs", advised_slabs);
+    out.Set("advisedBytes", advised_bytes);
+    out.Set("tooSmallSlabs", too_small);
+    out.Set("unavailableSlabs", unavailable);
+    out.Set("refusedSlabs", refused);
+    out.Set("refusedError", error == 0 ? env.Null() : Napi::String::New(env, ErrorName(error)));
+    out.Set("populatedBytes", populated);
+    out.Set("touchedBytes", touched);
+    Napi::Value huge_bytes = env.Null(), how = env.Null();
+    if (!ranges.empty()) {
+      slabpool::os::ReadBack method;
+      int64_t bytes = slabpool::os::huge_page_bytes(ranges.data(), ranges.size(), &method);
+      if (bytes >= 0) {
+        huge_bytes = Napi::Number::New(env, static_cast<double>(bytes));
+        how = Napi::String::New(env, method == slabpool::os::ReadBack::kPagemap ? "pagemap" : "smaps");
+      }
+    }
+    out.Set("hugeBytes", huge_bytes);
+    out.Set("readBack", how);
+    return out;
+  }
+
+  static std::string ErrorName(int error) {
+    switch (error) {
+      case EINVAL: return "EINVAL";
+      case ENOMEM: return "ENOMEM";
+      case EPERM: return "EPERM";
+      case EAGAIN: return "EAGAIN";
+      default: return "errno " + std::to_string(error);
+    }
+  }
+
   // ---- helpers ----
 
   size_t SlabBytes(uint32_t blocks) const { return static_cast<size_t>(blocks) * stride_; }
@@ -509,6 +589,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     BufferHold* hold = nullptr;                 // owned by the buffer's finalizer; null for V8-owned slabs
     uint32_t pins = 0;                          // live pins on the slab (outlive destroy())
     slabpool::SlabMemory* pinned = nullptr;     // the pins' reference to external memory, while pins > 0
+    slabpool::os::SlabMapping mapping;          // what the OS layer did to its pages
   };
 
   std::unique_ptr<Allocator> allocator_;
@@ -523,6 +604,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   size_t stride_ = 8;
   bool v8_memory_ = false;
   bool detach_ = false;
+  slabpool::os::SlabRequest pages_;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -540,6 +622,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // those the bytes not decommitted (that may hold physical memory): for tests and leak hunting.
   exports.Set("liveSlabBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 return Napi::Number::New(info.Env(), static_cast<double>(slabpool::slab_memory_live_bytes()));
+              }));
+  // What this system offers for huge pages (os.h huge_page_support): for stats() reasons.
+  exports.Set("hugePageSupport", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                Napi::Env env = info.Env();
+                const slabpool::os::HugePageSupport support = slabpool::os::huge_page_support();
+                Napi::Object out = Napi::Object::New(env);
+                out.Set("pageBytes", static_cast<double>(support.page_bytes));
+                out.Set("mode", support.mode != nullptr ? Napi::Value(Napi::String::New(env, support.mode)) : env.Null());
+                out.Set("whyNot", support.why_not != nullptr ? Napi::Value(Napi::String::New(env, support.why_not)) : env.Null());
+                return out;
               }));
   exports.Set("committedSlabBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 return Napi::Number::New(info.Env(), static_cast<double>(slabpool::slab_memory_committed_bytes()));

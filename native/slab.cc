@@ -38,7 +38,7 @@ void throw_bad_array_new_length() {
 struct SlabMemory {
   uint8_t* base;
   size_t bytes;
-  bool mapped;  // how os::alloc_slab obtained it
+  os::SlabMapping mapping;  // how os::alloc_slab obtained it
   std::atomic<uint32_t> refs;
   std::atomic<bool> decommitted;  // its pages went back to the OS (at most once)
   std::atomic<uint32_t> pins;     // of refs, those held by pins: no decommit while > 0
@@ -52,19 +52,19 @@ std::atomic<size_t> committed_bytes{0};
 
 void decommit(SlabMemory* memory) {
   if (memory->decommitted.load(std::memory_order_relaxed)) return;
-  if (os::decommit_slab(memory->base, memory->bytes, memory->mapped)) {
+  if (os::decommit_slab(memory->base, memory->bytes, memory->mapping.mapped)) {
     memory->decommitted.store(true, std::memory_order_relaxed);
     committed_bytes.fetch_sub(memory->bytes, std::memory_order_relaxed);
   }
 }
 
-SlabMemory* allocate_slab_memory(size_t bytes, size_t alignment) {
-  bool mapped = false;
-  void* p = os::alloc_slab(bytes, alignment, &mapped);
+SlabMemory* allocate_slab_memory(size_t bytes, size_t alignment, const os::SlabRequest& request) {
+  os::SlabMapping mapping;
+  void* p = os::alloc_slab(bytes, alignment, request, &mapping);
   if (p == nullptr) return nullptr;
-  SlabMemory* m = new (std::nothrow) SlabMemory{static_cast<uint8_t*>(p), bytes, mapped, {1}, {false}, {0}, {false}};
+  SlabMemory* m = new (std::nothrow) SlabMemory{static_cast<uint8_t*>(p), bytes, mapping, {1}, {false}, {0}, {false}};
   if (m == nullptr) {
-    os::free_slab(p, bytes, mapped);
+    os::free_slab(p, bytes, mapping.mapped);
     return nullptr;
   }
   live_bytes.fetch_add(bytes, std::memory_order_relaxed);
@@ -83,7 +83,7 @@ void slab_memory_release(SlabMemory* memory) {
   if (memory->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     live_bytes.fetch_sub(memory->bytes, std::memory_order_relaxed);
     if (!memory->decommitted.load(std::memory_order_relaxed)) committed_bytes.fetch_sub(memory->bytes, std::memory_order_relaxed);
-    os::free_slab(memory->base, memory->bytes, memory->mapped);
+    os::free_slab(memory->base, memory->bytes, memory->mapping.mapped);
     delete memory;
   }
 }
@@ -177,8 +177,8 @@ uint32_t ValidSlabBlocks(size_t stride, size_t alignment, uint32_t slab_blocks) 
 
 // ---- construction ------------------------------------------------------------------------------
 
-Allocator::Allocator(size_t stride, size_t alignment, uint32_t slab_blocks)
-    : stride_(stride), alignment_(alignment), slab_blocks_(ValidSlabBlocks(stride, alignment, slab_blocks)) {
+Allocator::Allocator(size_t stride, size_t alignment, uint32_t slab_blocks, os::SlabRequest pages)
+    : stride_(stride), alignment_(alignment), pages_(pages), slab_blocks_(ValidSlabBlocks(stride, alignment, slab_blocks)) {
   words_per_slab_ = (slab_blocks_ + 31) >> 5;
 }
 
@@ -210,7 +210,7 @@ Allocator::Result Allocator::add_slab(uint32_t slot, uint32_t blocks, uint8_t* m
   s->tags = static_cast<uint32_t*>(os::zeroed_alloc(blocks * sizeof(uint32_t)));
   SlabMemory* owned = nullptr;
   if (memory == nullptr && s->used != nullptr && s->tags != nullptr) {
-    owned = allocate_slab_memory(bytes, alignment_);
+    owned = allocate_slab_memory(bytes, alignment_, pages_);
     if (owned != nullptr) memory = owned->base;
   }
   if (s->used == nullptr || s->tags == nullptr || memory == nullptr) {
@@ -269,6 +269,10 @@ uint32_t Allocator::slab_blocks(uint32_t slot) const { return has_slab(slot) ? s
 uint32_t Allocator::slab_free(uint32_t slot) const { return has_slab(slot) ? slabs_[slot]->free : 0; }
 uint8_t* Allocator::slab_base(uint32_t slot) const { return has_slab(slot) ? slabs_[slot]->base : nullptr; }
 SlabMemory* Allocator::slab_memory(uint32_t slot) const { return has_slab(slot) ? slabs_[slot]->memory : nullptr; }
+os::SlabMapping Allocator::slab_mapping(uint32_t slot) const {
+  const SlabMemory* m = slab_memory(slot);
+  return m != nullptr ? m->mapping : os::SlabMapping{};
+}
 
 // ---- blocks and runs ---------------------------------------------------------------------------
 
@@ -388,6 +392,10 @@ std::string Allocator::check(const uint8_t* state, size_t state_len, const int32
     if (s->start + s->blocks > static_cast<int64_t>(state_len)) return "slab " + at(slot) + " lies past the pool's block states";
     if (s->bytes != s->blocks * stride_) return "slab " + at(slot) + " holds " + at(s->bytes) + " bytes, expected " + at(s->blocks) + " * " + at(stride_);
     if (reinterpret_cast<uintptr_t>(s->base) % alignment_ != 0) return "slab " + at(slot) + " is not aligned to " + at(alignment_);
+    if (s->memory != nullptr && s->memory->mapping.huge == os::Huge::kAdvised &&
+        reinterpret_cast<uintptr_t>(s->base) % s->memory->mapping.huge_page_bytes != 0) {
+      return "slab " + at(slot) + " is advised for huge pages but not aligned to " + at(s->memory->mapping.huge_page_bytes);
+    }
     uint32_t tail = s->blocks & 31;
     if (tail && (s->used[s->used_words - 1] | ((1u << tail) - 1)) != 0xffffffffu) return "slab " + at(slot) + " has a free bit past its last block";
     uint32_t slab_free = 0;

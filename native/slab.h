@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "os.h"
 #include "run_index.h"
 
 namespace slabpool {
@@ -62,8 +63,9 @@ class Allocator final {
  public:
   // stride: bytes per block, a multiple of alignment; alignment: a power of two, 8..4096;
   // slab_blocks: 1..2^30; stride * slab_blocks <= kMaxSlabBytes. Invalid arguments (or no memory
-  // for the run index) leave valid() false, and every later call is refused.
-  Allocator(size_t stride, size_t alignment, uint32_t slab_blocks);
+  // for the run index) leave valid() false, and every later call is refused. `pages` goes to
+  // os::alloc_slab for every slab this allocator allocates (huge pages, pre-faulting).
+  Allocator(size_t stride, size_t alignment, uint32_t slab_blocks, os::SlabRequest pages = {});
   ~Allocator();
   Allocator(const Allocator&) = delete;
   Allocator& operator=(const Allocator&) = delete;
@@ -83,6 +85,7 @@ class Allocator final {
   uint32_t slab_free(uint32_t slot) const;
   uint8_t* slab_base(uint32_t slot) const;
   SlabMemory* slab_memory(uint32_t slot) const;  // nullptr for adopted memory
+  os::SlabMapping slab_mapping(uint32_t slot) const;  // how os::alloc_slab made it; all defaults for adopted memory
   size_t slot_count() const { return slabs_.size(); }
 
   // ---- blocks and runs ----
@@ -124,6 +127,7 @@ class Allocator final {
 
   size_t stride_;
   size_t alignment_;
+  os::SlabRequest pages_;
   uint32_t slab_blocks_;  // 0 when invalid
   uint32_t words_per_slab_;
   std::vector<Slab*> slabs_;

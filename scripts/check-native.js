@@ -1,8 +1,8 @@
 'use strict';
 // Memory checks of the native code, beyond npm test:
 //   node scripts/check-native.js asan      (npm run test:asan)
-//     1. the C++ unit tests of the allocator core (native/ less binding.cc) and of its run index,
-//        built with AddressSanitizer and UBSan;
+//     1. the C++ unit tests of the allocator core (native/ less binding.cc), of its run index and
+//        of the OS layer's page treatments, built with AddressSanitizer and UBSan;
 //     2. the addon built with both into build-asan/, then the vitest suites on it (the ASAN
 //        runtime preloaded into node, which is not itself instrumented).
 //   node scripts/check-native.js valgrind  (npm run test:valgrind)
@@ -21,6 +21,7 @@ const CORE = [OS_LAYER, 'native/run_index.cc', 'native/slab.cc'];
 const UNIT_TESTS = [
   { name: 'slab_test', sources: [...CORE, 'test/native/slab_test.cc'], asanArgs: ['40'], valgrindArgs: ['8'] },
   { name: 'run_index_test', sources: [OS_LAYER, 'native/run_index.cc', 'test/native/run_index_test.cc'], asanArgs: [], valgrindArgs: [] },
+  { name: 'os_test', sources: [...CORE, 'test/native/os_test.cc'], asanArgs: [], valgrindArgs: [] },
 ];
 const cxx = process.env.CXX || 'g++';
 const mode = process.argv[2];

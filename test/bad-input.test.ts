@@ -25,6 +25,8 @@ const options: [keyof PoolOptions, (v: unknown) => Verdict][] = [
   ['numBlocks', (v) => numeric(v, int(1, 2 ** 30), false)],
   ['alignment', (v) => numeric(v, (n) => int(8, 4096)(n) && (n & (n - 1)) === 0, true)],
   ['grow', (v) => (absent(v) || typeof v === 'boolean' ? 'ok' : 'TypeError')],
+  ['hugePages', (v) => (absent(v) || typeof v === 'boolean' ? 'ok' : 'TypeError')],
+  ['prefault', (v) => (absent(v) || typeof v === 'boolean' ? 'ok' : 'TypeError')],
   ['maxBlocks', (v) => numeric(v, int(8, 2 ** 30), true)],
   ['autoCoalesceThreshold', (v) => numeric(v, (n) => n >= 0 && n <= 100, true)],
   ['poison', (v) => choice(v, ['none', 'nan'])],
@@ -93,6 +95,6 @@ describe.each(BACKENDS)('the bad-input matrix on the %s backend', (backend) => {
 describe('the size of the matrix', () => {
   it('covers every option and method argument with every kind of value', () => {
     expect(values.length).toBe(18);
-    expect(options.map(([n]) => n).sort()).toEqual(['alignment', 'autoCoalesceThreshold', 'backend', 'blockSize', 'grow', 'maxBlocks', 'numBlocks', 'poison', 'type']);
+    expect(options.map(([n]) => n).sort()).toEqual(['alignment', 'autoCoalesceThreshold', 'backend', 'blockSize', 'grow', 'hugePages', 'maxBlocks', 'numBlocks', 'poison', 'prefault', 'type']);
   });
 });

@@ -114,6 +114,56 @@ describe('npm run bench --json', () => {
   });
 });
 
+describe('the large-pool rows of the benchmark (--large, run by --check)', () => {
+  it('measure every variant of the hugePages and prefault options and report each figure, with its targets', { timeout: 120_000 }, () => {
+    const run = node([path.join('bench', 'run.mjs'), '--only', 'large', '--smoke', '--json']);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout);
+    const number = expect.any(Number);
+    expect(report.large).toMatchObject({ bytes: 64 * 2 ** 20, latencyBytes: 16 * 2 ** 20, trials: { dense: 1, sparse: 1 } });
+    const native = BACKENDS.includes('native') ? ['plain', 'hugePages', 'prefault', 'both'] : [];
+    // Without and with hugePages in one process, per-round ratios (the target's figure).
+    expect(report.large.sideBySide).toEqual(native.length > 0 ? { gatherRatio: number, flatGatherRatio: number, dot100Ratio: number, dot1024Ratio: number, rounds: 1 } : undefined);
+    expect(Object.keys(report.large.variants)).toEqual([...native, 'jsPlain', 'jsPrefault']);
+    const sparse = { sparseConstructMs: number, constructRssMiB: number, rssMiB: number, residentMiB: expect.anything(), p50Us: number, p999Us: number, maxUs: number, rewriteP50Us: number, rewriteP999Us: number, writes: 2048, timerNs: number };
+    for (const v of native) {
+      const huge = v === 'hugePages' || v === 'both';
+      expect(report.large.variants[v]).toEqual({
+        label: expect.any(String),
+        constructMs: number,
+        fillMs: number,
+        secondFillMs: number,
+        gatherNs: number,
+        flatGatherNs: number,
+        dot100Ns: number,
+        dot1024Ns: number,
+        destroyMs: number,
+        hugeBytes: huge ? number : null,
+        touchedHugeBytes: huge ? number : null,
+        ...sparse,
+      });
+    }
+    for (const v of ['jsPlain', 'jsPrefault']) expect(report.large.variants[v]).toEqual({ label: expect.any(String), touchedHugeBytes: null, ...sparse });
+    // A pre-faulted slab is resident whatever is written, a plain one only where written.
+    // (The fallback's slab is found by its mapping's size, which the kernel may have merged with a neighbour's: then null.)
+    if (process.platform === 'linux') {
+      const resident = (v: string) => report.large.variants[v].residentMiB as number | null;
+      for (const v of native) expect(resident(v), v).toBeGreaterThan(0);
+      for (const v of ['prefault', 'both'].filter((x) => native.includes(x))) expect(resident(v), v).toBeGreaterThanOrEqual(64);
+      if (resident('jsPrefault') !== null) expect(resident('jsPrefault')).toBeGreaterThanOrEqual(64);
+    }
+    expect(report.targets.map((t: { name: string; limit: string }) => [t.name, t.limit])).toEqual(
+      native.length > 0
+        ? [
+            ['native: random gather blocks[i][j] over 64 MiB, without / with hugePages, side by side', '>= 1.1'],
+            ['native: first write p99.9 with prefault (16 MiB pool), us', '<= 2'],
+            ['native: first write p99.9 with prefault / the same writes again', '<= 1.25'],
+          ]
+        : [],
+    );
+  });
+});
+
 describe.each(BACKENDS)('npm start (the demo) on the %s backend', (backend) => {
   it('finds the identical best value with pooled and with new Float64Array buffers', () => {
     const run = node([path.join('examples', 'demo.mjs'), '--iterations', '300', '--backend', backend, '--json']);

@@ -26,9 +26,9 @@ function attempt(fn: () => unknown): Outcome {
   }
 }
 
-/** stats() without the fields that name the backend. */
-function figures(stats: PoolStats): Omit<PoolStats, 'backend' | 'alignmentScope' | 'memory'> {
-  const { backend: _b, alignmentScope: _a, memory: _m, ...rest } = stats;
+/** stats() without the fields that name the backend or depend on its memory (what the pages were given). */
+function figures(stats: PoolStats): Omit<PoolStats, 'backend' | 'alignmentScope' | 'memory' | 'hugePages' | 'prefault'> {
+  const { backend: _b, alignmentScope: _a, memory: _m, hugePages: _h, prefault: _p, ...rest } = stats;
   return rest;
 }
 

@@ -28,6 +28,11 @@ const configs: [string, Options, number][] = [
   ['a large pool that fills its magazine', { blockSize: 1, numBlocks: 300, grow: true, maxBlocks: 1000, alignment: 8 }, 3000],
   ['no auto-coalescing, poisoned', { blockSize: 5, numBlocks: 33, grow: true, autoCoalesceThreshold: 100, poison: 'nan', alignment: 256 }, 2000],
   ['a threshold of 0', { blockSize: 2, numBlocks: 64, autoCoalesceThreshold: 0 }, 2000],
+  // Slabs of 2 MiB and more (520 blocks of 4 KiB), and a last one of 1.4 MiB (maxBlocks): huge
+  // pages take the large ones where the options are on (the huge-pages-prefault project, or here).
+  ['slabs of 2 MiB and a smaller last one', { blockSize: 2048, numBlocks: 130, grow: true, maxBlocks: 350 }, 300],
+  ['the same with huge pages', { blockSize: 2048, numBlocks: 130, grow: true, maxBlocks: 350, hugePages: true }, 300],
+  ['the same pre-faulted', { blockSize: 2048, numBlocks: 130, grow: true, maxBlocks: 350, prefault: true }, 300],
 ];
 
 describe.each(BACKENDS)('model-based random operations on the %s backend', (backend) => {

@@ -37,6 +37,11 @@ describe('the native allocator core on its own', () => {
     expect(passed).toBeGreaterThan(60 * 4000);
   });
 
+  it('the OS layer (huge pages, pre-faulting, reading back) passes its unit test program', () => {
+    const passed = runProgram('os_test', [native(OS_LAYER), native('run_index.cc'), native('slab.cc'), test('os_test.cc')], []);
+    expect(passed).toBeGreaterThan(25);
+  });
+
   it('native/run_index.cc passes its unit test program', () => {
     const passed = runProgram('run_index_test', [native(OS_LAYER), native('run_index.cc'), test('run_index_test.cc')], []);
     // 20 seeds of a 2,000-step walk, plus the scenario checks.
@@ -51,10 +56,23 @@ describe('the native allocator core on its own', () => {
  */
 interface Mutant {
   readonly name: string;
-  readonly file: 'run_index.cc' | 'slab.cc';
+  readonly file: 'run_index.cc' | 'slab.cc' | 'os_posix.cc';
   readonly find: string;
   readonly replace: string;
-  readonly caughtBy: { readonly run_index_test?: RegExp; readonly slab_test?: RegExp };
+  readonly caughtBy: { readonly run_index_test?: RegExp; readonly slab_test?: RegExp; readonly os_test?: RegExp };
+  /** Only where the kernel gives transparent huge pages (else skipped, saying so). */
+  readonly needsHugePages?: boolean;
+}
+
+/** Why this machine cannot back memory with transparent huge pages, or null when it can. */
+function noHugePages(): string | null {
+  if (process.platform !== 'linux') return `${process.platform} is not Linux`;
+  try {
+    const mode = /\[(\w+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1];
+    return mode === 'never' ? "the THP mode is 'never'" : null;
+  } catch {
+    return 'the kernel has no transparent huge pages';
+  }
 }
 
 /**
@@ -131,6 +149,21 @@ const MUTANTS: readonly Mutant[] = [
     replace: 'false &&',
     caughtBy: { slab_test: /slab_test\.cc:\d+: expected all_bytes\(v0, bytes, 0\)/ },
   },
+  {
+    name: 'pre-faulting gives the kernel advice that populates nothing, and reports the pages populated',
+    file: 'os_posix.cc',
+    find: 'if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE) == 0) return Prefault::kPopulated;',
+    replace: 'if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_NORMAL) == 0) return Prefault::kPopulated;',
+    caughtBy: { os_test: /os_test\.cc:\d+: resident_pages\(p, bytes\) == pages_spanned\(p, bytes\)/ },
+  },
+  {
+    name: "reading smaps counts a mapping's huge pages beyond the range asked about",
+    file: 'os_posix.cc',
+    find: 'total += static_cast<int64_t>(std::min<uint64_t>(kb * 1024, overlap));',
+    replace: 'total += static_cast<int64_t>(kb * 1024);',
+    caughtBy: { os_test: /os_test\.cc:\d+: read_back\(p \+ huge, huge, os::ReadBack::kSmaps, &how\) == static_cast<int64_t>\(huge\)/ },
+    needsHugePages: true,
+  },
 ];
 
 const execFileAsync = promisify(execFile);
@@ -152,8 +185,8 @@ async function outcome(exe: string, args: string[]): Promise<{ failed: number; r
   }
 }
 
-describe('a bug planted in the run index, its upkeep or slab pins is caught by the native unit tests', () => {
-  it('fails run_index_test and slab_test on every mutant, for the reason each names', async () => {
+describe('a bug planted in the run index, its upkeep, slab pins or the OS layer is caught by the native unit tests', () => {
+  it('fails run_index_test, slab_test or os_test on every mutant, for the reason each names', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-mutants-'));
     const obj = (name: string) => path.join(dir, `${name}.o`);
     try {
@@ -164,8 +197,14 @@ describe('a bug planted in the run index, its upkeep or slab pins is caught by t
         compile(native('slab.cc'), obj('slab')),
         compile(test('run_index_test.cc'), obj('run_index_test')),
         compile(test('slab_test.cc'), obj('slab_test')),
+        compile(test('os_test.cc'), obj('os_test')),
       ]);
       for (const [i, mutant] of MUTANTS.entries()) {
+        const skip = mutant.needsHugePages ? noHugePages() : null;
+        if (skip !== null) {
+          console.log(`skipped the mutant "${mutant.name}": ${skip}`);
+          continue;
+        }
         const original = fs.readFileSync(native(mutant.file), 'utf8');
         expect(original.split(mutant.find).length - 1, `${mutant.name}: '${mutant.find}' in native/${mutant.file}`).toBe(1);
         const source = path.join(dir, `mutant${i}_${mutant.file}`);
@@ -175,7 +214,7 @@ describe('a bug planted in the run index, its upkeep or slab pins is caught by t
         const objects = (...names: string[]) => names.map((name) => (name === mutant.file.replace('.cc', '') ? mutated : obj(name)));
         for (const [program, reason] of Object.entries(mutant.caughtBy)) {
           const exe = path.join(dir, `${program}_mutant${i}`);
-          const parts = program === 'slab_test' ? ['os_posix', 'run_index', 'slab', 'slab_test'] : ['os_posix', 'run_index', 'run_index_test'];
+          const parts = program === 'run_index_test' ? ['os_posix', 'run_index', 'run_index_test'] : ['os_posix', 'run_index', 'slab', program];
           await execFileAsync(CXX, [...objects(...parts), '-o', exe]);
           const { failed, report } = await outcome(exe, program === 'slab_test' ? ['6'] : []);
           expect(failed, `${mutant.name}: ${program} did not fail\n${report.slice(0, 2000)}`).toBeGreaterThan(0);
