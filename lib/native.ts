@@ -1,5 +1,6 @@
 import { markAsUntransferable } from 'node:worker_threads';
 import type { Engine, EngineConfig, EngineFactory } from './engine.js';
+import { envNativeMemoryV8 } from './env.js';
 import type { Backend } from './options.js';
 
 /** An engine's opaque handle (an N-API External): what the addon's hot functions take first. */
@@ -126,6 +127,6 @@ export function nativeEngineFactory(addon: NativeAddon): EngineFactory {
   return (config: EngineConfig) =>
     new NativeEngine(
       addon,
-      new addon.NativeEngine(config.blockBytes, config.stride, config.alignment, config.slabBlocks, process.env.SLABPOOL_NATIVE_MEMORY === 'v8', config.detach),
+      new addon.NativeEngine(config.blockBytes, config.stride, config.alignment, config.slabBlocks, envNativeMemoryV8(), config.detach),
     );
 }

@@ -1,3 +1,4 @@
+import { envFlag } from './env.js';
 import { invalidRange, invalidType } from './errors.js';
 import type { Backend, PoolArrayConstructor, PoolConfig, PoolOptions } from './options.js';
 
@@ -186,7 +187,7 @@ let detachWarned = false;
  * its own copy of this module, and slabpool/compat's shared pool is made when it is loaded).
  */
 export function detachByDefault(): boolean {
-  if (process.env.SLABPOOL_DETACH !== '1') return false;
+  if (!envFlag('SLABPOOL_DETACH')) return false;
   if (!detachWarned) {
     detachWarned = true;
     process.emitWarning(
