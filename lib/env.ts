@@ -23,7 +23,7 @@ export function envBackend(): 'auto' | 'native' | 'js' {
   const value = process.env.SLABPOOL_BACKEND;
   if (value === undefined || value === '' || value === 'auto') return 'auto';
   if (value === 'js' || value === 'native') return value;
-  throw invalidRange('the SLABPOOL_BACKEND environment variable', "'js', 'native', 'auto' or unset", value);
+  throw invalidRange('the SLABPOOL_BACKEND environment variable', "'js', 'native' or 'auto'", value);
 }
 
 /** SLABPOOL_NATIVE_MEMORY=v8: native slabs in V8-owned ArrayBuffers (diagnosis, tests). */
