@@ -347,3 +347,93 @@ describe.each(CASES)('replacing typedarray-pool: $title', (c) => {
     expect(fs.readFileSync(path.join(root, 'README.md'), 'utf8')).toContain(`\`${command}\``);
   }, 600_000);
 });
+
+/*
+ * README.md's "Install": the packed tarball installed by path, with the command README.md gives
+ * each manager, in a new project; slabpool then runs, on the native backend where the prebuild
+ * loads (no manager here runs its install script to build anything).
+ */
+
+interface TarballCase {
+  readonly manager: Manager | null;
+  readonly title: string;
+  readonly linker?: 'pnp' | 'node-modules';
+  /** Write README's pnpm-workspace.yaml (allowBuilds) first. */
+  readonly allowBuilds?: boolean;
+  readonly fails?: RegExp;
+}
+
+const TARBALL_CASES: readonly TarballCase[] = [
+  { manager: null, title: 'npm' },
+  { manager: PNPM9, title: 'pnpm 9' },
+  { manager: PNPM10, title: 'pnpm 10' },
+  { manager: PNPM, title: 'current pnpm, with allowBuilds', allowBuilds: true },
+  { manager: PNPM, title: 'current pnpm, without allowBuilds', fails: /ERR_PNPM_IGNORED_BUILDS/ },
+  { manager: YARN1, title: 'Yarn 1' },
+  { manager: YARN4, title: 'Yarn 4 with node_modules', linker: 'node-modules' },
+  { manager: YARN4, title: "Yarn 4 with Plug'n'Play", linker: 'pnp' },
+];
+
+/** README's command for `tool` (npm, pnpm, yarn), with its tarball path made this one's. */
+function tarballCommand(tool: string, tarball: string): string[] {
+  const lines = packageManagerSnippet('tarball', 'commands').split('\n').map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => l.split(/\s+/)[0] === tool);
+  if (!line) throw new Error(`README.md gives no tarball command for ${tool}`);
+  const words = line.split(/\s+/);
+  expect(words.at(-1)).toBe('../slabpool/slabpool-0.1.0.tgz');
+  return [...words.slice(1, -1), tarball];
+}
+
+describe.each(TARBALL_CASES)('installing the tarball: $title', (c) => {
+  it('installs with the README command, and the pool runs', async (ctx) => {
+    let run = ['npm'];
+    if (c.manager) {
+      const manager = managerFor(c.manager);
+      if ('skip' in manager) {
+        console.log(`skipped: ${manager.skip}`);
+        ctx.skip(manager.skip);
+        return;
+      }
+      run = manager.run;
+    }
+    const tool = c.manager === null ? 'npm' : c.manager === YARN1 || c.manager === YARN4 ? 'yarn' : 'pnpm';
+    const app = fs.mkdtempSync(path.join(work, 'tarball-'));
+    const store = path.join(work, 'stores');
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }, null, 2));
+    if (c.allowBuilds) fs.writeFileSync(path.join(app, 'pnpm-workspace.yaml'), `${packageManagerSnippet('pnpm-builds', 'pnpm-workspace.yaml')}\n`);
+    const tarball = locals.get('slabpool')!.file;
+    // Dependencies (bindings, node-addon-api) come through the localhost registry, as above.
+    const env: Record<string, string> =
+      c.manager === YARN4
+        ? {
+            YARN_NPM_REGISTRY_SERVER: registry.replace(/\/$/, ''),
+            YARN_UNSAFE_HTTP_WHITELIST: '127.0.0.1',
+            YARN_NODE_LINKER: c.linker!,
+            YARN_ENABLE_GLOBAL_CACHE: 'false',
+            YARN_CACHE_FOLDER: path.join(store, 'yarn4'),
+            YARN_ENABLE_TELEMETRY: '0',
+            YARN_ENABLE_IMMUTABLE_INSTALLS: 'false',
+          }
+        : {};
+    const extra =
+      c.manager === null
+        ? ['--no-audit', '--no-fund', '--registry', registry]
+        : c.manager === YARN1
+          ? ['--registry', registry, '--cache-folder', path.join(store, 'yarn1'), '--non-interactive', '--no-progress']
+          : c.manager === YARN4
+            ? []
+            : [`--registry=${registry}`, `--store-dir=${path.join(store, 'pnpm')}`, '--reporter=append-only'];
+    const install = await exec([...run, ...tarballCommand(tool, tarball), ...extra], app, env);
+    if (c.fails) {
+      expect(install.status).not.toBe(0);
+      expect(install.stdout + install.stderr).toMatch(c.fails);
+      return;
+    }
+    expect(install.status, `${install.stdout}\n${install.stderr}`).toBe(0);
+    const nodeArgs = c.linker === 'pnp' ? ['-r', path.join(app, '.pnp.cjs')] : [];
+    const script = `const s = require('slabpool'); const p = new s.MemoryPool({ blockSize: 3, numBlocks: 2 }); console.log(JSON.stringify({ backend: p.backend, length: p.getBlock().length, from: require.resolve('slabpool') }))`;
+    const out = JSON.parse(execFileSync(process.execPath, [...nodeArgs, '-e', script], { cwd: app, encoding: 'utf8' }));
+    expect(out).toMatchObject({ backend: BACKENDS.includes('native') ? 'native' : 'js', length: 3 });
+    expect(out.from.startsWith(root)).toBe(false); // the installed copy, not this checkout
+  }, 600_000);
+});

@@ -106,9 +106,11 @@ describe('README.md code blocks', () => {
     }
   });
 
-  it('give every package manager a snippet under "Replacing typedarray-pool"', () => {
+  it('give every package manager its install commands and its override, each tested by test/package-managers.test.ts', () => {
     const snippets = blocks.filter((b) => b.marker?.startsWith('package-manager: ')).map((b) => [b.marker, b.section]);
     expect(snippets).toEqual([
+      ['package-manager: tarball commands', 'Install'],
+      ['package-manager: pnpm-builds pnpm-workspace.yaml', 'Install'],
       ['package-manager: npm package.json', 'Replacing typedarray-pool'],
       ['package-manager: yarn package.json', 'Replacing typedarray-pool'],
       ['package-manager: pnpm9 package.json', 'Replacing typedarray-pool'],
