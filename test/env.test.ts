@@ -137,3 +137,23 @@ describe('the build script without a compiler', () => {
     expect(r.stderr).toMatch(/for the SLABPOOL_BUILD_FROM_SOURCE environment variable but received 'yes'/);
   });
 });
+
+describe("README.md's list of environment variables", () => {
+  it('names every variable the library, the install script and the test config read', () => {
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Environment variables'), readme.indexOf('\n## ', readme.indexOf('## Environment variables') + 1));
+    const listed = new Set([...section.matchAll(/^\| (.*?) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`(SLABPOOL_[A-Z_]+)`/g)].map((n) => n[1]!)));
+    const sources = [
+      ...fs.readdirSync(path.join(root, 'lib')).map((f) => path.join(root, 'lib', f)),
+      path.join(root, 'scripts', 'build-native.js'),
+      path.join(root, 'vitest.config.mts'),
+    ];
+    const read = new Set<string>();
+    for (const file of sources) {
+      const text = fs.readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/process\.env\.(SLABPOOL_[A-Z_]+)|envFlag\('(SLABPOOL_[A-Z_]+)'\)/g)) read.add(m[1] ?? m[2]!);
+    }
+    expect(read.size).toBeGreaterThanOrEqual(7);
+    expect([...read].filter((name) => !listed.has(name))).toEqual([]);
+  });
+});
