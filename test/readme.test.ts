@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
+import { validateOptions } from '../lib/validate.js';
 import { BACKENDS } from './helpers.js';
 import { type Block, readmeBlocks } from './readme-blocks.js';
 
@@ -176,5 +177,78 @@ describe('README.md TypeScript', () => {
       expect(typeCheck(bare, use(entry), false)).toMatch(/error TS2307: Cannot find module 'node:buffer'/);
       expect(typeCheck(typed, use(entry), true)).toBe('');
     }
+  });
+});
+
+/** The rows of the table under `### heading` in README.md: cells, backticks kept. */
+function tableRows(heading: string): string[][] {
+  const text = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const start = text.indexOf(`\n${heading}\n`);
+  expect(start, `README.md has no "${heading}"`).toBeGreaterThan(0);
+  const body = text.slice(start + heading.length + 2, text.indexOf('\n#', start + heading.length + 2));
+  const rows = body.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('|---'));
+  return rows.slice(1).map((l) => l.slice(2, -2).split(' | '));
+}
+
+describe("README.md's options table", () => {
+  const rows = new Map(tableRows('### Options').map((cells) => [/^`(\w+)`$/.exec(cells[0]!)?.[1] ?? cells[0]!, cells]));
+  const base = { blockSize: 4, numBlocks: 8 };
+  const rejects = (options: object): boolean => {
+    try {
+      validateOptions(options);
+      return false;
+    } catch (err) {
+      expect((err as { code?: string }).code).toBe('ERR_SLABPOOL_INVALID_ARG');
+      return true;
+    }
+  };
+
+  it('lists exactly the options the pool accepts', () => {
+    const message = (() => {
+      try {
+        validateOptions({ ...base, nosuch: 1 });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })();
+    const known = /known: ([^)]*)\)/.exec(message)![1]!.split(', ');
+    expect([...rows.keys()].sort()).toEqual(known.sort());
+  });
+
+  it('states the defaults validateOptions fills in', () => {
+    const cfg = validateOptions(base);
+    const literal = (name: string): string => rows.get(name)![2]!;
+    expect(literal('type')).toBe(`\`${cfg.type.name}\``);
+    expect(literal('alignment')).toBe(`\`${cfg.alignment}\``);
+    expect(literal('grow')).toBe(`\`${cfg.grow}\``);
+    expect(literal('autoCoalesceThreshold')).toBe(`\`${cfg.autoCoalesceThreshold}\``);
+    expect(literal('poison')).toBe(`\`'${cfg.poison}'\``);
+    expect(literal('backend')).toBe(`\`'${cfg.backend}'\``);
+    expect(literal('alignmentScope')).toBe(`\`'${cfg.alignmentScope}'\``);
+    expect(literal('detach')).toMatch(new RegExp(`^\`${cfg.detach}\`, or \`true\` when \`SLABPOOL_DETACH\` is on$`));
+    expect(literal('maxBlocks')).toBe('`numBlocks` without `grow`, 2^30 with it');
+    expect(cfg.maxBlocks).toBe(base.numBlocks);
+    expect(validateOptions({ ...base, grow: true }).maxBlocks).toBe(2 ** 30);
+    for (const name of ['blockSize', 'numBlocks']) {
+      expect(literal(name)).toBe('required');
+      const { [name as 'blockSize']: _dropped, ...rest } = base;
+      expect(rejects(rest)).toBe(true);
+    }
+  });
+
+  it('states the ranges validateOptions enforces', () => {
+    expect(rows.get('alignment')![1]).toBe('power of two from 8 to 4096 (bytes)');
+    expect([4, 8, 24, 4096, 8192].map((alignment) => rejects({ ...base, alignment }))).toEqual([true, false, true, false, true]);
+    expect(rows.get('autoCoalesceThreshold')![1]).toMatch(/^number from 0 to 100 /);
+    expect([-1, 0, 100, 101].map((autoCoalesceThreshold) => rejects({ ...base, autoCoalesceThreshold }))).toEqual([true, false, false, true]);
+    expect(rows.get('numBlocks')![1]).toMatch(/^integer from 1 to 2\^30/);
+    expect([0, 1, 2 ** 30 + 1].map((numBlocks) => rejects({ blockSize: 1, numBlocks }))).toEqual([true, false, true]);
+    expect(rows.get('maxBlocks')![1]).toBe('integer from `numBlocks` to 2^30; without `grow`, only `numBlocks` itself');
+    expect([[false, 8], [false, 9], [true, 7], [true, 2 ** 30], [true, 2 ** 30 + 1]].map(([grow, maxBlocks]) => rejects({ ...base, grow, maxBlocks }))).toEqual([false, true, true, false, true]);
+    expect(rows.get('poison')![1]).toBe("`'none'` or `'nan'`; `'nan'` only with `Float64Array` or `Float32Array`");
+    expect([Float64Array, Float32Array, Int32Array].map((type) => rejects({ ...base, type, poison: 'nan' }))).toEqual([false, false, true]);
+    expect(rows.get('alignmentScope')![1]).toBe("`'buffer'` or `'address'`; `'address'` not with `backend: 'js'`");
+    expect(rejects({ ...base, backend: 'js', alignmentScope: 'address' })).toBe(true);
   });
 });
