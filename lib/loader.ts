@@ -183,6 +183,10 @@ function loadNative(): NativeLoad {
     if (factory) break;
   }
   nativeLoad = { factory, target, attempts };
+  // Set for a reason (diagnosis, the sanitizer run): that it did not load must not pass unseen.
+  if (override && !factory) {
+    process.emitWarning(`SLABPOOL_NATIVE_PATH=${override} did not load (${attempts[0]!.error}); no other place is tried`, { code: 'SLABPOOL_NATIVE_PATH' });
+  }
   return nativeLoad;
 }
 

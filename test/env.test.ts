@@ -82,6 +82,13 @@ describe('SLABPOOL_BACKEND', () => {
     expect(out).toMatchObject({ info: null, threw: true, code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE' });
     expect(out.reason).toMatch(/^SLABPOOL_BACKEND=native, and no native addon loaded on .*: creating a pool throws ERR_SLABPOOL_NATIVE_UNAVAILABLE/);
   });
+  it('SLABPOOL_NATIVE_PATH that does not load: a warning says so, and auto pools run on the fallback', () => {
+    const file = path.join(root, 'no-such-addon.node');
+    const r = run(`const s = require(${dist}); console.log(JSON.stringify({ info: s.backendInfo().backend, pool: new s.MemoryPool({ blockSize: 1, numBlocks: 1 }).backend }))`, { SLABPOOL_NATIVE_PATH: file });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ info: 'js', pool: 'js' });
+    expect(r.stderr.match(/\[SLABPOOL_NATIVE_PATH\] Warning: SLABPOOL_NATIVE_PATH=\S+no-such-addon\.node did not load \(not found\); no other place is tried/g)).toHaveLength(1);
+  });
   it("rejects 'wasm' in backendInfo() and when a pool is made", () => {
     for (const body of [`require(${dist}).backendInfo()`, `new (require(${dist}).MemoryPool)({ blockSize: 1, numBlocks: 1 })`]) {
       const out = json(catchCode(body), { SLABPOOL_BACKEND: 'wasm' });
