@@ -4,6 +4,9 @@ import { defineConfig } from 'vitest/config';
 // build that does not load fails the run instead of quietly halving it. Set
 // SLABPOOL_REQUIRE_NATIVE=0 to test the fallback alone on a machine without a compiler.
 const requireNative = process.env.SLABPOOL_REQUIRE_NATIVE ?? '1';
+if (requireNative !== '0' && requireNative !== '1') {
+  throw new Error(`Expected '0', '1' or unset for the SLABPOOL_REQUIRE_NATIVE environment variable but received '${requireNative}'`);
+}
 
 export default defineConfig({
   test: {

@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import { ArrayBufferCache, BufferState, bufferStateOf } from './compat-arraybuffer-cache.js';
 import { type BlockRecord, type CompatView, SizeClasses, ViewKind, classOf, freshViewFor, recordOf, recordOfBlock, viewFor } from './compat-size-classes.js';
 import { alreadyFreed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
+import { envFlag } from './env.js';
 import { resolveBackend } from './loader.js';
 import type { Backend, PoolArray } from './options.js';
 import { validateCompatOptions } from './validate.js';
@@ -39,7 +40,7 @@ export interface CompatOptions {
    * follows the `SLABPOOL_COMPAT_STRICT` environment variable (`1` is strict): read when the
    * pool is made for the new arrays (for the process's shared pool, when `slabpool/compat`
    * loads), and at each such free for the throwing.
-   * @default process.env.SLABPOOL_COMPAT_STRICT === '1'
+   * @default envFlag('SLABPOOL_COMPAT_STRICT')
    */
   readonly strict?: boolean;
   /**
@@ -48,7 +49,7 @@ export interface CompatOptions {
    * for every typed array in the process from then on. Off, nothing is ever detached. As there,
    * on the js backend slabs are then not marked untransferable: `postMessage(x, [x.buffer])`
    * detaches the slab under x, and every array of x's size class on it.
-   * @default process.env.SLABPOOL_DETACH === '1'
+   * @default true when the SLABPOOL_DETACH environment variable is '1' or 'true'
    */
   readonly detach?: boolean;
 }
@@ -194,7 +195,7 @@ function nextPow2(n: number): number {
 export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   const { backend, strict, detach } = validateCompatOptions(options);
   // Decided once: reading the environment at each malloc would slow every pool's hot path.
-  const fresh = strict ?? process.env.SLABPOOL_COMPAT_STRICT === '1';
+  const fresh = strict ?? envFlag('SLABPOOL_COMPAT_STRICT');
   const sizeClasses = new SizeClasses(backend, detach);
   // The hot path indexes the table directly; SizeClasses only ever sets its entries.
   const classes = sizeClasses.byLog2;
@@ -208,7 +209,7 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   // The backend the classes will use, known before any class exists (stats() reports it).
   const resolvedBackend = resolveBackend(backend);
 
-  const isStrict = (): boolean => strict ?? process.env.SLABPOOL_COMPAT_STRICT === '1';
+  const isStrict = (): boolean => strict ?? envFlag('SLABPOOL_COMPAT_STRICT');
 
   /**
    * A view of `kind` over `bytes` bytes of a block of the right class; `bytes` is validated. Kept

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import bindings = require('bindings');
-import { invalidRange, nativeUnavailable } from './errors.js';
+import { envBackend } from './env.js';
+import { nativeUnavailable } from './errors.js';
 import type { EngineFactory } from './engine.js';
 import { createJsEngine } from './fallback.js';
 import { isNativeAddon, nativeEngineFactory } from './native.js';
@@ -27,7 +28,11 @@ export interface LoadTarget {
 
 /** Which backend `backend: 'auto'` uses in this process, and why. */
 export interface BackendInfo {
-  readonly backend: Backend;
+  /**
+   * The backend a pool with `backend: 'auto'` runs on; null when such a pool cannot be made:
+   * SLABPOOL_BACKEND=native and no addon loads (creating it throws ERR_SLABPOOL_NATIVE_UNAVAILABLE).
+   */
+  readonly backend: Backend | null;
   /** One sentence: why this backend, naming the platform, architecture and C library. */
   readonly reason: string;
   /** The platform, architecture and C library the addon was chosen for. */
@@ -178,15 +183,14 @@ function loadNative(): NativeLoad {
     if (factory) break;
   }
   nativeLoad = { factory, target, attempts };
+  // Set for a reason (diagnosis, the sanitizer run): that it did not load must not pass unseen.
+  if (override && !factory) {
+    process.emitWarning(`SLABPOOL_NATIVE_PATH=${override} did not load (${attempts[0]!.error}); no other place is tried`, { code: 'SLABPOOL_NATIVE_PATH' });
+  }
   return nativeLoad;
 }
 
-function environmentChoice(): 'auto' | Backend {
-  const value = process.env.SLABPOOL_BACKEND;
-  if (value === undefined || value === '' || value === 'auto') return 'auto';
-  if (value === 'js' || value === 'native') return value;
-  throw invalidRange('the SLABPOOL_BACKEND environment variable', "'js', 'native' or 'auto'", value);
-}
+const environmentChoice = envBackend;
 
 function describeAttempts(attempts: readonly LoadAttempt[]): string[] {
   return attempts.map((a) => `${a.path}: ${a.error ?? 'loaded'}`);
@@ -199,6 +203,10 @@ export function backendInfo(): BackendInfo {
   const { factory, target, attempts } = loadNative();
   const on = describeTarget(target);
   if (factory) return { backend: 'native', reason: `the native addon loaded from ${attempts.at(-1)!.path} on ${on}`, target, attempts };
+  if (choice === 'native') {
+    const why = `SLABPOOL_BACKEND=native, and no native addon loaded on ${on}: creating a pool throws ERR_SLABPOOL_NATIVE_UNAVAILABLE`;
+    return { backend: null, reason: `${why} (${describeAttempts(attempts).join('; ')})`, target, attempts };
+  }
   return { backend: 'js', reason: `no native addon loaded on ${on} (${describeAttempts(attempts).join('; ')})`, target, attempts };
 }
 

@@ -1,5 +1,6 @@
 import { markAsUntransferable } from 'node:worker_threads';
 import type { Engine, EngineConfig, EngineFactory, EnginePages } from './engine.js';
+import { envNativeMemoryV8 } from './env.js';
 import type { Backend } from './options.js';
 
 /** An engine's opaque handle (an N-API External): what the addon's hot functions take first. */
@@ -158,7 +159,7 @@ export function nativeEngineFactory(addon: NativeAddon): EngineFactory {
         config.stride,
         config.alignment,
         config.slabBlocks,
-        process.env.SLABPOOL_NATIVE_MEMORY === 'v8',
+        envNativeMemoryV8(),
         config.detach,
         config.hugePages === true,
         config.prefault === true,

@@ -137,7 +137,7 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * js backend the mark would also stop this option's detaching (a transfer, on Node 20), so
    * with `detach` its slabs are left unmarked: such a transfer then detaches the block's whole
    * slab, every block on it.
-   * @default process.env.SLABPOOL_DETACH === '1'
+   * @default true when the SLABPOOL_DETACH environment variable is '1' or 'true'
    */
   readonly detach?: boolean;
 
@@ -164,7 +164,7 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * pages back at that moment, read back from the kernel (a system call per slab, only for pools
    * with the option on). `SLABPOOL_HUGE_PAGES=1` in the environment turns it on for every pool that
    * does not set it (slabpool/compat's too).
-   * @default process.env.SLABPOOL_HUGE_PAGES === '1'
+   * @default true when the SLABPOOL_HUGE_PAGES environment variable is '1' or 'true'
    */
   readonly hugePages?: boolean;
 
@@ -187,7 +187,7 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * always. Memory is not locked (no mlock: it is capped by RLIMIT_MEMLOCK and gains nothing on a
    * machine without swap). `SLABPOOL_PREFAULT=1` in the environment turns it on for every pool
    * that does not set it (slabpool/compat's too).
-   * @default process.env.SLABPOOL_PREFAULT === '1'
+   * @default true when the SLABPOOL_PREFAULT environment variable is '1' or 'true'
    */
   readonly prefault?: boolean;
 }

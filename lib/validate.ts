@@ -1,3 +1,4 @@
+import { envFlag } from './env.js';
 import { invalidRange, invalidType } from './errors.js';
 import type { Backend, PoolArrayConstructor, PoolConfig, PoolOptions } from './options.js';
 
@@ -157,8 +158,8 @@ export function validateOptions(options: unknown): PoolConfig {
   const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const);
   const detach = o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach);
   const alignmentScope = o.alignmentScope === undefined ? 'buffer' : requireChoice('alignmentScope', o.alignmentScope, ['buffer', 'address'] as const);
-  const hugePages = o.hugePages === undefined ? process.env.SLABPOOL_HUGE_PAGES === '1' : requireBoolean('hugePages', o.hugePages);
-  const prefault = o.prefault === undefined ? process.env.SLABPOOL_PREFAULT === '1' : requireBoolean('prefault', o.prefault);
+  const hugePages = o.hugePages === undefined ? envFlag('SLABPOOL_HUGE_PAGES') : requireBoolean('hugePages', o.hugePages);
+  const prefault = o.prefault === undefined ? envFlag('SLABPOOL_PREFAULT') : requireBoolean('prefault', o.prefault);
   if (alignmentScope === 'address' && backend === 'js') {
     throw invalidRange('alignmentScope', "'buffer' with backend 'js'", alignmentScope, 'the JavaScript fallback cannot align absolute addresses');
   }
@@ -192,7 +193,7 @@ let detachWarned = false;
  * its own copy of this module, and slabpool/compat's shared pool is made when it is loaded).
  */
 export function detachByDefault(): boolean {
-  if (process.env.SLABPOOL_DETACH !== '1') return false;
+  if (!envFlag('SLABPOOL_DETACH')) return false;
   if (!detachWarned) {
     detachWarned = true;
     process.emitWarning(

@@ -7,6 +7,8 @@
 //       succeed, and slabpool runs on its JavaScript fallback. SLABPOOL_BUILD_FROM_SOURCE=1 (or
 //       npm_config_build_from_source=true)
 //       forces the build.
+//   SLABPOOL_REQUIRE_NATIVE=0 (npm test on a machine without a compiler): a failed build warns
+//       and succeeds, so that the tests run on what does load (a prebuild, else the fallback).
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { sourceHash, builtHash, localNodeDir } = require('./source-hash.js');
@@ -42,7 +44,13 @@ function build() {
 // SLABPOOL_BUILD_FROM_SOURCE=1 is ours; npm_config_build_from_source (npm install
 // --build-from-source, the convention of prebuild-install and node-pre-gyp) is what npm 11 still
 // hands to install scripts, with a warning that a later npm may not.
-const forced = process.env.SLABPOOL_BUILD_FROM_SOURCE === '1' || process.env.npm_config_build_from_source === 'true';
+// Any other value of ours is refused loudly: a typo must not silently skip the build asked for.
+const fromSource = process.env.SLABPOOL_BUILD_FROM_SOURCE;
+if (fromSource !== undefined && !['', '0', 'false', '1', 'true'].includes(fromSource)) {
+  console.error(`slabpool: Expected '1', 'true', '0', 'false' or unset for the SLABPOOL_BUILD_FROM_SOURCE environment variable but received '${fromSource}'`);
+  process.exit(1);
+}
+const forced = fromSource === '1' || fromSource === 'true' || process.env.npm_config_build_from_source === 'true';
 const built = path.join(root, 'build', 'Release', 'slabpool.node');
 // The Linux prebuilds are glibc builds: on musl (no glibc version in the process report) the
 // loader does not try them, so the install must not count on one either, and builds.
@@ -55,8 +63,14 @@ if (!forced && loads(built)) {
   // The prebuild matches these sources: nothing to build.
 } else if (build()) {
   console.log(`slabpool: built the native addon (${expected})`);
+} else if (install && prebuilt && loads(prebuilt)) {
+  // A forced build failed, but the prebuild for this platform loads: that is what will run.
+  const rel = path.relative(root, prebuilt);
+  console.warn(`slabpool: could not build the native addon from source; the prebuild ${rel} loads and will be used (see backendInfo()).`);
 } else if (install) {
-  console.warn('slabpool: could not build the native addon; the JavaScript fallback will be used (see backendInfo()).');
+  console.warn('slabpool: could not build the native addon, and no prebuild loads here; the JavaScript fallback will be used (see backendInfo()).');
+} else if (process.env.SLABPOOL_REQUIRE_NATIVE === '0') {
+  console.warn('slabpool: building the native addon failed; SLABPOOL_REQUIRE_NATIVE=0, so the tests run on what loads (a matching prebuild, else the JavaScript fallback alone)');
 } else {
   console.error('slabpool: building the native addon failed');
   process.exit(1);
