@@ -98,10 +98,16 @@ describe.each(BACKENDS)('the hugePages and prefault options on the %s backend', 
     process.env.SLABPOOL_PREFAULT = '1';
     expect(requested()).toEqual([true, true]);
     expect(requested({ hugePages: false, prefault: false })).toEqual([false, false]); // the option wins
-    process.env.SLABPOOL_HUGE_PAGES = 'true'; // only '1' turns it on, as SLABPOOL_DETACH
+    process.env.SLABPOOL_HUGE_PAGES = 'true'; // '1' or 'true' turn it on, as SLABPOOL_DETACH (env.ts)
     process.env.SLABPOOL_PREFAULT = '0';
+    expect(requested()).toEqual([true, false]);
+    process.env.SLABPOOL_HUGE_PAGES = 'false';
     expect(requested()).toEqual([false, false]);
     expect(requested({ hugePages: true, prefault: true })).toEqual([true, true]);
+    // Any other value is refused loudly, naming the variable.
+    process.env.SLABPOOL_PREFAULT = 'yes';
+    const err = thrownBy(() => makePool(backend, { blockSize: 4, numBlocks: 8 }));
+    expect({ code: err.code, message: err.message }).toMatchObject({ code: 'ERR_SLABPOOL_INVALID_ARG', message: expect.stringContaining('SLABPOOL_PREFAULT') });
   });
 
   it('report "not requested" when off, and ask the engine nothing', () => {
