@@ -2,7 +2,7 @@
 // --smoke runs every case once at toy sizes: it shows that the benchmark works (npm test runs
 // it), and its figures mean nothing.
 // --only runs just the named cases (acquireRelease, typedarrayPoolApi, getRun, construct,
-// steadyState, kernelAfter, fragmented, layouts, churn, addressOf, zeroed) and reports their sections and targets
+// steadyState, kernelAfter, fragmented, layouts, churn, addressOf, zeroed, growth) and reports their sections and targets
 // alone, e.g. `node bench/run.mjs --only kernelAfter` (fragmented also runs acquireRelease's floor,
 // its reference). --large adds the large case (1 GiB pools with the hugePages and prefault options
 // off and on, about 2 minutes), which --check runs too, and `--only large` alone. --build (what npm run bench passes) first compiles lib/ when dist/ is older
@@ -28,7 +28,7 @@ const json = args.includes('--json') || process.env.npm_config_json === 'true';
 const check = args.includes('--check');
 const smoke = args.includes('--smoke');
 const trials = smoke ? 1 : Number(args[args.indexOf('--trials') + 1]) || 5;
-const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf', 'zeroed', 'large'];
+const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf', 'zeroed', 'growth', 'large'];
 // large (1 GiB pools) is too slow for the default run: --large or --check add it (with --only, --large alone does).
 const withLarge = args.includes('--large') || check;
 const only = args.includes('--only')
@@ -100,6 +100,8 @@ const zeroedVariants = ['reused', 'freshGetBlock', 'freshFill', 'freshZeroed'];
 // One trace per seed, one fresh process per seed and variant: figures are medians and worsts over
 // seeds (a trace's fragmentation moves by a point from seed to seed, for first fit as well).
 const churnSeeds = smoke ? [1] : [1, 2, 3, 4, 5];
+// growth: a growth's cost at 2e3 slabs (after 1e3 growths to warm up) and at 5e4 (one block each).
+const growthSlabs = smoke ? [2000, 3000] : [2000, 50_000];
 const churnSpec = smoke
   ? { operations: 20_000, blocks: 1000, period: 10_000, warmup: 2000 }
   : { operations: 1_000_000, blocks: 10_000, period: 200_000, warmup: 100_000 };
@@ -145,6 +147,7 @@ const allSpecs = [
   ...Object.values(sizes).map((n) => ({ case: 'construct', variant: 'newArrayBuffer', n })),
   ...backends.map((backend) => ({ case: 'fragmented', backend, budgetMs, warmupMs: smoke ? 5 : 500 })),
   ...[...backends.map((backend) => ({ backend })), { variant: 'bigint' }].map((v) => ({ case: 'addressOf', ...v, budgetMs })),
+  ...backends.flatMap((backend) => growthSlabs.map((slabs) => ({ case: 'growth', backend, slabs }))),
   ...backends.flatMap((backend) => lengths.flatMap((blockLength) => zeroedVariants.map((variant) => ({ case: 'zeroed', backend, variant, blockLength, budgetMs })))),
   ...backends.flatMap((backend) => Object.values(layoutSizes).map((n) => ({ case: 'layouts', backend, n, seeds: layoutSeeds, budgetMs: layoutBudgetMs, warmupMs: layoutWarmupMs }))),
   ...churnSeeds.flatMap((seed) => [...backends, 'firstFit'].map((variant) => ({ case: 'churn', variant, seed, ...churnSpec }))),
@@ -251,6 +254,9 @@ const constructFigure = (field) => ({
 const construct = section('construct', () => constructFigure('ns'));
 // Of each, the GC work V8 started inside the window (its answer to hundreds of MB of new ArrayBuffer).
 const constructGc = section('construct', () => constructFigure('gcNs'));
+const growthNs = section('growth', () =>
+  Object.fromEntries(backends.map((backend) => [backend, Object.fromEntries(growthSlabs.map((slabs) => [slabs, round2(pick({ case: 'growth', backend, slabs }))]))])),
+);
 const addressOfNs = section('addressOf', () => ({
   ...Object.fromEntries(backends.map((backend) => [backend, round2(pick({ case: 'addressOf', backend }))])),
   bigint: round2(pick({ case: 'addressOf', variant: 'bigint' })),
@@ -480,6 +486,12 @@ if (layouts?.native) {
   }
 }
 // Issue 13: an address per call must not cost what a native call does (it was ~230 ns).
+if (growthNs) {
+  for (const b of backends) {
+    const ratio = round2(growthNs[b][growthSlabs[1]] / growthNs[b][growthSlabs[0]]);
+    target(`${b}: one growth at ${growthSlabs[1]} slabs / at ${growthSlabs[0]}`, ratio, '<= 2', ratio <= 2);
+  }
+}
 if (addressOfNs?.native !== undefined) target('native: addressOf(held block or run), ns', addressOfNs.native, '<= 50', addressOfNs.native <= 50);
 if (churn) {
   target('js: churn trace, ns per operation, median over seeds', churn.js.ns.median, '<= 100', churn.js.ns.median <= 100);
@@ -537,6 +549,7 @@ const report = {
   getRun,
   getRunFound,
   fragmented,
+  growth: growthNs,
   addressOf: addressOfNs,
   zeroed,
   layouts,
@@ -583,6 +596,13 @@ if (json) {
       ),
     );
     out.push('', `Each operation timed for ${layoutBudgetMs} ms on each layout; the adversarial layout: every other block free in the lower half, and one free run of 128 blocks at the top. Seconds per (backend, size) process: ${backends.map((b) => Object.keys(layoutSizes).map((s) => `${b} ${s} ${layouts.trialSeconds[b][s]}`).join(', ')).join(', ')}.`);
+  }
+  if (growthNs) {
+    table(
+      'One growth: a slab added to a pool of one-block slabs (ns per growth, median of the last 1000)',
+      ['', ...growthSlabs.map((n) => `at ${n.toLocaleString('en-US')} slabs`)],
+      backends.map((b) => [names[b], ...growthSlabs.map((n) => growthNs[b][n])]),
+    );
   }
   if (addressOfNs) {
     table(

@@ -269,6 +269,22 @@ function zeroed({ backend, variant, blockLength, budgetMs = 250 }) {
 }
 
 /**
+ * Growth: a pool of one-block slabs that may grow (numBlocks 1, grow), grown by getBlock to
+ * `slabs` slabs; ns per growth over the last 1000 (each adds a slab: one ArrayBuffer, its views
+ * and records). The figure at 5e4 slabs over the one at 2e3 says whether a growth costs O(1).
+ */
+function growth({ backend, slabs }) {
+  const pool = new MemoryPool({ blockSize: 4, numBlocks: 1, grow: true, backend });
+  for (let i = 0; i < slabs - 1000; i++) pool.getBlock();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < 1000; i++) sink += pool.getBlock().length;
+  const ns = Number(process.hrtime.bigint() - t0) / 1000;
+  if (pool.stats().slabs !== slabs) throw new Error(`growth: ${pool.stats().slabs} slabs, not ${slabs}`);
+  pool.destroy();
+  return { ns };
+}
+
+/**
  * addressOf() of held blocks and live runs in turn (backend native or js), or, for reference
  * (variant bigint), what making one bigint from a number costs (BigInt(n), a runtime call in V8 11).
  */
@@ -924,6 +940,9 @@ switch (spec.case) {
     break;
   case 'addressOf':
     result = addressOf(spec);
+    break;
+  case 'growth':
+    result = growth(spec);
     break;
   case 'zeroed': {
     const r = zeroed(spec);

@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import { ArrayBufferCache, BufferState, bufferStateOf } from './compat-arraybuffer-cache.js';
 import { type BlockRecord, type CompatView, SizeClasses, ViewKind, classOf, freshViewFor, recordOf, recordOfBlock, viewFor } from './compat-size-classes.js';
 import { alreadyFreed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
-import { envFlag } from './env.js';
+import { envFlag, envNativeMemoryV8 } from './env.js';
 import { resolveBackend } from './loader.js';
 import type { Backend, PoolArray } from './options.js';
 import { validateCompatOptions } from './validate.js';
@@ -196,6 +196,12 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   const { backend, strict, detach } = validateCompatOptions(options);
   // Decided once: reading the environment at each malloc would slow every pool's hot path.
   const fresh = strict ?? envFlag('SLABPOOL_COMPAT_STRICT');
+  // The variables the size classes' pools read as they are made, checked now: a bad value fails
+  // here (for the shared pool: when slabpool/compat is loaded), never inside a later malloc.
+  envFlag('SLABPOOL_HUGE_PAGES');
+  envFlag('SLABPOOL_PREFAULT');
+  envFlag('SLABPOOL_DETACH');
+  envNativeMemoryV8();
   const sizeClasses = new SizeClasses(backend, detach);
   // The hot path indexes the table directly; SizeClasses only ever sets its entries.
   const classes = sizeClasses.byLog2;

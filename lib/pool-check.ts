@@ -41,6 +41,8 @@ export function checkPool(p: PoolParts): string | null {
   }
   if (cached > magazine.capacity) return `magazine holds ${cached} blocks, over its capacity ${magazine.capacity}`;
   if (p.peak < p.inUse) return `peak ${p.peak} is below blocks in use ${p.inUse}`;
+  const slotProblem = slots.problem();
+  if (slotProblem !== null) return slotProblem;
   let capacity = 0;
   let inUse = 0;
   let leased = 0;

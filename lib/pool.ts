@@ -676,12 +676,15 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (this.#poisonNaN) (block as Float64Array).fill(NaN); // float types only (validated)
     const stack = this.#stack;
     if (stack.length === this.#stackCap) this.#flush(stack.length - (stack.length >>> 1));
-    // Address-ordered reuse: a block above the engine's lowest free block goes to the bottom of
-    // the magazine (handed out last, flushed first), so that getBlock keeps taking the lowest
-    // blocks, as first fit would; one on top would be reused before them (issue 12: the churn
-    // trace's mean fragmentation went from 1.1 % to 0.4 % above textbook first fit's, median
-    // over five seeds). The unshift moves at most 64 views.
-    if (block[INDEX]! > this.#lowest) stack.unshift(block);
+    // Address-ordered reuse, so that getBlock keeps taking the lowest free blocks as first fit
+    // would, instead of reusing a high block while a lower one waits in the magazine (issue 12).
+    // A block above the engine's lowest free block goes to the bottom of the magazine (handed out
+    // last, flushed first) when the magazine's top is a low block, one at or below the engine's
+    // lowest, which getBlock then hands out first; otherwise on top, as any other (when the top
+    // is high too, the bottom would buy nothing, and a pool in that state, such as one grown and
+    // emptied, keeps its LIFO hot path). The unshift moves at most 63 views.
+    const idx = block[INDEX]!;
+    if (idx > this.#lowest && stack.length > 0 && stack[stack.length - 1]![INDEX]! <= this.#lowest) stack.unshift(block);
     else stack.push(block);
     if (--this.#inUse < this.#gateInUse) this.#autoCoalesce();
   }

@@ -18,6 +18,8 @@ export interface Slot {
 
 export class SlotTable {
   readonly #slots: Slot[] = [];
+  /** Empty slots below length: while 0 (a pool that only grew), nextFree() is O(1). */
+  #empties = 0;
   readonly #slabBlocks: number;
   readonly #stride: number;
 
@@ -36,24 +38,41 @@ export class SlotTable {
     return this.#slots[s]!;
   }
 
-  /** Where the next slab goes: the lowest empty slot, else a new one at the end. */
+  /**
+   * Where the next slab goes: the lowest empty slot, else a new one at the end. O(1) while no
+   * slot is empty (growth alone: a pool grown to 50,000 slabs spent 200 us a growth on a linear
+   * scan); after a trim, O(slots) until the empty slots are filled again, as the trim was.
+   */
   nextFree(): number {
+    if (this.#empties === 0) return this.#slots.length;
     const s = this.#slots.findIndex((slot) => slot.blocks === 0);
     return s < 0 ? this.#slots.length : s;
   }
 
   fill(s: number, blocks: number, buffer: ArrayBuffer, base: number): void {
+    if (s < this.#slots.length && this.#slots[s]!.blocks === 0) this.#empties--;
     this.#slots[s] = { blocks, buffer, base };
   }
 
   /** Empties slot s, and drops empty slots from the end (slot 0 always stays). */
   empty(s: number): void {
+    if (this.#slots[s]!.blocks !== 0) this.#empties++;
     this.#slots[s] = { blocks: 0, buffer: undefined, base: 0 };
-    while (this.#slots.length > 1 && this.#slots.at(-1)!.blocks === 0) this.#slots.pop();
+    while (this.#slots.length > 1 && this.#slots.at(-1)!.blocks === 0) {
+      this.#slots.pop();
+      this.#empties--;
+    }
   }
 
   clear(): void {
     this.#slots.length = 0;
+    this.#empties = 0;
+  }
+
+  /** Null when the count of empty slots is right, else what is wrong (check()). */
+  problem(): string | null {
+    const empties = this.#slots.filter((slot) => slot.blocks === 0).length;
+    return empties === this.#empties ? null : `the slot table counts ${this.#empties} empty slots, it holds ${empties}`;
   }
 
   /** The slot of block idx. */

@@ -54,6 +54,18 @@ describe('SLABPOOL_COMPAT_STRICT', () => {
   });
 });
 
+describe('slabpool/compat and the variables its pools read', () => {
+  // A bad value fails when slabpool/compat loads, never inside a later malloc (where, with the
+  // typedarray-pool override, it would be a third-party library's call that throws).
+  for (const [name, value] of [['SLABPOOL_HUGE_PAGES', 'yes'], ['SLABPOOL_PREFAULT', 'yes'], ['SLABPOOL_DETACH', 'on'], ['SLABPOOL_NATIVE_MEMORY', 'V8']] as const) {
+    it(`rejects ${name}='${value}' when slabpool/compat loads`, () => {
+      const out = json(catchCode(`require(${compat})`), { [name]: value });
+      expect(out).toMatchObject({ threw: true, name: 'RangeError', code: 'ERR_SLABPOOL_INVALID_ARG' });
+      expect(out.message).toContain(`for the ${name} environment variable but received '${value}'`);
+    });
+  }
+});
+
 describe('SLABPOOL_DETACH', () => {
   it("'true' detaches what destroy() releases, with the warning; 'false' does not", () => {
     const script = `const { MemoryPool } = require(${dist}); const p = new MemoryPool({ blockSize: 4, numBlocks: 2, backend: 'js' }); const b = p.getBlock(); p.destroy(); console.log(JSON.stringify({ length: b.length }));`;

@@ -9,7 +9,8 @@ import { runSeeded, type Target } from './operations.js';
  * README and lib/: growth by slabs of numBlocks up to maxBlocks into the lowest empty slot; the
  * magazine (lib/magazine.ts: a stack of at most capacity / 8 blocks, up to 64, refilled with the
  * capacity / 16 lowest free blocks, up to 16, and half flushed when a return finds it full; a
- * returned block above the engine's lowest free block goes to its bottom, any other on top);
+ * returned block above the engine's lowest free block goes to its bottom while its top is at or
+ * below that lowest block, any other on top);
  * address-ordered first fit for runs over the blocks the engine holds free, flushing the magazine
  * and then growing when none fits; and the auto-coalesce rule of lib/auto-coalesce.ts. So the
  * harness can predict which block or run every get hands out, and when the pool coalesces.
@@ -129,10 +130,12 @@ export class Model {
       this.flush(this.magazine.length - (this.magazine.length >>> 1));
     }
     if (!held.run) {
-      // Above the engine's lowest free block: to the bottom (handed out last, flushed first).
+      // Above the engine's lowest free block while the magazine's top is at or below it: to the
+      // bottom (handed out last, flushed first); else on top.
       let lowest = Infinity;
       for (const i of this.engineFree()) if (i < lowest) lowest = i;
-      if (held.start > lowest) this.magazine.unshift(held.start);
+      const top = this.magazine.length > 0 ? this.magazine[this.magazine.length - 1]! : Infinity;
+      if (held.start > lowest && top <= lowest) this.magazine.unshift(held.start);
       else this.magazine.push(held.start);
     }
     this.give(held);

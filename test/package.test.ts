@@ -239,6 +239,21 @@ describe.skipIf(!hasPrebuild)('installing the tarball', () => {
     const tscCompat = run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.compat.json')], dir);
     expect(tscCompat.stdout + tscCompat.stderr).toBe('');
     expect(tscCompat.status).toBe(0);
+    // Under the resolution `"module": "commonjs"` implies (node10), which reads no `exports`: the
+    // subpath's types come from package.json's typesVersions.
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.node10.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true, noEmit: true, target: 'ES2022', module: 'commonjs', moduleResolution: 'node10', lib: ['ES2022', 'ESNext.Disposable'],
+          types: ['node'], typeRoots: [path.join(root, 'node_modules', '@types')],
+        },
+        files: ['consumer.ts', 'compat.ts'],
+      }),
+    );
+    const tscNode10 = run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.node10.json')], dir);
+    expect(tscNode10.stdout + tscNode10.stderr).toBe('');
+    expect(tscNode10.status).toBe(0);
     const both = run(process.execPath, ['--input-type=module', '-e', `import whole, { mallocDouble } from 'slabpool/compat'; import { createRequire } from 'node:module'; const r = createRequire(import.meta.url)('slabpool/compat'); console.log(whole.mallocDouble === mallocDouble && r.mallocDouble === mallocDouble, mallocDouble(3).length, r.stats().backend)`], dir);
     expect(both.stdout.trim(), both.stderr).toBe('true 3 native');
   });
