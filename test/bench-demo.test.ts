@@ -100,7 +100,7 @@ describe('npm run bench --json', () => {
     );
     for (const t of kernelTargets) expect(t.limit).toBe('<= 1.15');
     // Per backend: 3 acquireRelease, 2 steadyState, 2 compat, 2 construct, 3 getRun, 1 fragmented,
-    // 8 layouts, 2 churn placement, 4 zeroed; and churn speed, js's own and native's over js's; with both
+    // 8 layouts, 2 churn placement, 4 zeroed, 1 growth; and churn speed, js's own and native's over js's; with both
     // backends, native over js on every layouts row (3 sizes x 5 operations).
     const nativeOverJs = report.targets.filter((t: { name: string }) => t.name.startsWith('native / js: '));
     expect(nativeOverJs).toHaveLength(BACKENDS.includes('native') ? 15 : 0);
@@ -108,7 +108,12 @@ describe('npm run bench --json', () => {
     // Plus, with native, its addressOf target.
     const addressTargets = report.targets.filter((t: { name: string }) => t.name.startsWith('native: addressOf'));
     expect(addressTargets.map((t: { limit: string }) => t.limit)).toEqual(BACKENDS.includes('native') ? ['<= 50'] : []);
-    expect(report.targets.length).toBe(BACKENDS.length * 28 + kernelTargets.length + nativeOverJs.length + addressTargets.length);
+    expect(report.targets.length).toBe(BACKENDS.length * 29 + kernelTargets.length + nativeOverJs.length + addressTargets.length);
+    // Growth: ns per growth at two slab counts (2,000 and 3,000 in --smoke), and a target per backend on their ratio.
+    for (const b of BACKENDS) {
+      expect(report.growth[b]).toEqual({ 2000: number, 3000: number });
+      expect(report.targets.filter((t: { name: string }) => t.name === `${b}: one growth at 3000 slabs / at 2000`)).toHaveLength(1);
+    }
     for (const t of report.targets) expect(t).toEqual({ name: expect.any(String), value: number, limit: expect.any(String), met: expect.any(Boolean) });
     expect(report.machine).toMatchObject({ node: process.version, cores: number });
   });

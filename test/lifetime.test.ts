@@ -344,7 +344,10 @@ describe.each(BACKENDS)('lifecycles on the %s backend', (backend) => {
     // once the event loop turns); the fallback's memory is V8's.
     const slab = numBlocks * 8192;
     expect(out).toMatchObject(backend === 'native' && !process.env.SLABPOOL_NATIVE_MEMORY ? { peak: slab, after: 0, ranges: 0 } : { peak: 0, after: 0, ranges: 0 });
-    if (!sanitized) expect(out.rssGrowthMB as number).toBeLessThan(64);
+    // Bounded, against 10 GB allocated in all: the fallback's slabs are V8's ArrayBuffers, freed
+    // when V8 collects them, so its figure depends on where in the collector's cycle the loop ends
+    // (44 to 75 MB over runs of one build for 1 MiB pools); native's are freed at destroy().
+    if (!sanitized) expect(out.rssGrowthMB as number).toBeLessThan(backend === 'js' ? 128 : 64);
   });
 
   it('dropping pools without destroy() in a synchronous loop: native memory is held until the loop yields, destroy() keeps it flat (the README rule)', () => {
