@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,6 +24,7 @@ import { packageManagerSnippet } from './readme-blocks.js';
  */
 
 const root = path.resolve(__dirname, '..');
+const { sourceHash } = createRequire(__filename)('../scripts/source-hash.js') as { sourceHash(): string };
 let work: string;
 let server: http.Server;
 let registry: string;
@@ -101,6 +103,29 @@ function documentedOverride(): Record<string, string> {
   return (JSON.parse(packageManagerSnippet('npm', 'package.json')) as { overrides: Record<string, string> }).overrides;
 }
 
+/**
+ * What an installed slabpool was built from, read in the app (`require` resolves as the app
+ * does, Plug'n'Play included): the hash of its native sources and of its dist/index.js; null
+ * where the app has no slabpool. A test
+ * install that is not this checkout's (a manager's cache) must fail here, not test old code.
+ */
+const INSTALLED = `(() => {
+  const fs = require('node:fs');
+  let root;
+  try { root = require('node:path').dirname(require.resolve('slabpool/package.json')); } catch { return null; }
+  return {
+    sourceHash: require(root + '/scripts/source-hash.js').sourceHash(root),
+    dist: require('node:crypto').createHash('sha256').update(fs.readFileSync(root + '/dist/index.js')).digest('hex'),
+  };
+})()`;
+
+function thisCheckout(): { sourceHash: string; dist: string } {
+  return {
+    sourceHash: sourceHash(),
+    dist: crypto.createHash('sha256').update(fs.readFileSync(path.join(root, 'dist', 'index.js'))).digest('hex'),
+  };
+}
+
 const exercise = `
   const path = require('node:path');
   const scratch = require('ndarray-scratch');
@@ -130,6 +155,7 @@ const exercise = `
     foreignFrees: stats && stats.foreignFrees,
     live: stats && stats.classes.reduce((sum, c) => sum + c.liveBlocks, 0),
     backend: stats && stats.backend,
+    installed: ${INSTALLED},
     sameAsSlabpool: stats !== null && pool.malloc === require('slabpool/compat').malloc,
   }));
 `;
@@ -240,6 +266,27 @@ function exec(command: string[], cwd: string, env: Record<string, string> = {}):
   });
 }
 
+/**
+ * Yarn 4's settings for a test install: the localhost registry, and every cache in `store`. Its
+ * global folder holds a mirror that it reads before the registry, keyed by name and version, so
+ * a ~/.yarn/berry/cache from an earlier checkout would install that checkout's slabpool 0.1.0.
+ */
+function yarn4Env(linker: 'pnp' | 'node-modules', store: string): Record<string, string> {
+  return {
+    YARN_NPM_REGISTRY_SERVER: registry.replace(/\/$/, ''),
+    YARN_UNSAFE_HTTP_WHITELIST: '127.0.0.1',
+    YARN_NODE_LINKER: linker,
+    YARN_ENABLE_GLOBAL_CACHE: 'false',
+    YARN_ENABLE_MIRROR: 'false',
+    YARN_GLOBAL_FOLDER: path.join(store, 'yarn4-global'),
+    YARN_CACHE_FOLDER: path.join(store, 'yarn4'),
+    YARN_ENABLE_TELEMETRY: '0',
+    YARN_ENABLE_IMMUTABLE_INSTALLS: 'false',
+    // Yarn 4 installs only versions published a day ago or more (README says so); these are new.
+    YARN_NPM_MINIMAL_AGE_GATE: '0',
+  };
+}
+
 interface Case {
   readonly manager: Manager;
   readonly title: string;
@@ -303,19 +350,7 @@ describe.each(CASES)('replacing typedarray-pool: $title', (c) => {
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify(pkg, null, 2));
 
     const isYarn4 = c.manager === YARN4;
-    const env: Record<string, string> = isYarn4
-      ? {
-          YARN_NPM_REGISTRY_SERVER: registry.replace(/\/$/, ''),
-          YARN_UNSAFE_HTTP_WHITELIST: '127.0.0.1',
-          YARN_NODE_LINKER: c.linker!,
-          YARN_ENABLE_GLOBAL_CACHE: 'false',
-          YARN_CACHE_FOLDER: path.join(store, 'yarn4'),
-          YARN_ENABLE_TELEMETRY: '0',
-          YARN_ENABLE_IMMUTABLE_INSTALLS: 'false',
-          // Yarn 4 installs only versions published a day ago or more (README says so); these are new.
-          YARN_NPM_MINIMAL_AGE_GATE: '0',
-        }
-      : {};
+    const env: Record<string, string> = isYarn4 ? yarn4Env(c.linker!, store) : {};
     const args =
       c.manager === YARN1
         ? ['install', '--registry', registry, '--cache-folder', path.join(store, 'yarn1'), '--non-interactive', '--no-progress']
@@ -336,6 +371,7 @@ describe.each(CASES)('replacing typedarray-pool: $title', (c) => {
     const after = JSON.parse(execFileSync(process.execPath, [...nodeArgs, '-e', exercise], { cwd: app, encoding: 'utf8' }));
     expect(after).toMatchObject({ poolPackage: 'slabpool-typedarray-pool', sameAsSlabpool: true, doubleFrees: 0, foreignFrees: 0, live: 0, mallocs: 301 });
     // The prebuild loads without the install script (pnpm skips it; Plug'n'Play unplugs slabpool).
+    expect(after.installed, 'the slabpool installed is not this checkout').toEqual(thisCheckout());
     expect(after.backend).toBe(BACKENDS.includes('native') ? 'native' : 'js');
     expect(after.results).toEqual(EXPECTED_RESULTS);
 
@@ -403,18 +439,7 @@ describe.each(TARBALL_CASES)('installing the tarball: $title', (c) => {
     if (c.allowBuilds) fs.writeFileSync(path.join(app, 'pnpm-workspace.yaml'), `${packageManagerSnippet('pnpm-builds', 'pnpm-workspace.yaml')}\n`);
     const tarball = locals.get('slabpool')!.file;
     // Dependencies (bindings, node-addon-api) come through the localhost registry, as above.
-    const env: Record<string, string> =
-      c.manager === YARN4
-        ? {
-            YARN_NPM_REGISTRY_SERVER: registry.replace(/\/$/, ''),
-            YARN_UNSAFE_HTTP_WHITELIST: '127.0.0.1',
-            YARN_NODE_LINKER: c.linker!,
-            YARN_ENABLE_GLOBAL_CACHE: 'false',
-            YARN_CACHE_FOLDER: path.join(store, 'yarn4'),
-            YARN_ENABLE_TELEMETRY: '0',
-            YARN_ENABLE_IMMUTABLE_INSTALLS: 'false',
-          }
-        : {};
+    const env: Record<string, string> = c.manager === YARN4 ? yarn4Env(c.linker!, store) : {};
     const extra =
       c.manager === null
         ? ['--no-audit', '--no-fund', '--registry', registry]
@@ -431,9 +456,10 @@ describe.each(TARBALL_CASES)('installing the tarball: $title', (c) => {
     }
     expect(install.status, `${install.stdout}\n${install.stderr}`).toBe(0);
     const nodeArgs = c.linker === 'pnp' ? ['-r', path.join(app, '.pnp.cjs')] : [];
-    const script = `const s = require('slabpool'); const p = new s.MemoryPool({ blockSize: 3, numBlocks: 2 }); console.log(JSON.stringify({ backend: p.backend, length: p.getBlock().length, from: require.resolve('slabpool') }))`;
+    const script = `const s = require('slabpool'); const p = new s.MemoryPool({ blockSize: 3, numBlocks: 2 }); console.log(JSON.stringify({ backend: p.backend, length: p.getBlock().length, from: require.resolve('slabpool'), installed: ${INSTALLED} }))`;
     const out = JSON.parse(execFileSync(process.execPath, [...nodeArgs, '-e', script], { cwd: app, encoding: 'utf8' }));
     expect(out).toMatchObject({ backend: BACKENDS.includes('native') ? 'native' : 'js', length: 3 });
-    expect(out.from.startsWith(root)).toBe(false); // the installed copy, not this checkout
+    expect(out.from.startsWith(root)).toBe(false); // the installed copy, not this checkout's files
+    expect(out.installed, 'the slabpool installed is not this checkout').toEqual(thisCheckout());
   }, 600_000);
 });
