@@ -828,6 +828,19 @@ function shuffled(n, seed) {
   return order;
 }
 
+/**
+ * Writes, then reads one double per 64-byte line of, a new buffer of `bytes`: with `bytes` over the
+ * last-level cache, what was cached before (data lines, page-table entries) is evicted, and the TLB
+ * holds this buffer's pages. The buffer is dropped after.
+ */
+function evictCaches(bytes) {
+  const sweep = new Float64Array(bytes / 8);
+  sweep.fill(1);
+  let sum = 0;
+  for (let i = 0; i < sweep.length; i += 8) sum += sweep[i];
+  sink += sum;
+}
+
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
@@ -864,7 +877,7 @@ function residentBytes(pool, first) {
   return present * 4096;
 }
 
-function largeSparse({ bytes, latencyBytes, backend, hugePages, prefault }) {
+function largeSparse({ bytes, latencyBytes, evictBytes, backend, hugePages, prefault }) {
   const options = { backend, hugePages, prefault };
   const rss = () => {
     globalThis.gc();
@@ -901,10 +914,18 @@ function largeSparse({ bytes, latencyBytes, backend, hugePages, prefault }) {
   // random write here (TLB misses, interrupts, a neighbour's load), the first writes' reference.
   const again = new Float64Array(freshBlocks.length);
   timeWrites(freshBlocks, freshOrder, again);
+  // And once more after a sweep of more memory than the last-level cache holds: no page can
+  // fault, but the blocks' lines and their page-table entries are as cold as before the first
+  // writes, which a pre-faulted pool's first writes can at best equal (a first write right after
+  // the pages were added misses the caches and the TLB: populating a page does not warm them).
+  evictCaches(evictBytes);
+  const cold = new Float64Array(freshBlocks.length);
+  timeWrites(freshBlocks, freshOrder, cold);
   fresh.destroy();
   warm.destroy();
   const sorted = [...samples].sort((a, b) => a - b);
   const sortedAgain = [...again].sort((a, b) => a - b);
+  const sortedCold = [...cold].sort((a, b) => a - b);
   return {
     constructMs,
     constructRssMiB: (r1 - r0) / 2 ** 20,
@@ -916,6 +937,9 @@ function largeSparse({ bytes, latencyBytes, backend, hugePages, prefault }) {
     maxUs: sorted[sorted.length - 1] * 1e3,
     rewriteP50Us: percentile(sortedAgain, 0.5) * 1e3,
     rewriteP999Us: percentile(sortedAgain, 0.999) * 1e3,
+    coldRewriteP50Us: percentile(sortedCold, 0.5) * 1e3,
+    coldRewriteP999Us: percentile(sortedCold, 0.999) * 1e3,
+    evictMiB: evictBytes / 2 ** 20,
     writes: sorted.length,
     timerNs,
   };
