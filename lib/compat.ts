@@ -172,7 +172,9 @@ export interface TypedArrayPool {
   /**
    * The absolute address of a live typed array, Buffer or DataView from malloc, for handing to
    * native code (blocks of 64 bytes and more are 64-byte aligned); null on the JavaScript
-   * fallback, which cannot know it. Throws ERR_SLABPOOL_FOREIGN_BLOCK for anything else.
+   * fallback, which cannot know it. Throws a TypeError: ERR_SLABPOOL_INVALID_ARG for a value that
+   * is not a typed array, Buffer or DataView; ERR_SLABPOOL_FOREIGN_BLOCK for one malloc did not
+   * return (or a subarray of one) or that was freed.
    */
   addressOf(array: unknown): bigint | null;
 }
@@ -332,11 +334,13 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   }
 
   function addressOf(array: unknown): bigint | null {
-    let record = typeof array === 'object' && array !== null ? ownRecordOf(array) : undefined;
-    if (record === undefined && ArrayBuffer.isView(array)) record = sizeClasses.index.recordAt(array as CompatView);
+    // As MemoryPool.addressOf: a value of the wrong kind is an invalid argument, not a foreign block.
+    if (!ArrayBuffer.isView(array)) throw invalidType('array', 'a typed array, Buffer or DataView from malloc', array);
+    let record = ownRecordOf(array);
+    if (record === undefined) record = sizeClasses.index.recordAt(array as CompatView);
     if (record === undefined || record.live !== array) {
       const freed = record !== undefined && (record.lastFreed === array || ownRecordOf(array as object) === record);
-      throw foreignBlock('array', array, freed ? 'it was freed' : 'it is not a typed array, Buffer or DataView from malloc');
+      throw foreignBlock('array', array, freed ? 'it was freed' : 'it was not returned by malloc, or is a subarray of an array that was');
     }
     return record.cls.pool.addressOf(record.block);
   }

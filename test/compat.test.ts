@@ -152,7 +152,7 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
 
   it('aligns every block of 64 bytes or more to 64: its address on native, its offset on the fallback', () => {
     const pool = make();
-    const held = [];
+    const held: Float64Array[] = [];
     for (const n of [8, 9, 100, 1000, 5000]) {
       const a = pool.mallocDouble(n);
       held.push(a);
@@ -164,7 +164,12 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     if (backend === 'native') expect(pool.addressOf(b)! % 64n).toBe(0n);
     pool.free(b);
     expectCode(() => pool.addressOf(b), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /\(it was freed\)/);
-    expectCode(() => pool.addressOf(new Float64Array(8)), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not a typed array, Buffer or DataView from malloc/);
+    expectCode(() => pool.addressOf(new Float64Array(8)), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not returned by malloc/);
+    expectCode(() => pool.addressOf(held[0]!.subarray(1)), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not returned by malloc/);
+    // Not a view at all: an invalid argument, as MemoryPool.addressOf says (both name the parameter).
+    for (const wrong of [undefined, null, 5, {}, held[0]!.buffer]) {
+      expectCode(() => pool.addressOf(wrong), 'TypeError', 'ERR_SLABPOOL_INVALID_ARG', /Expected a typed array, Buffer or DataView from malloc for array but received/);
+    }
     for (const a of held) pool.free(a);
   });
 
@@ -224,7 +229,7 @@ describe.each(BACKENDS)('slabpool/compat on the %s backend', (backend) => {
     const before = a.stats();
     for (const x of [cached, oneOff]) {
       expectCode(() => b.free(x), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not returned by malloc/);
-      expectCode(() => b.addressOf(x), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not a typed array, Buffer or DataView from malloc/);
+      expectCode(() => b.addressOf(x), 'TypeError', 'ERR_SLABPOOL_FOREIGN_BLOCK', /not returned by malloc/);
     }
     expect(a.stats()).toEqual(before);
     expect(a.mallocDouble(50)).not.toBe(cached); // still a's: the next malloc gets other memory
