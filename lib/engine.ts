@@ -19,6 +19,8 @@ import type { Backend } from './options.js';
  * Every slab's ArrayBuffer is marked untransferable (worker_threads.markAsUntransferable) as it
  * is made, so a transfer of a block's buffer copies or throws instead of taking the slab from
  * every block on it; the one exception is the js engine with EngineConfig.detach (fallback.ts).
+ * (The native engine's external slabs are made untransferable by Node itself, in a way detaching
+ * ignores; marking them too would make Node >= 24 abort when it, or the engine, detaches them.)
  *
  * Lifetimes: the memory of a slab stays valid while the engine holds the slab or any ArrayBuffer
  * over it is alive (native: each external ArrayBuffer holds a reference; js and V8 memory: V8
@@ -28,7 +30,9 @@ import type { Backend } from './options.js';
  * left on it reads zeros) and its address range is freed with the last ArrayBuffer over it;
  * V8-owned memory goes when V8 collects it (its views keep reading what was last written). Only
  * with EngineConfig.detach do they detach the slab's ArrayBuffer, so every view on it has
- * length 0 and native memory is freed at once.
+ * length 0 and native memory is freed at once; never one already detached by a transfer (whose
+ * new owner still reaches the memory), nor, where marked buffers cannot be detached, a V8-owned
+ * native slab (which stays marked).
  *
  * Costs, whatever the layout (n blocks taken or given, r runs they come from, c cached blocks,
  * W bitmap words of all slots; log W is about 15 for a million blocks): acquire O(n + r log W);

@@ -68,8 +68,14 @@ function firstClear(used: Uint32Array, a: number, k: number): number {
   return -1;
 }
 
-/** The `detach` option's release: every view on `buffer` gets length 0. */
+/**
+ * The `detach` option's release: every view on `buffer` gets length 0. A slab the user already
+ * transferred away (postMessage, a web stream's read into a block) has 0 bytes (a slab never
+ * does otherwise) and is left as it is: Node >= 21 throws DataCloneError on a transfer of a
+ * detached ArrayBuffer, where Node 20 did nothing.
+ */
 function detach(buffer: ArrayBuffer): void {
+  if (buffer.byteLength === 0) return;
   // Node 20 has no ArrayBuffer.prototype.transfer; a transferring structuredClone moves the
   // backing store away, leaving `buffer` (and every view on it) with length 0.
   structuredClone(buffer, { transfer: [buffer] });

@@ -31,6 +31,7 @@ export interface NativeAddon {
     detach: boolean,
     hugePages: boolean,
     prefault: boolean,
+    markedDetachable: boolean,
   ) => NativeEngineObject;
   /** Engine.acquire, Engine.release, Engine.acquireRun and Engine.releaseRun of the engine whose handle comes first. */
   readonly acquire: (handle: Handle, max: number) => number;
@@ -70,8 +71,11 @@ class NativeEngine implements Engine {
   readonly #releaseRun: NativeAddon['releaseRun'];
   readonly #hugePageSupport: NativeAddon['hugePageSupport'];
 
-  constructor(addon: NativeAddon, engine: NativeEngineObject) {
+  readonly #detach: boolean;
+
+  constructor(addon: NativeAddon, engine: NativeEngineObject, detach: boolean) {
     this.#engine = engine;
+    this.#detach = detach;
     this.#handle = engine.handle;
     this.counters = engine.counters;
     this.scratch = engine.scratch;
@@ -102,11 +106,15 @@ class NativeEngine implements Engine {
   addSlab(slot: number, blocks: number): boolean {
     if (!this.#engine.addSlab(slot, blocks)) return false;
     // A transfer of any block's buffer would take the whole slab from every block on it (and, in
-    // V8 memory, the memory from under the allocator). Marked, a transfer copies (Node 20) or
-    // throws DataCloneError (Node >= 21). Node marks external ArrayBuffers itself (N-API makes
-    // them through node::Buffer::New); V8-owned slabs need it. napi_detach_arraybuffer (the
-    // `detach` option) ignores the mark, so it is set with `detach` too.
-    markAsUntransferable(this.#engine.slabBuffer(slot));
+    // V8 memory, the memory from under the allocator and its pins). Marked, a transfer copies
+    // (Node 20) or throws DataCloneError (Node >= 21). Node makes external ArrayBuffers
+    // untransferable itself (N-API makes them through node::Buffer::New), in a way detaching
+    // ignores; only V8-owned slabs are marked here. An external one must not be: Node >= 24
+    // keeps the mark as a detach key, and both napi_detach_arraybuffer (the `detach` option) and
+    // Node's own detaching of every external buffer when the thread's environment is torn down
+    // (at exit) would then abort the process. `memory` is read after addSlab: this slab's.
+    if (this.#engine.memory === 'v8') markAsUntransferable(this.#engine.slabBuffer(slot));
+    if (this.#detach && this.#engine.memory === 'v8' && !markedBuffersDetachable()) warnV8SlabsStayAttached();
     return true;
   }
   freeSlab(slot: number): number {
@@ -163,6 +171,47 @@ export function nativeEngineFactory(addon: NativeAddon): EngineFactory {
         config.detach,
         config.hugePages === true,
         config.prefault === true,
+        config.detach && markedBuffersDetachable(),
       ),
+      config.detach,
     );
+}
+
+let markedDetachable: boolean | undefined;
+let v8SlabsWarned = false;
+
+/** Once per thread: `detach` cannot detach a V8-owned slab on this runtime (DropBuffer in binding.cc). */
+function warnV8SlabsStayAttached(): void {
+  if (v8SlabsWarned) return;
+  v8SlabsWarned = true;
+  process.emitWarning(
+    `slabpool: the detach option cannot detach slabs in V8-owned memory on Node ${process.versions.node} (a buffer marked untransferable cannot be detached here): trim() and destroy() leave their views as they would without detach.`,
+    { code: 'SLABPOOL_DETACH' },
+  );
+}
+
+/**
+ * Whether this runtime can detach an ArrayBuffer marked untransferable: Node 20 (no
+ * ArrayBuffer.prototype.transfer) and 22 can (napi_detach_arraybuffer ignores the mark); Node 24
+ * cannot (V8 keeps the mark as a detach key: transfer() throws a TypeError, and
+ * napi_detach_arraybuffer aborts the process). Asked once, of a new buffer, by the first pool with
+ * `detach`: where the answer is yes that detaches it, which costs what any detach does (the
+ * option's documented cost, paid at construction instead of at the first trim() or destroy()).
+ */
+function markedBuffersDetachable(): boolean {
+  if (markedDetachable === undefined) {
+    const transfer = (ArrayBuffer.prototype as { transfer?: (this: ArrayBuffer) => ArrayBuffer }).transfer;
+    if (typeof transfer !== 'function') markedDetachable = true;
+    else {
+      const probe = new ArrayBuffer(8);
+      markAsUntransferable(probe);
+      try {
+        transfer.call(probe);
+        markedDetachable = true;
+      } catch {
+        markedDetachable = false;
+      }
+    }
+  }
+  return markedDetachable;
 }

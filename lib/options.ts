@@ -132,11 +132,15 @@ export interface PoolOptions<T extends PoolArray = Float64Array> {
    * it on in production. `SLABPOOL_DETACH=1` in the environment turns it on for every pool that
    * does not set it (slabpool/compat's too), with one warning per thread.
    *
-   * Transfers: every slab is marked untransferable, so that `postMessage(block, [block.buffer])`
-   * copies (Node 20) or throws a DataCloneError (Node >= 21) and leaves the pool intact. On the
-   * js backend the mark would also stop this option's detaching (a transfer, on Node 20), so
-   * with `detach` its slabs are left unmarked: such a transfer then detaches the block's whole
-   * slab, every block on it.
+   * Transfers: every slab is untransferable (marked by the pool, or, for the native backend's
+   * external memory, by Node itself), so that `postMessage(block, [block.buffer])` copies (Node
+   * 20) or throws a DataCloneError (Node >= 21) and leaves the pool intact. On the js backend the
+   * mark would also stop this option's detaching (a transfer, on Node 20), so with `detach` its
+   * slabs are left unmarked: such a transfer then detaches the block's whole slab, every block on
+   * it. On Node >= 24 a marked buffer cannot be detached at all: there this option leaves the
+   * native backend's slabs in V8-owned memory attached, as without it, with one warning (code
+   * SLABPOOL_DETACH); on Node >= 22 the first native pool with it transfers a new 8-byte buffer
+   * to find that out, which, where it succeeds, is this option's first detach.
    * @default true when the SLABPOOL_DETACH environment variable is '1' or 'true'
    */
   readonly detach?: boolean;

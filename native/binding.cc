@@ -88,7 +88,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
         });
   }
 
-  // new NativeEngine(blockBytes, stride, alignment, slabBlocks, v8Memory, detach, hugePages, prefault)
+  // new NativeEngine(blockBytes, stride, alignment, slabBlocks, v8Memory, detach, hugePages, prefault,
+  //                  markedDetachable)
   explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
     Napi::Env env = info.Env();
     size_t block_bytes, stride;
@@ -105,6 +106,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     detach_ = info.Length() > 5 && info[5].ToBoolean().Value();
     pages_.huge_pages = info.Length() > 6 && info[6].ToBoolean().Value();
     pages_.prefault = info.Length() > 7 && info[7].ToBoolean().Value();
+    marked_detachable_ = info.Length() > 8 && info[8].ToBoolean().Value();
     alignment_ = alignment;
     stride_ = stride;
     allocator_ = std::make_unique<Allocator>(stride, alignment, slab_blocks, pages_);
@@ -509,14 +511,25 @@ class Engine : public Napi::ObjectWrap<Engine> {
   // reference to it goes now too (its finalizer, later, only frees the hold). Without, the
   // buffer keeps its reference until it is collected. A pinned slab is not detached (for
   // V8-owned memory that would free it under native code): with detach_, its reference is kept
-  // until the last unpin calls this again.
+  // until the last unpin calls this again. Two slabs are left attached even with detach_:
+  //   - one already detached by something else: a transfer (a web stream's BYOB read into a
+  //     block, a postMessage) moved its backing store to another ArrayBuffer, which still
+  //     reaches the memory; the hold's reference is that store's, released by its finalizer
+  //     when the new owner is collected, never here (that would free memory in use);
+  //   - a V8-owned slab where a buffer marked untransferable cannot be detached: lib/native.ts
+  //     marks V8-owned slabs (a transfer would take their memory from under the allocator and its
+  //     pins), and where V8 keeps the mark as a detach key (Node >= 24) napi_detach_arraybuffer on
+  //     such a buffer aborts the process (its v8::Maybe is Nothing, and it calls Check()). External
+  //     slabs are not marked with detach, so they always can be.
   void DropBuffer(uint32_t slot) {
     if (slot >= slots_.size() || slots_[slot].buffer.IsEmpty()) return;
     Slot& s = slots_[slot];
     if (detach_ && s.pins != 0) return;
     if (detach_) {
       Napi::ArrayBuffer ab = s.buffer.Value();
-      if (napi_detach_arraybuffer(Env(), ab) == napi_ok && s.hold != nullptr) {
+      bool attached = ab.ByteLength() != 0;  // a slab is never empty: 0 bytes is detached
+      bool detachable = s.hold != nullptr || marked_detachable_;
+      if (attached && detachable && napi_detach_arraybuffer(Env(), ab) == napi_ok && s.hold != nullptr) {
         slabpool::slab_memory_release(s.hold->memory);
         s.hold->memory = nullptr;
       }
@@ -604,6 +617,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   size_t stride_ = 8;
   bool v8_memory_ = false;
   bool detach_ = false;
+  bool marked_detachable_ = false;  // napi_detach_arraybuffer can detach a marked buffer here (DropBuffer)
   slabpool::os::SlabRequest pages_;
 };
 

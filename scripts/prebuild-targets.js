@@ -112,12 +112,13 @@ const TARGETS = [
 
 module.exports = { TARGETS, officialNode, emulatedArm64, cacheDir, AARCH64_SYSROOT };
 
-// `node scripts/prebuild-targets.js official-node linux arm64` prints that Node's path (for .ci/).
+// `node scripts/prebuild-targets.js official-node linux arm64 [version]` prints the path of that
+// official Node (the version of the Node running this by default), fetched once (for .ci/).
 if (require.main === module) {
-  const [cmd, platform, arch] = process.argv.slice(2);
-  if (cmd !== 'official-node' || !platform || !arch) {
-    console.error('usage: node scripts/prebuild-targets.js official-node <platform> <arch>');
+  const [cmd, platform, arch, version] = process.argv.slice(2);
+  if (cmd !== 'official-node' || !platform || !arch || (version !== undefined && !/^\d+\.\d+\.\d+$/.test(version))) {
+    console.error('usage: node scripts/prebuild-targets.js official-node <platform> <arch> [<major.minor.patch>]');
     process.exit(2);
   }
-  console.log(officialNode(platform, arch));
+  console.log(officialNode(platform, arch, version));
 }

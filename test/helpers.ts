@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
+import { markAsUntransferable } from 'node:worker_threads';
 import { expect } from 'vitest';
 import { MemoryPool, backendInfo, type Backend, type PoolArray, type PoolArrayConstructor, type PoolOptions, type PoolStats } from '../lib/index.js';
 import { POOL_TYPES } from '../lib/validate.js';
@@ -171,4 +172,32 @@ export function fuzzSettings(fullRuns: number, sliceRuns: number, sliceSeed: num
     runs: Number(process.env.SLABPOOL_FUZZ_RUNS) || (full ? fullRuns : sliceRuns),
     seed: Number(process.env.SLABPOOL_FUZZ_SEED) || (full ? Date.now() % 2 ** 31 : sliceSeed),
   };
+}
+
+/**
+ * Whether this runtime can detach (transfer, or let a web stream take) an ArrayBuffer marked
+ * untransferable, told the way lib/native.ts tells it: Node 20 has no
+ * ArrayBuffer.prototype.transfer and detaches marked buffers (napi_detach_arraybuffer, streams);
+ * Node 22 transfers them; Node >= 24 refuses (a TypeError). Synchronous, for vitest's collection.
+ */
+export function markedBuffersDetachable(): boolean {
+  const transfer = (ArrayBuffer.prototype as { transfer?: (this: ArrayBuffer) => ArrayBuffer }).transfer;
+  if (typeof transfer !== 'function') return true;
+  const probe = new ArrayBuffer(8);
+  markAsUntransferable(probe);
+  try {
+    transfer.call(probe);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the `detach` option detaches this backend's slabs here: the js backend's and native
+ * external ones always; native V8-owned ones (marked untransferable) only where a marked buffer
+ * can be detached (not on Node >= 24), else trim() and destroy() leave their views as without it.
+ */
+export function detachOptionDetaches(backend: Backend): boolean {
+  return backend === 'js' || memoryOf(backend) === 'external' || markedBuffersDetachable();
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert';
 import util from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { MemoryPool } from '../lib/index.js';
-import { BACKENDS, expectRejected, expectReleasedView, makePool } from './helpers.js';
+import { BACKENDS, detachOptionDetaches, expectRejected, expectReleasedView, makePool } from './helpers.js';
 
 describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
   it('hands out views indistinguishable from plain typed arrays (no visible marks, same prototype)', () => {
@@ -333,8 +333,10 @@ describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
       pool.returnBlock(blocks[2]!);
       pool.returnBlock(blocks[3]!);
       pool.trim();
-      expect(blocks[2]!.length).toBe(0);
-      expect(blocks[2]![0]).toBeUndefined();
+      // Where the option cannot detach (V8-owned native slabs on Node >= 24), views stay as without it.
+      const detaches = detachOptionDetaches(backend);
+      expect(blocks[2]!.length).toBe(detaches ? 0 : 3);
+      expect(blocks[2]![0]).toBe(detaches ? undefined : 0);
       expect(blocks[0]!.length).toBe(3);
       expect(() => pool.returnBlock(blocks[2]!)).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_FOREIGN_BLOCK' }));
     });
@@ -507,7 +509,7 @@ describe.each(BACKENDS)('MemoryPool on the %s backend', (backend) => {
       const block = pool.getBlock()!;
       const run = pool.getRun(2)!;
       pool.destroy();
-      expect([block.length, run.length, block[0]]).toEqual([0, 0, undefined]);
+      expect([block.length, run.length, block[0]]).toEqual(detachOptionDetaches(backend) ? [0, 0, undefined] : [4, 8, 0]);
     });
 
     it('makes a lease disposed afterwards a no-op', () => {
