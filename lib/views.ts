@@ -1,6 +1,6 @@
 import type { PoolArray, PoolArrayConstructor } from './options.js';
 import { slabDetached } from './errors.js';
-import { IndexTable } from './index-table.js';
+import { IndexInts, IndexTable } from './index-table.js';
 import { ownView } from './own-map.js';
 import type { SlotTable } from './slots.js';
 
@@ -160,6 +160,12 @@ export class ViewTable {
   readonly #blocks = new IndexTable<PoolView>();
   /** The view of the run that starts at each index; the run is live while its record's mark says so. */
   readonly #runs = new IndexTable<PoolView>();
+  /**
+   * The length of the run view kept at each start (0 if none): run() compares with it instead of
+   * reading the old view's record, an object gone cold by then (on the bench's churn trace most
+   * getRun calls ask for another length than the last one at their start).
+   */
+  readonly #runLengths = new IndexInts();
 
   constructor(id: number, type: PoolArrayConstructor, blockLength: number, slots: SlotTable) {
     this.#id = id;
@@ -183,12 +189,11 @@ export class ViewTable {
 
   /** The view of the run of k blocks at start: the one made before for that start and length, or a new one (`method`: as blockOrNew). */
   run(start: number, k: number, method: string): PoolView {
-    let view = this.#runs.get(start);
-    if (view === undefined || runOf(view)!.length !== k) {
-      view = this.#over(start, k * this.#blockLength, method);
-      new RunStamp(view, { pool: this.#id, start, length: k, mark: ViewState.Free, pins: 0, address: undefined });
-      this.#runs.set(start, view);
-    }
+    if (this.#runLengths.get(start) === k) return this.#runs.get(start)!;
+    const view = this.#over(start, k * this.#blockLength, method);
+    new RunStamp(view, { pool: this.#id, start, length: k, mark: ViewState.Free, pins: 0, address: undefined });
+    this.#runs.set(start, view);
+    this.#runLengths.set(start, k);
     return view;
   }
 
@@ -220,12 +225,14 @@ export class ViewTable {
     this.#runs.deleteRange(first, count, (view) => {
       runOf(view)!.start = NaN;
     });
+    this.#runLengths.clearRange(first, count);
   }
 
   /** Forgets every view (the pool is destroyed: its serial no longer matches any mark). */
   clear(): void {
     this.#blocks.clear();
     this.#runs.clear();
+    this.#runLengths.clear();
   }
 
   /** Calls fn for every run view kept (one per start; whether its run is live, its record's mark says), in start order. */
