@@ -67,8 +67,14 @@ export class RunIndex {
     if (!(leaf >= 0 && leaf < this.#leafCount)) return;
     const tree = this.#tree;
     let i = this.#size + leaf;
-    if (tree[i] === value) return;
+    const old = tree[i]!;
+    if (old === value) return;
     tree[i] = value;
+    if (value > old) {
+      // A larger value: every ancestor below it becomes it, and no sibling need be read.
+      for (i >>= 1; i >= 1 && tree[i]! < value; i >>= 1) tree[i] = value;
+      return;
+    }
     for (i >>= 1; i >= 1; i >>= 1) {
       const max = Math.max(tree[2 * i]!, tree[2 * i + 1]!);
       if (tree[i] === max) return;
