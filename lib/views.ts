@@ -1,7 +1,7 @@
 import type { PoolArray, PoolArrayConstructor } from './options.js';
 import { slabDetached } from './errors.js';
 import { IndexInts, IndexTable } from './index-table.js';
-import { ownView } from './own-map.js';
+import { ownViewMaker } from './own-map.js';
 import type { SlotTable } from './slots.js';
 
 /*
@@ -154,7 +154,8 @@ export function isArrayOf(value: unknown, typeName: string): boolean {
  */
 export class ViewTable {
   readonly #id: number;
-  readonly #type: PoolArrayConstructor;
+  /** ownView for the pool's type (own-map.ts). */
+  readonly #makeView: (buffer: ArrayBuffer, byteOffset: number, length: number) => PoolView;
   readonly #blockLength: number;
   readonly #slots: SlotTable;
   readonly #blocks = new IndexTable<PoolView>();
@@ -169,7 +170,7 @@ export class ViewTable {
 
   constructor(id: number, type: PoolArrayConstructor, blockLength: number, slots: SlotTable) {
     this.#id = id;
-    this.#type = type;
+    this.#makeView = ownViewMaker(type);
     this.#blockLength = blockLength;
     this.#slots = slots;
   }
@@ -271,6 +272,6 @@ export class ViewTable {
     const s = this.#slots.slotOf(idx);
     const slot = this.#slots.at(s);
     if (slot.buffer!.byteLength === 0) throw slabDetached(method, s);
-    return ownView(this.#type, slot.buffer!, this.#slots.byteOffset(idx), length);
+    return this.#makeView(slot.buffer!, this.#slots.byteOffset(idx), length);
   }
 }
