@@ -468,7 +468,7 @@ export class JsEngine implements Engine {
     if (this.#slabs[slot] !== undefined) throw internalError(`slot ${slot} is taken`);
   }
 
-  /** The slot of block idx (idx >= 0): no division for slot 0, the whole of a one-slab pool (a division costs ~5 ns, and engine calls made several). */
+  /** The slot of block idx (idx >= 0), with no division for slot 0 (every block of a one-slab pool): engine calls asked for slots several times each. */
   #slotOf(idx: number): number {
     return idx < this.#slabBlocks ? 0 : Math.floor(idx / this.#slabBlocks);
   }

@@ -105,8 +105,8 @@ export class RunIndex {
       i++; // the right sibling: the range just after i's
     }
     // Down: the leftmost leaf of at least k in i's subtree. Branch-free (the right child when the
-    // left one is short: the sign of tree[2i] - k; values are below 2^31, so it cannot overflow):
-    // the branch was mispredicted at about half the levels of a random layout.
+    // left one is short: the sign of tree[2i] - k, which cannot overflow, both being below 2^31):
+    // on a random layout that branch goes either way, and was mispredicted at many levels.
     while (i < size) i = 2 * i + ((tree[2 * i]! - k) >>> 31);
     return i - size;
   }

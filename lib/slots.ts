@@ -77,7 +77,7 @@ export class SlotTable {
 
   /** The slot of block idx. */
   slotOf(idx: number): number {
-    // No division for slot 0 (a one-slab pool's every block): a getRun asked for its slot several times, ~5 ns each.
+    // No division for slot 0 (every block of a one-slab pool): a getRun asks for its slot several times.
     return idx < this.#slabBlocks ? 0 : Math.floor(idx / this.#slabBlocks);
   }
 

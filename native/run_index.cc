@@ -37,14 +37,8 @@ bool RunIndex::cover(size_t leaves) {
 void RunIndex::set(size_t leaf, uint32_t value) {
   if (leaf >= leaf_count_) return;
   size_t i = size_ + leaf;
-  const uint32_t old = tree_[i];
-  if (old == value) return;
+  if (tree_[i] == value) return;
   tree_[i] = value;
-  if (value > old) {
-    // A larger value: every ancestor below it becomes it, and no sibling need be read.
-    for (i >>= 1; i >= 1 && tree_[i] < value; i >>= 1) tree_[i] = value;
-    return;
-  }
   for (i >>= 1; i >= 1; i >>= 1) {
     uint32_t max = std::max(tree_[2 * i], tree_[2 * i + 1]);
     if (tree_[i] == max) return;
