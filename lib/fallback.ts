@@ -266,7 +266,7 @@ export class JsEngine implements Engine {
     let p = n < max ? this.#lowestFree(this.#cursor) : -1;
     while (p >= 0) {
       // p is the lowest free block, hence the start of its run.
-      const slab = this.#slabs[Math.floor(p / this.#slabBlocks)]!;
+      const slab = this.#slabs[this.#slotOf(p)]!;
       const a = p - slab.start;
       const len = slab.tags[a]!;
       const take = Math.min(len, max - n);
@@ -289,7 +289,7 @@ export class JsEngine implements Engine {
     const list = this.scratch;
     if (!(Number.isInteger(count) && count >= 0 && count <= list.length)) throw internalError(`release of ${count} from a list of ${list.length}`);
     try {
-      for (let j = 0; j < count; j++) this.#releaseRange(list[j]!, 1);
+      for (let j = 0; j < count; j++) this.#releaseOne(list[j]!);
     } finally {
       this.#publish();
     }
@@ -300,9 +300,10 @@ export class JsEngine implements Engine {
     if (!(Number.isInteger(k) && k >= 1)) throw internalError(`acquireRun of ${k} blocks`);
     const runs = this.#runs;
     // The first leaf whose word starts a run of at least k; no run starts below the cursor's word.
-    const leaf = runs.firstAtLeast(k, Math.floor(this.#cursor / this.#slabBlocks) * this.#wordsPerSlab + ((this.#cursor % this.#slabBlocks) >>> 5));
+    const cursorSlot = this.#slotOf(this.#cursor);
+    const leaf = runs.firstAtLeast(k, cursorSlot * this.#wordsPerSlab + ((this.#cursor - cursorSlot * this.#slabBlocks) >>> 5));
     if (leaf < 0) return -1;
-    const slot = Math.floor(leaf / this.#wordsPerSlab);
+    const slot = leaf < this.#wordsPerSlab ? 0 : Math.floor(leaf / this.#wordsPerSlab);
     const slab = this.#slabs[slot];
     const w = leaf - slot * this.#wordsPerSlab;
     if (slab === undefined || w >= slab.used.length) return -1; // a broken index (check() shows it)
@@ -473,8 +474,13 @@ export class JsEngine implements Engine {
     if (this.#slabs[slot] !== undefined) throw internalError(`slot ${slot} is taken`);
   }
 
+  /** The slot of block idx (idx >= 0), with no division for slot 0 (every block of a one-slab pool): engine calls asked for slots several times each. */
+  #slotOf(idx: number): number {
+    return idx < this.#slabBlocks ? 0 : Math.floor(idx / this.#slabBlocks);
+  }
+
   #slabAt(idx: number): Slab {
-    const slab = Number.isInteger(idx) && idx >= 0 ? this.#slabs[Math.floor(idx / this.#slabBlocks)] : undefined;
+    const slab = Number.isInteger(idx) && idx >= 0 ? this.#slabs[this.#slotOf(idx)] : undefined;
     if (!slab || idx - slab.start >= slab.blocks) throw internalError(`no block ${idx}`);
     return slab;
   }
@@ -489,7 +495,7 @@ export class JsEngine implements Engine {
    * run starts (a free block there cannot continue a run from further left). O(log words).
    */
   #lowestFree(from: number): number {
-    const slot = Math.floor(from / this.#slabBlocks);
+    const slot = this.#slotOf(from);
     const a = from - slot * this.#slabBlocks;
     const slab = this.#slabs[slot];
     if (slab !== undefined && a < slab.blocks) {
@@ -498,7 +504,7 @@ export class JsEngine implements Engine {
     }
     const leaf = this.#runs.firstAtLeast(1, slot * this.#wordsPerSlab + (a >>> 5) + 1);
     if (leaf < 0) return -1;
-    const s = Math.floor(leaf / this.#wordsPerSlab);
+    const s = leaf < this.#wordsPerSlab ? 0 : Math.floor(leaf / this.#wordsPerSlab);
     const w = leaf - s * this.#wordsPerSlab;
     const found = this.#slabs[s];
     const word = found !== undefined && w < found.used.length ? ~found.used[w]! : 0;
@@ -548,6 +554,25 @@ export class JsEngine implements Engine {
     if (len > take) this.#grew(slab, a + take, len - take);
     slab.free -= take;
     this.#bump(Counter.Free, -take);
+  }
+
+  /** #releaseRange(idx, 1) without its loops over words: a magazine's flush frees blocks one by one. */
+  #releaseOne(idx: number): void {
+    const slab = this.#slabAt(idx);
+    const a = idx - slab.start;
+    const used = slab.used;
+    const w = a >>> 5;
+    const bit = 1 << (a & 31);
+    if ((used[w]! & bit) === 0) throw internalError(`block ${idx} is already free`);
+    used[w] = used[w]! & ~bit;
+    const left = a > 0 && !this.#isUsed(slab, a - 1) ? slab.tags[a - 1]! : 0;
+    const right = a + 1 < slab.blocks && !this.#isUsed(slab, a + 1) ? slab.tags[a + 1]! : 0;
+    this.#setRun(slab, a - left, left + 1 + right);
+    if (right) this.#shrank(slab, a + 1, right);
+    this.#grew(slab, a - left, left + 1 + right);
+    slab.free += 1;
+    this.#bump(Counter.Free, 1);
+    if (idx < this.#cursor) this.#cursor = idx;
   }
 
   /** Frees [idx, idx+k), which must be allocated and inside one slab, merging with neighbours. */

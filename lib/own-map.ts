@@ -59,7 +59,13 @@ export function plain<T>(object: object, prototype: object): T {
 
 /** A `type` view of `length` elements at `byteOffset` in `buffer`, on a map of its own (see above). */
 export function ownView<T extends PoolArray>(type: PoolArrayConstructor<T>, buffer: ArrayBuffer, byteOffset: number, length: number): T {
+  return ownViewMaker(type)(buffer, byteOffset, length);
+}
+
+/** ownView for one type, looked up once: a pool makes a view per getRun of a new start or length. */
+export function ownViewMaker<T extends PoolArray>(type: PoolArrayConstructor<T>): (buffer: ArrayBuffer, byteOffset: number, length: number) => T {
   const Own = OWN_VIEWS.get(type);
   if (Own === undefined) throw new TypeError(`slabpool: no own-map view class for ${type.name}`);
-  return plain<T>(new Own(buffer, byteOffset, length), type.prototype);
+  const prototype = type.prototype;
+  return (buffer, byteOffset, length) => plain<T>(new Own(buffer, byteOffset, length), prototype);
 }

@@ -67,8 +67,14 @@ export class RunIndex {
     if (!(leaf >= 0 && leaf < this.#leafCount)) return;
     const tree = this.#tree;
     let i = this.#size + leaf;
-    if (tree[i] === value) return;
+    const old = tree[i]!;
+    if (old === value) return;
     tree[i] = value;
+    if (value > old) {
+      // A larger value: every ancestor below it becomes it, and no sibling need be read.
+      for (i >>= 1; i >= 1 && tree[i]! < value; i >>= 1) tree[i] = value;
+      return;
+    }
     for (i >>= 1; i >= 1; i >>= 1) {
       const max = Math.max(tree[2 * i]!, tree[2 * i + 1]!);
       if (tree[i] === max) return;
@@ -98,11 +104,10 @@ export class RunIndex {
       if (i === 0) return -1; // climbed past the root: nothing to the right
       i++; // the right sibling: the range just after i's
     }
-    // Down: the leftmost leaf of at least k in i's subtree.
-    while (i < size) {
-      i *= 2;
-      if (tree[i]! < k) i++;
-    }
+    // Down: the leftmost leaf of at least k in i's subtree. Branch-free (the right child when the
+    // left one is short: the sign of tree[2i] - k, which cannot overflow, both being below 2^31):
+    // on a random layout that branch goes either way, and was mispredicted at many levels.
+    while (i < size) i = 2 * i + ((tree[2 * i]! - k) >>> 31);
     return i - size;
   }
 

@@ -77,7 +77,8 @@ export class SlotTable {
 
   /** The slot of block idx. */
   slotOf(idx: number): number {
-    return Math.floor(idx / this.#slabBlocks);
+    // No division for slot 0 (every block of a one-slab pool): a getRun asks for its slot several times.
+    return idx < this.#slabBlocks ? 0 : Math.floor(idx / this.#slabBlocks);
   }
 
   /** True when idx names a block of an existing slab. */

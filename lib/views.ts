@@ -1,7 +1,7 @@
 import type { PoolArray, PoolArrayConstructor } from './options.js';
 import { slabDetached } from './errors.js';
-import { IndexTable } from './index-table.js';
-import { ownView } from './own-map.js';
+import { IndexInts, IndexTable } from './index-table.js';
+import { ownViewMaker } from './own-map.js';
 import type { SlotTable } from './slots.js';
 
 /*
@@ -154,16 +154,23 @@ export function isArrayOf(value: unknown, typeName: string): boolean {
  */
 export class ViewTable {
   readonly #id: number;
-  readonly #type: PoolArrayConstructor;
+  /** ownView for the pool's type (own-map.ts). */
+  readonly #makeView: (buffer: ArrayBuffer, byteOffset: number, length: number) => PoolView;
   readonly #blockLength: number;
   readonly #slots: SlotTable;
   readonly #blocks = new IndexTable<PoolView>();
   /** The view of the run that starts at each index; the run is live while its record's mark says so. */
   readonly #runs = new IndexTable<PoolView>();
+  /**
+   * The length of the run view kept at each start (0 if none): run() compares with it instead of
+   * reading the old view's record, an object gone cold by then (on the bench's churn trace most
+   * getRun calls ask for another length than the last one at their start).
+   */
+  readonly #runLengths = new IndexInts();
 
   constructor(id: number, type: PoolArrayConstructor, blockLength: number, slots: SlotTable) {
     this.#id = id;
-    this.#type = type;
+    this.#makeView = ownViewMaker(type);
     this.#blockLength = blockLength;
     this.#slots = slots;
   }
@@ -183,12 +190,11 @@ export class ViewTable {
 
   /** The view of the run of k blocks at start: the one made before for that start and length, or a new one (`method`: as blockOrNew). */
   run(start: number, k: number, method: string): PoolView {
-    let view = this.#runs.get(start);
-    if (view === undefined || runOf(view)!.length !== k) {
-      view = this.#over(start, k * this.#blockLength, method);
-      new RunStamp(view, { pool: this.#id, start, length: k, mark: ViewState.Free, pins: 0, address: undefined });
-      this.#runs.set(start, view);
-    }
+    if (this.#runLengths.get(start) === k) return this.#runs.get(start)!;
+    const view = this.#over(start, k * this.#blockLength, method);
+    new RunStamp(view, { pool: this.#id, start, length: k, mark: ViewState.Free, pins: 0, address: undefined });
+    this.#runs.set(start, view);
+    this.#runLengths.set(start, k);
     return view;
   }
 
@@ -220,12 +226,14 @@ export class ViewTable {
     this.#runs.deleteRange(first, count, (view) => {
       runOf(view)!.start = NaN;
     });
+    this.#runLengths.clearRange(first, count);
   }
 
   /** Forgets every view (the pool is destroyed: its serial no longer matches any mark). */
   clear(): void {
     this.#blocks.clear();
     this.#runs.clear();
+    this.#runLengths.clear();
   }
 
   /** Calls fn for every run view kept (one per start; whether its run is live, its record's mark says), in start order. */
@@ -264,6 +272,6 @@ export class ViewTable {
     const s = this.#slots.slotOf(idx);
     const slot = this.#slots.at(s);
     if (slot.buffer!.byteLength === 0) throw slabDetached(method, s);
-    return ownView(this.#type, slot.buffer!, this.#slots.byteOffset(idx), length);
+    return this.#makeView(slot.buffer!, this.#slots.byteOffset(idx), length);
   }
 }

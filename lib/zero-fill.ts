@@ -75,7 +75,7 @@ export class PristineMemory {
    * data: the blocks from that many on were never handed out.
    */
   runHandedOut(start: number, k: number): number {
-    const slot = Math.floor(start / this.#slabBlocks);
+    const slot = start < this.#slabBlocks ? 0 : Math.floor(start / this.#slabBlocks);
     const first = start - slot * this.#slabBlocks;
     const end = first + k;
     const dirty = Math.min(k, Math.max(0, this.#handedOut[slot]! - first));
@@ -88,7 +88,7 @@ export class PristineMemory {
   isPristine(view: PoolView): boolean {
     if (view[MARK] !== ViewState.Pristine) return false;
     const idx = view[INDEX]!;
-    const slot = Math.floor(idx / this.#slabBlocks);
+    const slot = idx < this.#slabBlocks ? 0 : Math.floor(idx / this.#slabBlocks);
     return idx - slot * this.#slabBlocks >= this.#runs[slot]!;
   }
 

@@ -241,9 +241,15 @@ const MUTANTS: readonly { name: string; find: string; replace: string; caught: R
   },
   {
     name: 'the descent of firstAtLeast goes right on a tie',
-    find: 'if (tree[i]! < k) i++;',
-    replace: 'if (tree[i]! <= k) i++;',
+    find: 'i = 2 * i + ((tree[2 * i]! - k) >>> 31);',
+    replace: 'i = 2 * i + ((tree[2 * i]! - k - 1) >>> 31);',
     caught: /firstAtLeast\(\d+, \d+\) -?\d+, expected -?\d+$/,
+  },
+  {
+    name: 'a leaf that grows never raises the root',
+    find: 'for (i >>= 1; i >= 1 && tree[i]! < value; i >>= 1) tree[i] = value;',
+    replace: 'for (i >>= 1; i >= 2 && tree[i]! < value; i >>= 1) tree[i] = value;',
+    caught: /check\(\): run index node 1 holds \d+, its children \d+$/,
   },
   {
     name: 'the climb of firstAtLeast stops one level up (wraps to the left edge)',
