@@ -17,6 +17,10 @@ export const POOL_TYPES: readonly PoolArrayConstructor[] = [
   BigUint64Array,
 ];
 const FLOAT_TYPES: readonly PoolArrayConstructor[] = [Float64Array, Float32Array];
+// The choices, made once (an array literal in the call would be a new array per pool).
+const POISONS = ['none', 'nan'] as const;
+const BACKENDS = ['auto', 'native', 'js'] as const;
+const SCOPES = ['buffer', 'address'] as const;
 
 /** One slab is one ArrayBuffer; Node 20 caps Buffers at 4 GiB and we use the same cap everywhere. */
 export const MAX_SLAB_BYTES = 2 ** 32;
@@ -151,13 +155,13 @@ export function validateOptions(options: unknown): PoolConfig {
     autoCoalesceThreshold = t;
   }
 
-  const poison = o.poison === undefined ? 'none' : requireChoice('poison', o.poison, ['none', 'nan'] as const);
+  const poison = o.poison === undefined ? 'none' : requireChoice('poison', o.poison, POISONS);
   if (poison === 'nan' && !FLOAT_TYPES.includes(type)) {
     throw invalidRange('poison', `'none' for ${type.name} blocks`, poison, 'only Float64Array and Float32Array can hold NaN');
   }
-  const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const);
+  const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, BACKENDS);
   const detach = o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach);
-  const alignmentScope = o.alignmentScope === undefined ? 'buffer' : requireChoice('alignmentScope', o.alignmentScope, ['buffer', 'address'] as const);
+  const alignmentScope = o.alignmentScope === undefined ? 'buffer' : requireChoice('alignmentScope', o.alignmentScope, SCOPES);
   const hugePages = o.hugePages === undefined ? envFlag('SLABPOOL_HUGE_PAGES') : requireBoolean('hugePages', o.hugePages);
   const prefault = o.prefault === undefined ? envFlag('SLABPOOL_PREFAULT') : requireBoolean('prefault', o.prefault);
   if (alignmentScope === 'address' && backend === 'js') {
@@ -215,7 +219,7 @@ export function validateCompatOptions(options: unknown): { backend: 'auto' | Bac
     if (key !== 'backend' && key !== 'strict' && key !== 'detach') throw invalidType(`options.${key}`, 'no such option (known: backend, strict, detach)', o[key]);
   }
   return {
-    backend: o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const),
+    backend: o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, BACKENDS),
     strict: o.strict === undefined ? undefined : requireBoolean('strict', o.strict),
     detach: o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach),
   };
