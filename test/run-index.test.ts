@@ -235,8 +235,8 @@ describe('the free-run index check() and walk catch a planted bug', () => {
 const MUTANTS: readonly { name: string; find: string; replace: string; caught: RegExp }[] = [
   {
     name: 'set() stops below the root',
-    find: 'for (i >>= 1; i >= 1; i >>= 1) {',
-    replace: 'for (i >>= 1; i >= 2; i >>= 1) {',
+    find: 'for (; i > 1; i >>= 1) {',
+    replace: 'for (; i > 2; i >>= 1) {',
     caught: /check\(\): run index node 1 holds \d+, its children \d+$/,
   },
   {
