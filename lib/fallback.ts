@@ -76,12 +76,16 @@ function detach(buffer: ArrayBuffer): void {
 }
 
 /** What is wrong with an engine geometry (the contract in engine.ts EngineConfig), or null. */
-function geometryProblem({ blockBytes, stride, alignment, slabBlocks }: EngineConfig): string | null {
-  const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
-  if (!isInt(alignment) || alignment < 8 || alignment > 4096 || (alignment & (alignment - 1)) !== 0) return `alignment ${alignment}`;
-  if (!isInt(stride) || stride <= 0 || stride % alignment !== 0) return `stride ${stride}`;
-  if (!isInt(blockBytes) || blockBytes < 1 || blockBytes > stride) return `block bytes ${blockBytes}`;
-  if (!isInt(slabBlocks) || slabBlocks < 1 || slabBlocks > MAX_BLOCKS) return `slab blocks ${slabBlocks}`;
+function geometryProblem(config: EngineConfig): string | null {
+  // Read once each, with no closure or destructuring: this runs at every construction, cold.
+  const blockBytes = config.blockBytes;
+  const stride = config.stride;
+  const alignment = config.alignment;
+  const slabBlocks = config.slabBlocks;
+  if (!Number.isSafeInteger(alignment) || alignment < 8 || alignment > 4096 || (alignment & (alignment - 1)) !== 0) return `alignment ${alignment}`;
+  if (!Number.isSafeInteger(stride) || stride <= 0 || stride % alignment !== 0) return `stride ${stride}`;
+  if (!Number.isSafeInteger(blockBytes) || blockBytes < 1 || blockBytes > stride) return `block bytes ${blockBytes}`;
+  if (!Number.isSafeInteger(slabBlocks) || slabBlocks < 1 || slabBlocks > MAX_BLOCKS) return `slab blocks ${slabBlocks}`;
   if (stride * slabBlocks > MAX_SLAB_BYTES) return `a slab of ${slabBlocks} blocks of ${stride} bytes`;
   return null;
 }
@@ -154,10 +158,12 @@ export class JsEngine implements Engine {
     this.#slabs[slot] = slab;
     this.#setRun(slab, 0, blocks);
     this.#grew(slab, 0, blocks);
-    this.#bump(Counter.Free, blocks);
-    this.#bump(Counter.Capacity, blocks);
-    this.#bump(Counter.Slabs, 1);
-    this.#bump(Counter.ReservedBytes, bytes);
+    // Written out as slab.cc does (no call per counter while this is still cold).
+    const c = this.counters;
+    c[Counter.Free]! += blocks;
+    c[Counter.Capacity]! += blocks;
+    c[Counter.Slabs]! += 1;
+    c[Counter.ReservedBytes]! += bytes;
     if (slab.start < this.#cursor) this.#cursor = slab.start;
     this.#publish();
     return true;

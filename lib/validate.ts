@@ -113,8 +113,13 @@ export function validateOptions(options: unknown): PoolConfig {
   }
   const o = opts as Partial<Record<keyof PoolOptions, unknown>>;
 
-  const type = typeOf(o.type);
-  const blockShape = blockShapeOf(o.blockSize, type.BYTES_PER_ELEMENT);
+  // The common cases answered in line, the helpers (and their messages) for everything else.
+  const type = o.type === undefined ? Float64Array : typeOf(o.type);
+  const size = o.blockSize;
+  const blockShape =
+    typeof size === 'number' && Number.isInteger(size) && size >= 1 && size <= MAX_SLAB_BYTES / type.BYTES_PER_ELEMENT
+      ? [size]
+      : blockShapeOf(size, type.BYTES_PER_ELEMENT);
   let blockLength = 1;
   for (let i = 0; i < blockShape.length; i++) blockLength *= blockShape[i]!;
   const blockBytes = blockLength * type.BYTES_PER_ELEMENT;
@@ -128,7 +133,8 @@ export function validateOptions(options: unknown): PoolConfig {
   }
   const stride = Math.ceil(blockBytes / alignment) * alignment;
 
-  const slabBlocks = requireInteger('numBlocks', o.numBlocks, 1, MAX_BLOCKS);
+  const n = o.numBlocks;
+  const slabBlocks = typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_BLOCKS ? n : requireInteger('numBlocks', n, 1, MAX_BLOCKS);
   if (slabBlocks * stride > MAX_SLAB_BYTES) {
     throw invalidRange(
       'numBlocks',
@@ -159,7 +165,8 @@ export function validateOptions(options: unknown): PoolConfig {
   if (poison === 'nan' && !FLOAT_TYPES.includes(type)) {
     throw invalidRange('poison', `'none' for ${type.name} blocks`, poison, 'only Float64Array and Float32Array can hold NaN');
   }
-  const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, BACKENDS);
+  const b = o.backend;
+  const backend = b === undefined ? 'auto' : b === 'js' || b === 'native' || b === 'auto' ? b : requireChoice('backend', b, BACKENDS);
   const detach = o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach);
   const alignmentScope = o.alignmentScope === undefined ? 'buffer' : requireChoice('alignmentScope', o.alignmentScope, SCOPES);
   const hugePages = o.hugePages === undefined ? envFlag('SLABPOOL_HUGE_PAGES') : requireBoolean('hugePages', o.hugePages);
