@@ -49,7 +49,8 @@ export class RunIndex {
       } catch {
         return false;
       }
-      tree.set(this.#tree.subarray(this.#size, this.#size + this.#leafCount), size);
+      // Nothing to copy into the first table (a pool's construction): no view made for it.
+      if (this.#leafCount > 0) tree.set(this.#tree.subarray(this.#size, this.#size + this.#leafCount), size);
       // Only the ancestors of the copied leaves, level by level (the rest is zero, the max of zeros,
       // and stays untouched: native/run_index.cc says what rebuilding every node cost).
       for (let lo = size >>> 1, hi = (size + this.#leafCount + 1) >>> 1; lo >= 1 && lo < hi; lo >>>= 1, hi = (hi + 1) >>> 1) {
