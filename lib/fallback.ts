@@ -28,16 +28,32 @@ import { MAX_BLOCKS, MAX_SLAB_BYTES } from './validate.js';
  * run starts of at most two words, whose leaves are then recomputed: O(log words) each.
  */
 
-interface Slab {
-  readonly start: number;
+/**
+ * A class, not an object literal: V8 makes a literal's boilerplate the second time it runs, a
+ * program's second pool, at a cost of microseconds (validate.ts Config). `declare` fields: each
+ * assigned once, in the constructor, with its final type (no undefined first).
+ */
+class Slab {
+  declare readonly start: number;
   /** The run index leaf of the slab's bitmap word 0: slot * wordsPerSlab. */
-  readonly leafBase: number;
-  readonly blocks: number;
-  readonly bytes: number;
-  readonly buffer: ArrayBuffer;
-  readonly used: Uint32Array;
-  readonly tags: Int32Array;
-  free: number;
+  declare readonly leafBase: number;
+  declare readonly blocks: number;
+  declare readonly bytes: number;
+  declare readonly buffer: ArrayBuffer;
+  declare readonly used: Uint32Array;
+  declare readonly tags: Int32Array;
+  declare free: number;
+
+  constructor(start: number, leafBase: number, blocks: number, bytes: number, buffer: ArrayBuffer, used: Uint32Array, tags: Int32Array) {
+    this.start = start;
+    this.leafBase = leafBase;
+    this.blocks = blocks;
+    this.bytes = bytes;
+    this.buffer = buffer;
+    this.used = used;
+    this.tags = tags;
+    this.free = blocks;
+  }
 }
 
 function ctz32(word: number): number {
@@ -154,7 +170,7 @@ export class JsEngine implements Engine {
     if (!this.#detach) markAsUntransferable(buffer);
     if (this.#prefault) touchPages(buffer);
     if (blocks & 31) used[used.length - 1] = ~((1 << (blocks & 31)) - 1);
-    const slab: Slab = { start: slot * this.#slabBlocks, leafBase: slot * this.#wordsPerSlab, blocks, bytes, buffer, used, tags, free: blocks };
+    const slab = new Slab(slot * this.#slabBlocks, slot * this.#wordsPerSlab, blocks, bytes, buffer, used, tags);
     this.#slabs[slot] = slab;
     this.#setRun(slab, 0, blocks);
     this.#grew(slab, 0, blocks);

@@ -177,15 +177,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#pinnedHeldMark = marks + ViewState.PinnedHeld;
     this.#pinnedLeasedMark = marks + ViewState.PinnedLeased;
     this.#runMark = marks + ViewState.Run;
-    this.#engine = engineFactory(cfg.backend, cfg.alignmentScope === 'address')({
-      blockBytes: cfg.blockBytes,
-      stride: cfg.stride,
-      alignment: cfg.alignment,
-      slabBlocks: cfg.slabBlocks,
-      detach: cfg.detach,
-      hugePages: cfg.hugePages,
-      prefault: cfg.prefault,
-    });
+    // The validated options hold every EngineConfig field: no literal to copy them into (a
+    // literal's second run, a program's second pool, is its costly one: validate.ts Config).
+    this.#engine = engineFactory(cfg.backend, cfg.alignmentScope === 'address')(cfg);
     this.#counters = this.#engine.counters;
     this.#slots = new SlotTable(cfg.slabBlocks, cfg.stride);
     this.#pristine = new PristineMemory(cfg.slabBlocks);
