@@ -28,16 +28,32 @@ import { MAX_BLOCKS, MAX_SLAB_BYTES } from './validate.js';
  * run starts of at most two words, whose leaves are then recomputed: O(log words) each.
  */
 
-interface Slab {
-  readonly start: number;
+/**
+ * A class, not an object literal: V8 makes a literal's boilerplate the second time it runs, a
+ * program's second pool, at a cost of microseconds (validate.ts Config). `declare` fields: each
+ * assigned once, in the constructor, with its final type (no undefined first).
+ */
+class Slab {
+  declare readonly start: number;
   /** The run index leaf of the slab's bitmap word 0: slot * wordsPerSlab. */
-  readonly leafBase: number;
-  readonly blocks: number;
-  readonly bytes: number;
-  readonly buffer: ArrayBuffer;
-  readonly used: Uint32Array;
-  readonly tags: Int32Array;
-  free: number;
+  declare readonly leafBase: number;
+  declare readonly blocks: number;
+  declare readonly bytes: number;
+  declare readonly buffer: ArrayBuffer;
+  declare readonly used: Uint32Array;
+  declare readonly tags: Int32Array;
+  declare free: number;
+
+  constructor(start: number, leafBase: number, blocks: number, bytes: number, buffer: ArrayBuffer, used: Uint32Array, tags: Int32Array) {
+    this.start = start;
+    this.leafBase = leafBase;
+    this.blocks = blocks;
+    this.bytes = bytes;
+    this.buffer = buffer;
+    this.used = used;
+    this.tags = tags;
+    this.free = blocks;
+  }
 }
 
 function ctz32(word: number): number {
@@ -82,12 +98,16 @@ function detach(buffer: ArrayBuffer): void {
 }
 
 /** What is wrong with an engine geometry (the contract in engine.ts EngineConfig), or null. */
-function geometryProblem({ blockBytes, stride, alignment, slabBlocks }: EngineConfig): string | null {
-  const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
-  if (!isInt(alignment) || alignment < 8 || alignment > 4096 || (alignment & (alignment - 1)) !== 0) return `alignment ${alignment}`;
-  if (!isInt(stride) || stride <= 0 || stride % alignment !== 0) return `stride ${stride}`;
-  if (!isInt(blockBytes) || blockBytes < 1 || blockBytes > stride) return `block bytes ${blockBytes}`;
-  if (!isInt(slabBlocks) || slabBlocks < 1 || slabBlocks > MAX_BLOCKS) return `slab blocks ${slabBlocks}`;
+function geometryProblem(config: EngineConfig): string | null {
+  // Read once each, with no closure or destructuring: this runs at every construction, cold.
+  const blockBytes = config.blockBytes;
+  const stride = config.stride;
+  const alignment = config.alignment;
+  const slabBlocks = config.slabBlocks;
+  if (!Number.isSafeInteger(alignment) || alignment < 8 || alignment > 4096 || (alignment & (alignment - 1)) !== 0) return `alignment ${alignment}`;
+  if (!Number.isSafeInteger(stride) || stride <= 0 || stride % alignment !== 0) return `stride ${stride}`;
+  if (!Number.isSafeInteger(blockBytes) || blockBytes < 1 || blockBytes > stride) return `block bytes ${blockBytes}`;
+  if (!Number.isSafeInteger(slabBlocks) || slabBlocks < 1 || slabBlocks > MAX_BLOCKS) return `slab blocks ${slabBlocks}`;
   if (stride * slabBlocks > MAX_SLAB_BYTES) return `a slab of ${slabBlocks} blocks of ${stride} bytes`;
   return null;
 }
@@ -156,14 +176,16 @@ export class JsEngine implements Engine {
     if (!this.#detach) markAsUntransferable(buffer);
     if (this.#prefault) touchPages(buffer);
     if (blocks & 31) used[used.length - 1] = ~((1 << (blocks & 31)) - 1);
-    const slab: Slab = { start: slot * this.#slabBlocks, leafBase: slot * this.#wordsPerSlab, blocks, bytes, buffer, used, tags, free: blocks };
+    const slab = new Slab(slot * this.#slabBlocks, slot * this.#wordsPerSlab, blocks, bytes, buffer, used, tags);
     this.#slabs[slot] = slab;
     this.#setRun(slab, 0, blocks);
     this.#grew(slab, 0, blocks);
-    this.#bump(Counter.Free, blocks);
-    this.#bump(Counter.Capacity, blocks);
-    this.#bump(Counter.Slabs, 1);
-    this.#bump(Counter.ReservedBytes, bytes);
+    // Written out as slab.cc does (no call per counter while this is still cold).
+    const c = this.counters;
+    c[Counter.Free]! += blocks;
+    c[Counter.Capacity]! += blocks;
+    c[Counter.Slabs]! += 1;
+    c[Counter.ReservedBytes]! += bytes;
     if (slab.start < this.#cursor) this.#cursor = slab.start;
     this.#publish();
     return true;

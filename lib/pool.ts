@@ -11,7 +11,7 @@ import { Pin, PinTable } from './pin.js';
 import { SlotTable } from './slots.js';
 import { efficiencyPercent, fragmentationPercent, type PoolStats } from './stats.js';
 import { requireInteger, validateOptions } from './validate.js';
-import { INDEX, MARK, POOL, runOf, isBlockView, ViewState, ViewTable, isArrayOf, mark, type PoolView } from './views.js';
+import { INDEX, MARK, POOL, runOf, isBlockView, ViewState, ViewTable, isArrayOf, type PoolView } from './views.js';
 import { PristineMemory, fillZero } from './zero-fill.js';
 
 /*
@@ -81,7 +81,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #cfg: PoolConfig;
   readonly #engine: Engine;
   readonly #counters: Float64Array;
-  readonly #blockShape: readonly number[];
+  /** blockSize's shape, frozen when first asked for. */
+  #blockShape: readonly number[] | undefined;
   readonly #threshold: number;
   /** The block type's name (Function.prototype.name is a getter, ~25 ns a read). */
   readonly #typeName: string;
@@ -98,15 +99,17 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #stack: PoolView[];
   #stackCap = 1;
 
-  readonly #leases = new Map<number, Lease<T>>();
+  // Made on first use, as the pins and the addresses: a pool that never leases, pins or asks for
+  // an address pays nothing for them at construction (issue 12's construction target).
+  #leases: Map<number, Lease<T>> | undefined;
   /** The mark of a view handed out by getBlock() / inside a lease; NaN once destroyed, so that no view passes as held any more. */
   #heldMark: number;
   #leasedMark: number;
   /** The marks of a held / leased block view while pinned (pin.ts); NaN once destroyed. */
   #pinnedHeldMark: number;
   #pinnedLeasedMark: number;
-  readonly #pins = new PinTable();
-  readonly #addresses: AddressBook;
+  #pins: PinTable | undefined;
+  #addresses: AddressBook | undefined;
   readonly #pristine: PristineMemory;
   /** The mark of a run view while its run is live; NaN once destroyed. */
   #runMark: number;
@@ -162,29 +165,23 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   constructor(options: PoolOptions<T>) {
     const cfg = validateOptions(options);
     this.#cfg = cfg;
-    this.#blockShape = Object.freeze(cfg.blockShape.slice());
     this.#threshold = cfg.autoCoalesceThreshold;
     this.#typeName = cfg.type.name;
     this.#poisonNaN = cfg.poison === 'nan';
     this.#zero = cfg.type === BigInt64Array || cfg.type === BigUint64Array ? 0n : 0;
     this.#strideLength = cfg.stride / cfg.type.BYTES_PER_ELEMENT;
-    this.#heldMark = mark(this.#id, ViewState.Held);
-    this.#leasedMark = mark(this.#id, ViewState.Leased);
-    this.#pinnedHeldMark = mark(this.#id, ViewState.PinnedHeld);
-    this.#pinnedLeasedMark = mark(this.#id, ViewState.PinnedLeased);
-    this.#runMark = mark(this.#id, ViewState.Run);
-    this.#engine = engineFactory(cfg.backend, cfg.alignmentScope === 'address')({
-      blockBytes: cfg.blockBytes,
-      stride: cfg.stride,
-      alignment: cfg.alignment,
-      slabBlocks: cfg.slabBlocks,
-      detach: cfg.detach,
-      hugePages: cfg.hugePages,
-      prefault: cfg.prefault,
-    });
+    // mark(serial, state) (views.ts), written out: no call per mark while V8 still interprets this.
+    const marks = this.#id * ViewState.Kinds;
+    this.#heldMark = marks + ViewState.Held;
+    this.#leasedMark = marks + ViewState.Leased;
+    this.#pinnedHeldMark = marks + ViewState.PinnedHeld;
+    this.#pinnedLeasedMark = marks + ViewState.PinnedLeased;
+    this.#runMark = marks + ViewState.Run;
+    // The validated options hold every EngineConfig field: no literal to copy them into (a
+    // literal's second run, a program's second pool, is its costly one: validate.ts Config).
+    this.#engine = engineFactory(cfg.backend, cfg.alignmentScope === 'address')(cfg);
     this.#counters = this.#engine.counters;
     this.#slots = new SlotTable(cfg.slabBlocks, cfg.stride);
-    this.#addresses = new AddressBook(this.#engine, this.#slots);
     this.#pristine = new PristineMemory(cfg.slabBlocks);
     this.#views = new ViewTable(this.#id, cfg.type, cfg.blockLength, this.#slots);
     this.#magazine = new Magazine(this.#engine, this.#views);
@@ -201,7 +198,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
 
   /** The block's shape, as given in blockSize (a number n gives [n]). */
   get blockShape(): readonly number[] {
-    return this.#blockShape;
+    return (this.#blockShape ??= Object.freeze(this.#cfg.blockShape.slice()));
   }
 
   /** Current capacity in blocks (grows with `grow`, shrinks with `trim()`; 0 once destroyed). */
@@ -382,7 +379,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const view = block as PoolView;
     const lease = new Lease<T>(this, block);
     view[MARK] = this.#leasedMark;
-    this.#leases.set(view[INDEX]!, lease);
+    (this.#leases ??= new Map()).set(view[INDEX]!, lease);
     return lease;
   }
 
@@ -414,12 +411,12 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       if ((m === this.#heldMark || m === this.#pinnedHeldMark || m === this.#leasedMark || m === this.#pinnedLeasedMark) && isBlockView(view)) {
         // Length 0: its slab was detached outside the pool, and its memory is no longer the block's.
         if (view.length === 0) throw slabDetached('addressOf', this.#slots.slotOf(view[INDEX]!));
-        return this.#addresses.block(view[INDEX]!, view.byteOffset);
+        return this.#addressBook().block(view[INDEX]!, view.byteOffset);
       }
       const run = runOf(view);
       if (run !== undefined && run.mark === this.#runMark) {
         if (view.length === 0) throw slabDetached('addressOf', this.#slots.slotOf(run.start));
-        return (run.address ??= this.#addresses.at(this.#slots.slotOf(run.start), view.byteOffset));
+        return (run.address ??= this.#addressBook().at(this.#slots.slotOf(run.start), view.byteOffset));
       }
     }
     this.#live('addressOf');
@@ -458,8 +455,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     if (view.length === 0) throw slabDetached('pin', slot); // its slab was detached outside the pool
     const address = this.addressOf(block); // in use, so its fast path: cached after the first
     this.#engine.pin(slot); // first: it may refuse (an engine bug), with nothing changed yet
-    if (run !== undefined) this.#pins.pinRun(run);
-    else this.#pins.pinBlock(view, view[MARK] === this.#leasedMark || view[MARK] === this.#pinnedLeasedMark ? this.#pinnedLeasedMark : this.#pinnedHeldMark);
+    const pins = (this.#pins ??= new PinTable());
+    if (run !== undefined) pins.pinRun(run);
+    else pins.pinBlock(view, view[MARK] === this.#leasedMark || view[MARK] === this.#pinnedLeasedMark ? this.#pinnedLeasedMark : this.#pinnedHeldMark);
     return new Pin<T>(block, address, () => this.#unpin(view, slot));
   }
 
@@ -494,7 +492,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#views.retire(slot * slabBlocks, blocks); // the slab is gone: its views can no longer name a block
       released += this.#engine.freeSlab(slot);
       slots.empty(slot);
-      this.#addresses.forget(slot, slot * slabBlocks, blocks);
+      this.#addresses?.forget(slot, slot * slabBlocks, blocks);
       this.#capacity -= blocks;
       this.#trims++;
     }
@@ -518,11 +516,11 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#pinnedLeasedMark = NaN;
     this.#runMark = NaN;
     this.#engine.destroy(); // pinned slabs' memory stays until their pins are released
-    this.#pins.clear();
-    this.#addresses.clear();
+    this.#pins?.clear();
+    this.#addresses?.clear();
     this.#pristine.clear();
     this.#views.clear();
-    this.#leases.clear();
+    this.#leases?.clear();
     this.#slots.clear();
     this.#magazine.clear();
     this.#capacity = 0;
@@ -611,9 +609,9 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
         states,
         serial: this.#id,
         runMark: this.#runMark,
-        leases: this.#leases.size,
-        pinnedBlocks: this.#pins.blocks,
-        pinnedRuns: this.#pins.runs,
+        leases: this.#leases?.size ?? 0,
+        pinnedBlocks: this.#pins?.blocks ?? 0,
+        pinnedRuns: this.#pins?.runs ?? 0,
         capacity: this.#capacity,
         inUse: this.#inUse,
         peak: this.#peak,
@@ -797,7 +795,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
       throw outOfMemory(`a slab of ${blocks} blocks`, blocks * this.#cfg.stride);
     }
     this.#slots.fill(slot, blocks, this.#engine.slabBuffer(slot), this.#engine.slabBase(slot));
-    this.#addresses.forget(slot);
+    this.#addresses?.forget(slot);
     this.#pristine.slabAdded(slot);
     this.#capacity += blocks;
     this.#resizeMagazine();
@@ -824,7 +822,8 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const index = view[INDEX]!;
     // A view of this pool with an index is the one made for its block.
     if (view[MARK] === this.#leasedMark) return this.#releaseLeased(index, view);
-    if (this.#pins.pinsOf(view) !== 0) throw pinned('block', `block ${index}`, this.#pins.pinsOf(view));
+    const pins = this.#pinsOf(view);
+    if (pins !== 0) throw pinned('block', `block ${index}`, pins);
     throw doubleReturn('block', index);
   }
 
@@ -855,7 +854,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     const view = this.#views.block(index);
     if (view?.[MARK] === this.#heldMark) return this.#releaseBlock(view);
     if (view?.[MARK] === this.#leasedMark) return this.#releaseLeased(index, view);
-    if (view !== undefined && this.#pins.pinsOf(view) !== 0) throw pinned('index', `block ${index}`, this.#pins.pinsOf(view));
+    if (view !== undefined && this.#pinsOf(view) !== 0) throw pinned('index', `block ${index}`, this.#pinsOf(view));
     const runView = this.#views.runAt(index);
     if (runView !== undefined && runOf(runView)!.mark === this.#runMark) return this.#releaseRun(index, runView, 'index');
     // The live run holding index, if any, is the nearest live one starting before it in its slab (runs never overlap).
@@ -877,20 +876,30 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#engine.unpin(slot);
     if (this.#destroyed) return;
     const run = runOf(view);
-    if (run !== undefined) this.#pins.unpinRun(run);
-    else this.#pins.unpinBlock(view, view[MARK] === this.#pinnedLeasedMark ? this.#leasedMark : this.#heldMark);
+    if (run !== undefined) this.#pins!.unpinRun(run);
+    else this.#pins!.unpinBlock(view, view[MARK] === this.#pinnedLeasedMark ? this.#leasedMark : this.#heldMark);
+  }
+
+  /** Live pins on a block view (pin.ts). */
+  #pinsOf(view: PoolView): number {
+    return this.#pins === undefined ? 0 : this.#pins.pinsOf(view);
+  }
+
+  /** The pool's AddressBook, made when an address is first asked for. */
+  #addressBook(): AddressBook {
+    return (this.#addresses ??= new AddressBook(this.#engine, this.#slots));
   }
 
   #releaseLeased(idx: number, block: PoolView): void {
-    this.#leases.delete(idx);
+    this.#leases!.delete(idx);
     this.#releaseBlock(block);
   }
 
   #endLease(lease: Lease<T>): void {
     if (this.#destroyed) return;
     const idx = (lease.block as PoolView)[INDEX]!;
-    if (this.#leases.get(idx) !== lease) throw doubleReturn('lease', idx);
-    if (this.#pins.pinsOf(lease.block) !== 0) throw pinned('lease', `block ${idx}`, this.#pins.pinsOf(lease.block));
+    if (this.#leases?.get(idx) !== lease) throw doubleReturn('lease', idx);
+    if (this.#pinsOf(lease.block) !== 0) throw pinned('lease', `block ${idx}`, this.#pinsOf(lease.block));
     this.#releaseLeased(idx, lease.block);
   }
 }

@@ -49,7 +49,8 @@ export class RunIndex {
       } catch {
         return false;
       }
-      tree.set(this.#tree.subarray(this.#size, this.#size + this.#leafCount), size);
+      // Nothing to copy into the first table (a pool's construction): no view made for it.
+      if (this.#leafCount > 0) tree.set(this.#tree.subarray(this.#size, this.#size + this.#leafCount), size);
       // Only the ancestors of the copied leaves, level by level (the rest is zero, the max of zeros,
       // and stays untouched: native/run_index.cc says what rebuilding every node cost).
       for (let lo = size >>> 1, hi = (size + this.#leafCount + 1) >>> 1; lo >= 1 && lo < hi; lo >>>= 1, hi = (hi + 1) >>> 1) {
@@ -67,18 +68,24 @@ export class RunIndex {
     if (!(leaf >= 0 && leaf < this.#leafCount)) return;
     const tree = this.#tree;
     let i = this.#size + leaf;
-    const old = tree[i]!;
-    if (old === value) return;
+    let before = tree[i]!;
+    if (before === value) return;
     tree[i] = value;
-    if (value > old) {
-      // A larger value: every ancestor below it becomes it, and no sibling need be read.
-      for (i >>= 1; i >= 1 && tree[i]! < value; i >>= 1) tree[i] = value;
-      return;
-    }
-    for (i >>= 1; i >= 1; i >>= 1) {
-      const max = Math.max(tree[2 * i]!, tree[2 * i + 1]!);
-      if (tree[i] === max) return;
-      tree[i] = max;
+    let after = value;
+    // A parent is the larger of its children (the invariant), so its value before and after are
+    // max(before, sibling) and max(after, sibling): read from the child's side (siblings are
+    // adjacent) and never from the parent's, so a page of a table fresh from the OS is written
+    // without a read first, one page fault instead of two (a read maps the shared zero page, the
+    // write then copies it). A first slab of 1e6 blocks sets a leaf whose 15 ancestors lie on 7
+    // pages: 40 -> 22 us here, 150 -> 45 us while V8 marks concurrently (issue 12, measured).
+    for (; i > 1; i >>= 1) {
+      const sibling = tree[i ^ 1]!;
+      const parentBefore = before > sibling ? before : sibling;
+      const parentAfter = after > sibling ? after : sibling;
+      if (parentBefore === parentAfter) return;
+      tree[i >> 1] = parentAfter;
+      before = parentBefore;
+      after = parentAfter;
     }
   }
 

@@ -17,6 +17,10 @@ export const POOL_TYPES: readonly PoolArrayConstructor[] = [
   BigUint64Array,
 ];
 const FLOAT_TYPES: readonly PoolArrayConstructor[] = [Float64Array, Float32Array];
+// The choices, made once (an array literal in the call would be a new array per pool).
+const POISONS = ['none', 'nan'] as const;
+const BACKENDS = ['auto', 'native', 'js'] as const;
+const SCOPES = ['buffer', 'address'] as const;
 
 /** One slab is one ArrayBuffer; Node 20 caps Buffers at 4 GiB and we use the same cap everywhere. */
 export const MAX_SLAB_BYTES = 2 ** 32;
@@ -109,8 +113,13 @@ export function validateOptions(options: unknown): PoolConfig {
   }
   const o = opts as Partial<Record<keyof PoolOptions, unknown>>;
 
-  const type = typeOf(o.type);
-  const blockShape = blockShapeOf(o.blockSize, type.BYTES_PER_ELEMENT);
+  // The common cases answered in line, the helpers (and their messages) for everything else.
+  const type = o.type === undefined ? Float64Array : typeOf(o.type);
+  const size = o.blockSize;
+  const blockShape =
+    typeof size === 'number' && Number.isInteger(size) && size >= 1 && size <= MAX_SLAB_BYTES / type.BYTES_PER_ELEMENT
+      ? [size]
+      : blockShapeOf(size, type.BYTES_PER_ELEMENT);
   let blockLength = 1;
   for (let i = 0; i < blockShape.length; i++) blockLength *= blockShape[i]!;
   const blockBytes = blockLength * type.BYTES_PER_ELEMENT;
@@ -124,7 +133,8 @@ export function validateOptions(options: unknown): PoolConfig {
   }
   const stride = Math.ceil(blockBytes / alignment) * alignment;
 
-  const slabBlocks = requireInteger('numBlocks', o.numBlocks, 1, MAX_BLOCKS);
+  const n = o.numBlocks;
+  const slabBlocks = typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_BLOCKS ? n : requireInteger('numBlocks', n, 1, MAX_BLOCKS);
   if (slabBlocks * stride > MAX_SLAB_BYTES) {
     throw invalidRange(
       'numBlocks',
@@ -151,37 +161,84 @@ export function validateOptions(options: unknown): PoolConfig {
     autoCoalesceThreshold = t;
   }
 
-  const poison = o.poison === undefined ? 'none' : requireChoice('poison', o.poison, ['none', 'nan'] as const);
+  const poison = o.poison === undefined ? 'none' : requireChoice('poison', o.poison, POISONS);
   if (poison === 'nan' && !FLOAT_TYPES.includes(type)) {
     throw invalidRange('poison', `'none' for ${type.name} blocks`, poison, 'only Float64Array and Float32Array can hold NaN');
   }
-  const backend = o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const);
+  const b = o.backend;
+  const backend = b === undefined ? 'auto' : b === 'js' || b === 'native' || b === 'auto' ? b : requireChoice('backend', b, BACKENDS);
   const detach = o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach);
-  const alignmentScope = o.alignmentScope === undefined ? 'buffer' : requireChoice('alignmentScope', o.alignmentScope, ['buffer', 'address'] as const);
+  const alignmentScope = o.alignmentScope === undefined ? 'buffer' : requireChoice('alignmentScope', o.alignmentScope, SCOPES);
   const hugePages = o.hugePages === undefined ? envFlag('SLABPOOL_HUGE_PAGES') : requireBoolean('hugePages', o.hugePages);
   const prefault = o.prefault === undefined ? envFlag('SLABPOOL_PREFAULT') : requireBoolean('prefault', o.prefault);
   if (alignmentScope === 'address' && backend === 'js') {
     throw invalidRange('alignmentScope', "'buffer' with backend 'js'", alignmentScope, 'the JavaScript fallback cannot align absolute addresses');
   }
 
-  return {
-    type,
-    blockShape,
-    blockLength,
-    blockBytes,
-    stride,
-    alignment,
-    slabBlocks,
-    grow,
-    maxBlocks,
-    autoCoalesceThreshold,
-    poison,
-    backend,
-    detach,
-    alignmentScope,
-    hugePages,
-    prefault,
-  };
+  return new Config(type, blockShape, blockLength, blockBytes, stride, alignment, slabBlocks, grow, maxBlocks, autoCoalesceThreshold, poison, backend, detach, alignmentScope, hugePages, prefault);
+}
+
+/**
+ * validateOptions' result. A class rather than an object literal: V8 makes a literal's boilerplate
+ * the second time the literal runs, which is a program's second pool, where the 16-field literal
+ * cost ~5 us of validation's ~12 (bench/trial.mjs construct case, measured); stores in a
+ * constructor cost no such step. `declare` fields: assigned once, in the constructor, and not
+ * defined as undefined first.
+ */
+class Config implements PoolConfig {
+  declare readonly type: PoolArrayConstructor;
+  declare readonly blockShape: readonly number[];
+  declare readonly blockLength: number;
+  declare readonly blockBytes: number;
+  declare readonly stride: number;
+  declare readonly alignment: number;
+  declare readonly slabBlocks: number;
+  declare readonly grow: boolean;
+  declare readonly maxBlocks: number;
+  declare readonly autoCoalesceThreshold: number;
+  declare readonly poison: 'none' | 'nan';
+  declare readonly backend: 'auto' | Backend;
+  declare readonly detach: boolean;
+  declare readonly alignmentScope: 'buffer' | 'address';
+  declare readonly hugePages: boolean;
+  declare readonly prefault: boolean;
+
+  constructor(
+    type: PoolArrayConstructor,
+    blockShape: readonly number[],
+    blockLength: number,
+    blockBytes: number,
+    stride: number,
+    alignment: number,
+    slabBlocks: number,
+    grow: boolean,
+    maxBlocks: number,
+    autoCoalesceThreshold: number,
+    poison: 'none' | 'nan',
+    backend: 'auto' | Backend,
+    detach: boolean,
+    alignmentScope: 'buffer' | 'address',
+    hugePages: boolean,
+    prefault: boolean,
+  ) {
+    const self = this as { -readonly [K in keyof PoolConfig]: PoolConfig[K] };
+    self.type = type;
+    self.blockShape = blockShape;
+    self.blockLength = blockLength;
+    self.blockBytes = blockBytes;
+    self.stride = stride;
+    self.alignment = alignment;
+    self.slabBlocks = slabBlocks;
+    self.grow = grow;
+    self.maxBlocks = maxBlocks;
+    self.autoCoalesceThreshold = autoCoalesceThreshold;
+    self.poison = poison;
+    self.backend = backend;
+    self.detach = detach;
+    self.alignmentScope = alignmentScope;
+    self.hugePages = hugePages;
+    self.prefault = prefault;
+  }
 }
 
 let detachWarned = false;
@@ -215,7 +272,7 @@ export function validateCompatOptions(options: unknown): { backend: 'auto' | Bac
     if (key !== 'backend' && key !== 'strict' && key !== 'detach') throw invalidType(`options.${key}`, 'no such option (known: backend, strict, detach)', o[key]);
   }
   return {
-    backend: o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, ['auto', 'native', 'js'] as const),
+    backend: o.backend === undefined ? 'auto' : requireChoice('backend', o.backend, BACKENDS),
     strict: o.strict === undefined ? undefined : requireBoolean('strict', o.strict),
     detach: o.detach === undefined ? detachByDefault() : requireBoolean('detach', o.detach),
   };

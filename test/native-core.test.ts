@@ -88,8 +88,8 @@ const MUTANTS: readonly Mutant[] = [
   {
     name: 'set() stops below the root',
     file: 'run_index.cc',
-    find: 'for (i >>= 1; i >= 1; i >>= 1) {',
-    replace: 'for (i >>= 1; i >= 2; i >>= 1) {',
+    find: 'for (; i > 1; i >>= 1) {',
+    replace: 'for (; i > 2; i >>= 1) {',
     caughtBy: { run_index_test: /check\(\): run index node 1 holds \d+, its children \d+/, slab_test: SLAB_FINDING },
   },
   {

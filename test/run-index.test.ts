@@ -235,8 +235,8 @@ describe('the free-run index check() and walk catch a planted bug', () => {
 const MUTANTS: readonly { name: string; find: string; replace: string; caught: RegExp }[] = [
   {
     name: 'set() stops below the root',
-    find: 'for (i >>= 1; i >= 1; i >>= 1) {',
-    replace: 'for (i >>= 1; i >= 2; i >>= 1) {',
+    find: 'for (; i > 1; i >>= 1) {',
+    replace: 'for (; i > 2; i >>= 1) {',
     caught: /check\(\): run index node 1 holds \d+, its children \d+$/,
   },
   {
@@ -246,10 +246,10 @@ const MUTANTS: readonly { name: string; find: string; replace: string; caught: R
     caught: /firstAtLeast\(\d+, \d+\) -?\d+, expected -?\d+$/,
   },
   {
-    name: 'a leaf that grows never raises the root',
-    find: 'for (i >>= 1; i >= 1 && tree[i]! < value; i >>= 1) tree[i] = value;',
-    replace: 'for (i >>= 1; i >= 2 && tree[i]! < value; i >>= 1) tree[i] = value;',
-    caught: /check\(\): run index node 1 holds \d+, its children \d+$/,
+    name: 'set() takes a parent from the leaf value before the change',
+    find: 'const parentAfter = after > sibling ? after : sibling;',
+    replace: 'const parentAfter = before > sibling ? before : sibling;',
+    caught: /check\(\): run index node \d+ holds \d+, its children \d+$/,
   },
   {
     name: 'the climb of firstAtLeast stops one level up (wraps to the left edge)',
