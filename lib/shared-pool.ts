@@ -572,6 +572,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
       return notHeldHere(name, `the run at block ${i}`, slotOf(s) === this.#slot ? 'handed off by this thread' : `${describeState(s)}, another attachment`);
     }
     if (kind === 0 || kind === CACHED) return doubleReturn(name, i);
+    if (kind === RUN_BODY) return notHeldHere(name, `block ${i}`, `inside the run that starts at ${this.#runStartOf(i)}`);
+    if (kind === RUN || kind === RUN_TRANSIT) return notHeldHere(name, `block ${i}`, `the first block of ${describeState(s)}`);
     if (slotOf(s) === this.#slot) return notHeldHere(name, `block ${i}`, 'handed off by this thread');
     return notHeldHere(name, `block ${i}`, `${describeState(s)}, another attachment`);
   }
