@@ -26,14 +26,18 @@ import { POOL_TYPES, requireInteger } from './validate.js';
  *     threadExited. Two threads giving back or claiming the same block: one succeeds, the other
  *     is refused (ERR_SLABPOOL_DOUBLE_RETURN, or ERR_SLABPOOL_INVALID_ARG for a claim).
  *   - the depot (refill, flush, getRun, run returns, check()) under one lock.
- *   - not atomic: the block's contents (a typed array over shared memory: plain reads and writes;
- *     hand the block over with postMessage, or use Atomics on it, to order them), the counters in
- *     stats() (each thread's own, read without a lock), and stats() as a whole (one pass over the
- *     states while others run).
+ *   - not atomic: the block's contents, a typed array over shared memory read and written with
+ *     plain loads and stores. Ownership orders them: what a thread wrote before handOff() (or
+ *     returnBlock()) is visible to the thread whose blockAt() (or getBlock()) then takes the block,
+ *     since both are sequentially consistent operations on the block's state word (or pass
+ *     through the depot lock). Two threads writing a block at once, one of them not its holder,
+ *     is a data race the pool cannot see. Also not atomic: the counters in stats() (each
+ *     thread's own, read without a lock), and stats() as a whole (one pass over the states while
+ *     others run).
  *
  * Invariants at quiescence (check() verifies those the lock guarantees at any moment):
  *   capacity = depot + cached (all magazines) + held + in transit + run blocks
- *   acquires - returns - reclaimed = held + in transit (single blocks) + live runs
+ *   acquires - returns - reclaimed = held + in transit (single blocks) + live runs (held or in transit)
  *     (blockAt moves a block between threads without counting; a thread terminated inside a
  *     call may have counted it or not)
  *   this attachment's magazine: distinct indices, each CACHED for its slot, at most M of them
@@ -227,6 +231,13 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    * ERR_SLABPOOL_INVALID_ARG for anything else, or an index inside a run.
    */
   returnBlock(block: T | number): void {
+    // The hot path: a block view this attachment made (identity with the view it keeps for the
+    // index its offset names), taken back with one compareExchange. ArrayBuffer.isView first, so
+    // that no getter of an arbitrary object runs.
+    if (ArrayBuffer.isView(block) && this.#closed === null) {
+      const i = block.byteOffset / this.#stride;
+      if (this.#views[i] === block && this.#cache(i, this.#heldState)) return;
+    }
     this.#live('returnBlock');
     if (typeof block === 'number') return this.#returnIndex(block);
     const own = this.#ownIndex(block, 'block', `${this.#typeName} from getBlock()/getRun()/blockAt() or a block index`);
@@ -488,10 +499,14 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     return n > 0;
   }
 
-  /** Moves block i from state `from` into the magazine (flushing a batch first when it is full); false if i was not in state `from`. */
+  /**
+   * Moves block i from state `from` into the magazine, flushing a batch when it is full; false,
+   * with nothing changed, if i was not in state `from` (the compareExchange comes first, so that
+   * a refused return flushes nothing).
+   */
   #cache(i: number, from: number): boolean {
-    if (this.#cached === this.#magazine.length) this.#flush(this.#batch, 'returnBlock');
     if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, from, this.#cachedState) !== from) return false;
+    if (this.#cached === this.#magazine.length) this.#flush(this.#batch, 'returnBlock');
     this.#magazine[this.#cached++] = i;
     this.#f64[this.#returnsAt]! += 1;
     return true;
@@ -510,7 +525,11 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
 
   #flushLocked(count: number, method: string): void {
     const mag = this.#magazine;
-    if (!this.#depot.give(mag, count, this.#slot)) this.#stolen(method);
+    if (!this.#depot.give(mag, count, this.#slot)) {
+      // threadExited() ended this attachment and emptied its magazine; a block cached since goes back too.
+      this.#depot.flushSlot(this.#slot);
+      this.#stolen(method);
+    }
     mag.copyWithin(0, count, this.#cached);
     this.#cached -= count;
   }

@@ -84,7 +84,7 @@ describe('SharedPool concurrent fuzz', () => {
       expect(pool.stats(), where).toMatchObject({ inUseBlocks: 0, freeBlocks: numBlocks, cachedBlocks: 0, depotBlocks: numBlocks, threads: 1, acquires: stats.acquires, returns: stats.acquires });
       pool.close();
     }
-    console.log(`shared fuzz: ${rounds} rounds, ${JSON.stringify(totals)} (seed ${seed})`);
+    console.log(`fuzz: shared pool: ${rounds} rounds of ${runs} operations per worker, ${JSON.stringify(totals)} (seed ${seed})`);
     // The fuzz must have exercised every path it exists for.
     for (const name of ['get', 'run', 'ret', 'handOut', 'handIn', 'wrong', 'checks']) expect(totals[name], name).toBeGreaterThan(0);
   });

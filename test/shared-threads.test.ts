@@ -59,7 +59,7 @@ describe('SharedPool across worker_threads', () => {
     const { tally } = reports[0]!;
     expect({ oneWinner: tally.oneWinner, bad: tally.bad }).toEqual({ oneWinner: rounds, bad: [] });
     expect(reports.map((x) => [x.errors, x.check])).toEqual([['', 'ok'], ['', 'ok']]);
-    console.log(`shared race: ${rounds} rounds, wins ${tally.wins.join(' / ')}`);
+    console.log(`fuzz: shared pool race: ${rounds} rounds, each won by exactly one of two workers (wins ${tally.wins.join(' / ')})`);
     await Promise.all(racers.map((w) => w.exited));
     pool.check();
     expect(pool.stats()).toMatchObject({ inUseBlocks: 0, inTransitBlocks: 0, acquires: rounds, returns: rounds, handOffs: rounds, claims: rounds / 2, threads: 1 });
