@@ -144,10 +144,11 @@ function rng(seed) {
  * thread owns stamped (every element) and the stamp verified at each return and hand-off, and by
  * the receiver of a hand-off. Peers are MessagePorts to the other workers; after `ops`
  * operations each sends { fin } to every peer and drains its ports until it has every peer's fin
- * (a port delivers in order, so every hand-off sent to it has then arrived). Then it reports what
+ * (a port delivers in order, so every hand-off sent to it has then arrived; finsExpected says how
+ * many, when a peer is to be terminated). Then it reports what
  * it owns and waits for { release }, when it verifies and returns everything and closes.
  */
-async function fuzz({ handle, me, seed, ops, peers, barrier }) {
+async function fuzz({ handle, me, seed, ops, peers, barrier, finsExpected = peers.length, announce = false }) {
   const pool = SharedPool.attach(handle);
   const random = rng(seed);
   const pick = (n) => Math.floor(random() * n);
@@ -214,6 +215,7 @@ async function fuzz({ handle, me, seed, ops, peers, barrier }) {
   Atomics.add(gate, 0, 1);
   Atomics.notify(gate, 0);
   for (let n = Atomics.load(gate, 0); n < peers.length + 1; n = Atomics.load(gate, 0)) Atomics.wait(gate, 0, n, 100);
+  if (announce) parentPort.postMessage({ started: true, threadId, slot: pool.slot });
   for (let step = 0; step < ops; step++) {
     if (step % 50 === 0) {
       await new Promise((resolve) => setImmediate(resolve));
@@ -292,7 +294,7 @@ async function fuzz({ handle, me, seed, ops, peers, barrier }) {
   for (const port of peers) port.postMessage({ fin: true });
   // Until the others finish, what they hand over is checked and given back at once: a thread that
   // finished first would otherwise hoard the pool while the others still run.
-  while (fins < peers.length || inbox.length > 0) {
+  while (fins < finsExpected || inbox.length > 0) {
     await new Promise((resolve) => setImmediate(resolve));
     while (inbox.length > 0) {
       const msg = inbox.shift();
