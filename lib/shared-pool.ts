@@ -357,8 +357,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   // ---- lifetime ------------------------------------------------------------------------------
 
   /**
-   * Ends this thread's attachment: its magazine goes back to the depot and its thread slot is
-   * marked ended. Blocks it still holds stay held (stats().orphanedBlocks) until another thread
+   * Ends this thread's attachment: its magazine goes back to the depot (O(capacity): a pass over
+   * the block states) and its thread slot is marked ended. Blocks it still holds stay held (stats().orphanedBlocks) until another thread
    * calls reclaim() for this thread, or a hand-off claims them; its views stay readable. The
    * memory lives while any attachment or view of it does. Idempotent; every other call afterwards
    * throws ERR_SLABPOOL_DESTROYED.
@@ -368,7 +368,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const w = this.#words;
     lock(w, this.#slot);
     try {
-      if (this.#depot.give(this.#magazine, this.#cached, this.#slot)) this.#cached = 0;
+      // Every block marked cached for this slot, not only the magazine's: after a threadExited()
+      // for this thread, a return may have cached a block that no flush will take back.
+      this.#depot.flushSlot(this.#slot);
       Atomics.store(w, recordOf(this.#slot) + S_STATE, SLOT_ENDED);
     } finally {
       unlock(w, this.#slot);

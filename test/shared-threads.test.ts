@@ -91,6 +91,25 @@ describe('SharedPool across worker_threads', () => {
     await again.worker.terminate();
   });
 
+  it('ends the attachment of a thread still running when threadExited() is called for it: its next call that meets a taken block throws', async () => {
+    const pool = new SharedPool({ blockSize: 16, numBlocks: 256 });
+    const w = start({ mode: 'hold', handle: pool.handle, take: 12, give: 5 });
+    const ready = await w.next<{ threadId: number }>();
+    expect(pool.threadExited(ready.threadId)).toBe(9); // its magazine, taken while it runs
+    w.worker.postMessage({ take: 3 });
+    expect(await w.next()).toEqual({
+      got: 0,
+      code: 'ERR_SLABPOOL_DESTROYED',
+      message: "Cannot call getBlock(): this thread's attachment to the shared pool was ended by threadExited() in another thread",
+      closed: true,
+    });
+    pool.check();
+    expect(pool.stats()).toMatchObject({ inUseBlocks: 7, orphanedBlocks: 7, cachedBlocks: 0, threads: 1 });
+    await w.worker.terminate();
+    expect(pool.reclaim(ready.threadId)).toBe(7);
+    pool.check();
+  });
+
   it('survives a worker terminated in the middle of the fuzz: its magazine comes back, its blocks are orphaned and reclaimed, every block accounted for', async () => {
     const pool = new SharedPool({ blockSize: 4, numBlocks: 200 });
     const ports: MessagePort[][] = [[], [], []];

@@ -100,7 +100,7 @@ function race({ handle, ctl: ctlBuffer, indices: indexBuffer, me, rounds }) {
   if (check === 'ok') pool.close();
 }
 
-/** Takes `take` blocks, returns `give` of them (so they sit in this thread's magazine), reports, and waits to be terminated. */
+/** Takes `take` blocks, returns `give` of them (so they sit in this thread's magazine), reports, and waits for { take } or to be terminated. */
 async function hold({ handle, take, give }) {
   const pool = SharedPool.attach(handle);
   const blocks = [];
@@ -108,7 +108,16 @@ async function hold({ handle, take, give }) {
   for (let i = 0; i < give; i++) pool.returnBlock(blocks.pop());
   blocks.forEach((b, i) => b.fill(i + 1));
   parentPort.postMessage({ ready: true, threadId, slot: pool.slot, held: blocks.map((b) => pool.indexOf(b)) });
-  setInterval(() => {}, 1000);
+  // On { take: n }: n more getBlock calls; posts how many came and the code of what was thrown.
+  parentPort.on('message', ({ take: more }) => {
+    let got = 0;
+    try {
+      for (; got < more; got++) pool.getBlock();
+      parentPort.postMessage({ got, code: null });
+    } catch (err) {
+      parentPort.postMessage({ got, code: err.code, message: err.message, closed: pool.closed });
+    }
+  });
 }
 
 /**
