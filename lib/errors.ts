@@ -178,3 +178,22 @@ export function checkFailed(invariant: string): SlabpoolError {
 export function internalError(what: string): SlabpoolError {
   return withCode(Error, 'ERR_SLABPOOL_INTERNAL', `slabpool internal error: ${what}`);
 }
+
+/** A call on a SharedPool attachment after close(), or after threadExited() ended it (`why`, a clause). */
+export function closedAttachment(method: string, why = 'closed'): SlabpoolError {
+  return withCode(TypeError, 'ERR_SLABPOOL_DESTROYED', `Cannot call ${method}(): this thread's attachment to the shared pool was ${why}`);
+}
+
+/**
+ * A shared-pool block given back (or handed off) by a thread that does not hold it: it returned
+ * or handed it off before, and it is free or another thread's now. The same code as a return of
+ * a free block: from this thread's side, both are a second return. `what`: "block 5", "the run
+ * at block 8"; `now`: what the block is now ("held by another thread").
+ */
+export function notHeldHere(name: string, what: string, now: string): SlabpoolError {
+  return withCode(
+    RangeError,
+    'ERR_SLABPOOL_DOUBLE_RETURN',
+    `Expected a block this thread holds for ${name} but received ${what}, which is ${now} (returned or handed off already?)`,
+  );
+}

@@ -1,4 +1,8 @@
 export { MemoryPool, Lease } from './pool.js';
+export { SharedPool } from './shared-pool.js';
+export type { SharedPoolOptions } from './shared-pool.js';
+export type { SharedPoolHandle } from './shared-handle.js';
+export type { SharedPoolStats } from './shared-stats.js';
 export type { Pin } from './pin.js';
 export { backendInfo } from './loader.js';
 export type { BackendInfo, LoadAttempt } from './loader.js';

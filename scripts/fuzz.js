@@ -1,6 +1,7 @@
 'use strict';
-// npm run fuzz: the fast-check model-based fuzzer (test/fuzz.test.ts) and compat's overlap
-// property (test/compat-overlap.test.ts) at full size on every backend, with a fresh seed unless
+// npm run fuzz: the fast-check model-based fuzzer (test/fuzz.test.ts), compat's overlap
+// property (test/compat-overlap.test.ts) and the shared pool's concurrent fuzz and race
+// (test/shared-fuzz.test.ts, test/shared-threads.test.ts) at full size, with a fresh seed unless
 // SLABPOOL_FUZZ_SEED is set; SLABPOOL_FUZZ_RUNS sets the runs (default 4000 per backend for the
 // core, over a million operations each, and 5000 for compat). A failure prints the shrunk
 // command sequence with the seed and path that replay it.
@@ -9,7 +10,7 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const vitest = path.join(root, 'node_modules', 'vitest', 'vitest.mjs');
-const run = spawnSync(process.execPath, [vitest, 'run', '--project', 'slabpool', 'test/fuzz.test.ts', 'test/compat-overlap.test.ts'], {
+const run = spawnSync(process.execPath, [vitest, 'run', '--project', 'slabpool', 'test/fuzz.test.ts', 'test/compat-overlap.test.ts', 'test/shared-fuzz.test.ts', 'test/shared-threads.test.ts'], {
   cwd: root,
   env: { ...process.env, SLABPOOL_FUZZ: 'full' },
   encoding: 'utf8',

@@ -21,7 +21,7 @@ describe('package entry points', () => {
        console.log(JSON.stringify({ keys: Object.keys(m).sort(), len: b.length, eff: pool.getEfficiency(), backend: m.backendInfo().backend }));`,
     ]);
     const result = JSON.parse(out);
-    expect(result.keys).toEqual(['Lease', 'MemoryPool', 'backendInfo']);
+    expect(result.keys).toEqual(['Lease', 'MemoryPool', 'SharedPool', 'backendInfo']);
     expect(result).toMatchObject({ len: 100, eff: 0 });
     expect(['js', 'native']).toContain(result.backend);
   });

@@ -1,0 +1,176 @@
+import { invalidRange, invalidType, outOfMemory } from './errors.js';
+import { Depot } from './shared-depot.js';
+import {
+  H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_MAGIC, H_SERIAL, H_SLOTS, H_STRIDE, H_TYPE, H_VERSION,
+  MAGIC, RUN_BODY, SLOT_ENDED, SLOT_FREE, SLOT_LIVE, S_SERIAL, S_STATE, S_THREAD, VERSION,
+  kindOf, magazineSize, recordOf, regions, slotOf,
+} from './shared-layout.js';
+import { lock, unlock } from './shared-lock.js';
+import { POOL_TYPES, requireInteger, validateOptions } from './validate.js';
+import { threadId as currentThreadId } from 'node:worker_threads';
+
+/*
+ * Making a shared pool's memory, describing it in a handle, and attaching a thread to it.
+ *
+ * The handle is plain data that the structured clone algorithm copies (postMessage, workerData):
+ * the two SharedArrayBuffers (cloned as new references to the same memory, never copied) and the
+ * facts attach() cannot read from the metadata (the block shape). Every size is read back from
+ * the metadata header, which is the authority; the handle's copies are checked against it.
+ *
+ * How the native engine slots in behind the same handle: its handle will say backend 'native'
+ * and carry, instead of `blocks`, a registry key of the C++ allocator's shared slab (a
+ * process-wide table in the addon, which is loaded once per process and so seen by every
+ * worker; each attach() takes a reference and wraps the same memory in its own external
+ * ArrayBuffer, as native/binding.cc does for one thread, so alignment stays absolute). The block
+ * states and the depot move into C++ too (std::atomic words and a mutex, the same transitions as
+ * shared-depot.ts), while the magazine stays in JavaScript as MemoryPool's does, so the hot path
+ * does not cross N-API: `meta` stays a SharedArrayBuffer the addon reads through
+ * napi_get_arraybuffer_info, or becomes part of the slab. SharedPool picks its engine from
+ * handle.backend at attach(); the API and the errors do not change.
+ */
+
+/** The structured-cloneable descriptor of a shared pool: `pool.handle`, for `SharedPool.attach(handle)`. */
+export interface SharedPoolHandle {
+  readonly kind: 'slabpool.SharedPool';
+  /** The metadata layout's version (shared-layout.ts); attach() refuses another. */
+  readonly version: number;
+  /** The engine behind the memory: 'js' (this file's SharedArrayBuffers) so far. */
+  readonly backend: 'js';
+  /** The blocks: capacity * stride bytes, block i at byte i * stride. */
+  readonly blocks: SharedArrayBuffer;
+  /** The metadata: shared-layout.ts. */
+  readonly meta: SharedArrayBuffer;
+  /** The block type's name: 'Float64Array', ... */
+  readonly type: string;
+  readonly blockShape: readonly number[];
+}
+
+export const SHARED_OPTIONS: readonly string[] = ['blockSize', 'type', 'numBlocks', 'alignment', 'grow', 'maxBlocks', 'backend', 'maxThreads'];
+/** 16 bytes of metadata per block: 256 MiB at this many blocks. */
+export const MAX_SHARED_BLOCKS = 2 ** 24;
+const MAX_THREADS = 1024;
+const DEFAULT_THREADS = 64;
+
+/** Validates the options and makes the two SharedArrayBuffers of a new pool; its handle. */
+export function createHandle(options: unknown): SharedPoolHandle {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidType('options', 'object with blockSize and numBlocks', options);
+  }
+  const opts = options as Record<string, unknown>;
+  for (const key of Object.keys(opts)) {
+    if (!SHARED_OPTIONS.includes(key)) throw invalidType(`options.${key}`, `no such option of a shared pool (known: ${SHARED_OPTIONS.join(', ')})`, opts[key]);
+  }
+  const { maxThreads: threadsOption, backend, ...rest } = opts;
+  const maxThreads = threadsOption === undefined ? DEFAULT_THREADS : requireInteger('maxThreads', threadsOption, 1, MAX_THREADS);
+  if (backend !== undefined && backend !== 'auto' && backend !== 'js') {
+    const expected = "one of 'auto', 'js'";
+    if (typeof backend !== 'string') throw invalidType('backend', expected, backend);
+    throw invalidRange('backend', expected, backend, backend === 'native' ? 'the shared pool has no native engine yet' : undefined);
+  }
+  // The MemoryPool options' own validation; the options a shared pool does not have are pinned off.
+  const cfg = validateOptions({ ...rest, backend: 'js', detach: false, hugePages: false, prefault: false });
+  if (cfg.grow) throw invalidRange('grow', 'false', true, "a shared pool's capacity is fixed: set numBlocks to what it may need");
+  if (cfg.slabBlocks > MAX_SHARED_BLOCKS) {
+    throw invalidRange('numBlocks', `integer from 1 to ${MAX_SHARED_BLOCKS}`, cfg.slabBlocks, 'a shared pool keeps 16 bytes of metadata per block');
+  }
+  const capacity = cfg.slabBlocks;
+  const m = magazineSize(capacity);
+  const layout = regions(capacity, maxThreads);
+  let blocks: SharedArrayBuffer;
+  let meta: SharedArrayBuffer;
+  try {
+    blocks = new SharedArrayBuffer(capacity * cfg.stride);
+  } catch {
+    throw outOfMemory(`the blocks of a shared pool of ${capacity} blocks`, capacity * cfg.stride);
+  }
+  try {
+    meta = new SharedArrayBuffer(layout.words * 4);
+  } catch {
+    throw outOfMemory(`the metadata of a shared pool of ${capacity} blocks`, layout.words * 4);
+  }
+  const w = new Int32Array(meta);
+  w[H_VERSION] = VERSION;
+  w[H_CAPACITY] = capacity;
+  w[H_SLOTS] = maxThreads;
+  w[H_STRIDE] = cfg.stride;
+  w[H_BLOCK_LENGTH] = cfg.blockLength;
+  w[H_TYPE] = POOL_TYPES.indexOf(cfg.type);
+  w[H_ALIGNMENT] = cfg.alignment;
+  w[H_MAGAZINE] = m;
+  new Depot(w).init();
+  Atomics.store(w, H_MAGIC, MAGIC); // last: a handle is valid only once everything above is written
+  return Object.freeze({
+    kind: 'slabpool.SharedPool',
+    version: VERSION,
+    backend: 'js',
+    blocks,
+    meta,
+    type: cfg.type.name,
+    blockShape: Object.freeze(cfg.blockShape.slice()),
+  } as const);
+}
+
+/**
+ * A thread slot for a new attachment: a never-used one first, else an ended one that holds no
+ * block in any state (its counters are kept: stats() sums every slot). Under the depot lock. Throws a
+ * RangeError naming `handle` when every slot is taken.
+ */
+export function claimSlot(w: Int32Array, depot: Depot, handle: SharedPoolHandle): number {
+  const slots = depot.slots;
+  // The lock word names its holder's slot; until this attachment has one, it holds the lock as
+  // `slots`, one past the last, which threadExited() never mistakes for a thread's.
+  lock(w, slots);
+  try {
+    let chosen = -1;
+    for (let slot = 0; slot < slots && chosen < 0; slot++) if (Atomics.load(w, recordOf(slot) + S_STATE) === SLOT_FREE) chosen = slot;
+    if (chosen < 0) {
+      const busy = new Uint8Array(slots);
+      for (let i = 0; i < depot.capacity; i++) {
+        const s = depot.stateOf(i);
+        if (s !== 0 && kindOf(s) !== RUN_BODY) busy[slotOf(s)] = 1;
+      }
+      for (let slot = 0; slot < slots && chosen < 0; slot++) if (busy[slot] === 0 && Atomics.load(w, recordOf(slot) + S_STATE) === SLOT_ENDED) chosen = slot;
+    }
+    if (chosen < 0) {
+      throw invalidRange('handle', `a pool with a free thread slot (maxThreads is ${slots})`, handle, 'every slot is attached or holds blocks: close() attachments, or threadExited() and reclaim() for threads that ended');
+    }
+    const at = recordOf(chosen);
+    Atomics.store(w, at + S_THREAD, currentThreadId);
+    Atomics.store(w, at + S_SERIAL, Atomics.add(w, H_SERIAL, 1));
+    Atomics.store(w, at + S_STATE, SLOT_LIVE);
+    return chosen;
+  } finally {
+    unlock(w, slots);
+  }
+}
+
+
+const HANDLE = 'SharedPool handle (pool.handle from the thread that made the pool)';
+
+/** The handle, if it is one whose metadata is intact; throws ERR_SLABPOOL_INVALID_ARG naming `handle` otherwise. */
+export function validateHandle(handle: unknown): SharedPoolHandle {
+  if (typeof handle !== 'object' || handle === null || Array.isArray(handle)) throw invalidType('handle', HANDLE, handle);
+  const h = handle as Partial<Record<keyof SharedPoolHandle, unknown>>;
+  if (h.kind !== 'slabpool.SharedPool') throw invalidType('handle', HANDLE, handle);
+  if (h.backend !== 'js') throw invalidRange('handle', "a handle of backend 'js'", handle, `its backend is ${String(h.backend)}`);
+  if (h.version !== VERSION) throw invalidRange('handle', `a handle of layout version ${VERSION}`, handle, `it has version ${String(h.version)}: made by another slabpool version`);
+  if (!(h.blocks instanceof SharedArrayBuffer) || !(h.meta instanceof SharedArrayBuffer)) {
+    throw invalidType('handle', `${HANDLE} with SharedArrayBuffers blocks and meta`, handle);
+  }
+  const meta = h.meta;
+  const broken = (why: string) => invalidRange('handle', HANDLE, handle, why);
+  if (meta.byteLength < 64 || meta.byteLength % 4 !== 0) throw broken('its meta buffer is not a shared pool\'s metadata');
+  const w = new Int32Array(meta);
+  if (Atomics.load(w, H_MAGIC) !== MAGIC || w[H_VERSION] !== VERSION) throw broken('its meta buffer is not a shared pool\'s metadata');
+  const capacity = w[H_CAPACITY]!;
+  const type = POOL_TYPES[w[H_TYPE]!];
+  if (type === undefined || type.name !== h.type) throw broken(`its type ${String(h.type)} differs from the metadata's`);
+  const shape = h.blockShape;
+  if (!Array.isArray(shape) || shape.reduce((a: number, b: unknown) => a * (typeof b === 'number' ? b : NaN), 1) !== w[H_BLOCK_LENGTH]) {
+    throw broken('its blockShape differs from the metadata\'s block length');
+  }
+  if (meta.byteLength !== regions(capacity, w[H_SLOTS]!).words * 4 || h.blocks.byteLength !== capacity * w[H_STRIDE]!) {
+    throw broken('its buffers are not the sizes its metadata gives');
+  }
+  return handle as SharedPoolHandle;
+}

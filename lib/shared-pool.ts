@@ -1,0 +1,683 @@
+import { threadId as currentThreadId } from 'node:worker_threads';
+import { checkFailed, closedAttachment, doubleReturn, foreignBlock, invalidRange, invalidType, notHeldHere, notInUse } from './errors.js';
+import type { PoolArray, PoolArrayConstructor } from './options.js';
+import { Depot, describeState } from './shared-depot.js';
+import { claimSlot, createHandle, validateHandle, type SharedPoolHandle } from './shared-handle.js';
+import {
+  CACHED, C_ACQUIRES, C_CLAIMS, C_FAILURES, C_HANDOFFS, C_RETURNS, F_RECLAIMED, HELD, H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_STRIDE, H_TYPE,
+  RUN, RUN_BODY, RUN_TRANSIT, SLOT_ENDED, SLOT_LIVE, S_STATE, S_THREAD, TRANSIT, batchOf, counterOf, kindOf, recordOf, slotOf, state,
+} from './shared-layout.js';
+import { holder, lock, takeOver, unlock } from './shared-lock.js';
+import { scan, type SharedPoolStats } from './shared-stats.js';
+import { POOL_TYPES, requireInteger } from './validate.js';
+
+/*
+ * A pool shared by worker_threads (issue 16): blocks in one SharedArrayBuffer, metadata (block
+ * states, the depot, counters) in another, both made once by the creating thread; every other
+ * thread attaches with SharedPool.attach(pool.handle). Each attachment keeps a magazine of free
+ * block indices (Bonwick, "Magazines and Vmem", USENIX 2001) refilled from and flushed to the
+ * shared depot (shared-depot.ts) in batches under the depot lock (shared-lock.ts); getBlock and
+ * returnBlock of a block view take no lock: one compareExchange of the block's state word, which
+ * is also what makes a race between threads for one block come out with exactly one winner.
+ * Memory layout and state encoding: shared-layout.ts. The handle: shared-handle.ts.
+ *
+ * What is atomic (linearizable) and what is not:
+ *   - every change of a block's state: getBlock, returnBlock, handOff, blockAt, getRun, reclaim,
+ *     threadExited. Two threads giving back or claiming the same block: one succeeds, the other
+ *     is refused (ERR_SLABPOOL_DOUBLE_RETURN, or ERR_SLABPOOL_INVALID_ARG for a claim).
+ *   - the depot (refill, flush, getRun, run returns, check()) under one lock.
+ *   - not atomic: the block's contents, a typed array over shared memory read and written with
+ *     plain loads and stores. Ownership orders them: what a thread wrote before handOff() (or
+ *     returnBlock()) is visible to the thread whose blockAt() (or getBlock()) then takes the block,
+ *     since both are sequentially consistent operations on the block's state word (or pass
+ *     through the depot lock). Two threads writing a block at once, one of them not its holder,
+ *     is a data race the pool cannot see. Also not atomic: the counters in stats() (each
+ *     thread's own, read without a lock), and stats() as a whole (one pass over the states while
+ *     others run).
+ *
+ * Invariants at quiescence (check() verifies those the lock guarantees at any moment):
+ *   capacity = depot + cached (all magazines) + held + in transit + run blocks
+ *   acquires - returns - reclaimed = held + in transit (single blocks) + live runs (held or in transit)
+ *     (blockAt moves a block between threads without counting; a thread terminated inside a
+ *     call may have counted it or not)
+ *   this attachment's magazine: distinct indices, each CACHED for its slot, at most M of them
+ */
+
+/** Options of `new SharedPool(options)`: the MemoryPool options that apply (options.ts explains them), and maxThreads. */
+export interface SharedPoolOptions<T extends PoolArray = Float64Array> {
+  /** Elements per block, or a shape whose product is the block length (PoolOptions.blockSize). */
+  readonly blockSize: number | readonly number[];
+  /** @default Float64Array */
+  readonly type?: PoolArrayConstructor<T>;
+  /** Blocks in the pool, from 1 to 2^24 (the metadata takes 16 bytes per block). */
+  readonly numBlocks: number;
+  /** Byte alignment of every block within the blocks' SharedArrayBuffer: a power of two from 8 to 4096. @default 64 */
+  readonly alignment?: number;
+  /** Must be false: a shared pool's capacity is fixed (growth is a later slice of issue 16). @default false */
+  readonly grow?: boolean;
+  /** numBlocks when given (grow is false). */
+  readonly maxBlocks?: number;
+  /** 'auto' or 'js': the shared pool has only the JavaScript engine so far; 'native' is refused. @default 'auto' */
+  readonly backend?: 'auto' | 'js' | 'native';
+  /**
+   * Attachments open at once (the creating one included), from 1 to 1024: each takes a 64-byte
+   * slot of the metadata, freed by close() or threadExited() (and reused once it holds nothing).
+   * @default 64
+   */
+  readonly maxThreads?: number;
+}
+
+
+/** Set by attach() for the constructor to read (a constructor cannot be overloaded privately). */
+let attaching: SharedPoolHandle | null = null;
+
+export class SharedPool<T extends PoolArray = Float64Array> implements Disposable {
+  readonly #handle: SharedPoolHandle;
+  readonly #type: PoolArrayConstructor;
+  readonly #typeName: string;
+  readonly #blockShape: readonly number[];
+  readonly #blockLength: number;
+  readonly #stride: number;
+  readonly #alignment: number;
+  readonly #capacity: number;
+  readonly #words: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #depot: Depot;
+  readonly #slot: number;
+  /** This thread's view of each block, made on first use. */
+  readonly #views: (T | undefined)[] = [];
+  /** This thread's view of the run starting at each index (the last length made there). */
+  readonly #runs = new Map<number, T>();
+  /** The magazine: free block indices, bottom (oldest) first; #magazine[0 .. #cached). */
+  readonly #magazine: Int32Array;
+  #cached = 0;
+  readonly #batch: number;
+  /** A batch in flight to or from the depot. */
+  readonly #scratch: Int32Array;
+  /** This slot's state words and counter indices, precomputed for the hot path. */
+  readonly #cachedState: number;
+  readonly #heldState: number;
+  readonly #transitState: number;
+  readonly #runState: number;
+  readonly #runTransitState: number;
+  readonly #acquiresAt: number;
+  readonly #returnsAt: number;
+  #closed: string | null = null;
+
+  /**
+   * A new shared pool of `numBlocks` blocks, attached in this thread. Throws a TypeError or
+   * RangeError with code ERR_SLABPOOL_INVALID_ARG for a bad option (naming it, what was expected
+   * and what was received), ERR_SLABPOOL_OUT_OF_MEMORY when the SharedArrayBuffers cannot be had.
+   */
+  constructor(options: SharedPoolOptions<T>) {
+    let handle: SharedPoolHandle;
+    if (attaching !== null) {
+      handle = attaching;
+      attaching = null;
+    } else {
+      handle = createHandle(options);
+    }
+    this.#handle = handle;
+    this.#words = new Int32Array(handle.meta);
+    this.#f64 = new Float64Array(handle.meta, 0, handle.meta.byteLength >>> 3);
+    const w = this.#words;
+    this.#type = POOL_TYPES[w[H_TYPE]!]!;
+    this.#typeName = this.#type.name;
+    this.#blockShape = Object.freeze(handle.blockShape.slice());
+    this.#blockLength = w[H_BLOCK_LENGTH]!;
+    this.#stride = w[H_STRIDE]!;
+    this.#alignment = w[H_ALIGNMENT]!;
+    this.#capacity = w[H_CAPACITY]!;
+    this.#depot = new Depot(w);
+    const m = w[H_MAGAZINE]!;
+    this.#magazine = new Int32Array(m);
+    this.#batch = batchOf(m);
+    this.#scratch = new Int32Array(Math.max(m, 1));
+    const slot = claimSlot(w, this.#depot, handle);
+    this.#slot = slot;
+    this.#cachedState = state(slot, CACHED);
+    this.#heldState = state(slot, HELD);
+    this.#transitState = state(slot, TRANSIT);
+    this.#runState = state(slot, RUN);
+    this.#runTransitState = state(slot, RUN_TRANSIT);
+    this.#acquiresAt = counterOf(slot, C_ACQUIRES);
+    this.#returnsAt = counterOf(slot, C_RETURNS);
+  }
+
+  /**
+   * A pool over the memory of `handle` (another thread's `pool.handle`, received through
+   * postMessage or workerData), attached in this thread with a magazine and a thread slot of its
+   * own. Throws a TypeError or RangeError (ERR_SLABPOOL_INVALID_ARG) naming `handle` for anything
+   * that is not such a handle, and a RangeError when every thread slot is taken.
+   */
+  static attach<T extends PoolArray = Float64Array>(handle: SharedPoolHandle): SharedPool<T> {
+    attaching = validateHandle(handle);
+    try {
+      return new SharedPool<T>(undefined as unknown as SharedPoolOptions<T>);
+    } finally {
+      attaching = null;
+    }
+  }
+
+  // ---- properties ----------------------------------------------------------------------------
+
+  /**
+   * The structured-cloneable descriptor of this pool's memory: give it to a worker (workerData,
+   * postMessage) and call SharedPool.attach(handle) there. Frozen; shared-handle.ts gives its shape.
+   */
+  get handle(): SharedPoolHandle {
+    return this.#handle;
+  }
+
+  get blockLength(): number {
+    return this.#blockLength;
+  }
+
+  get blockShape(): readonly number[] {
+    return this.#blockShape;
+  }
+
+  /** Blocks in the pool (fixed). */
+  get numBlocks(): number {
+    return this.#capacity;
+  }
+
+  get alignment(): number {
+    return this.#alignment;
+  }
+
+  get backend(): 'js' {
+    return 'js';
+  }
+
+  /** This attachment's thread slot (0 .. maxThreads - 1): the slot stats and errors name. */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /** True after close() here, or after threadExited() was called for this thread elsewhere (seen at this attachment's next depot visit). */
+  get closed(): boolean {
+    return this.#closed !== null;
+  }
+
+  // ---- blocks --------------------------------------------------------------------------------
+
+  /**
+   * A free block (a typed array of blockLength elements over the shared memory), held by this
+   * thread; null when this thread's magazine and the depot are both empty (free blocks in other
+   * threads' magazines, stats().cachedBlocks, are theirs to hand out). The hot path: an index
+   * from the magazine and one compareExchange of its state word; every ceil(M / 2) calls, one
+   * refill from the depot under its lock. Throws ERR_SLABPOOL_DESTROYED after close().
+   */
+  getBlock(): T | null {
+    if (this.#cached === 0 && !this.#refill()) return null;
+    const i = this.#magazine[--this.#cached]!;
+    if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, this.#cachedState, this.#heldState) !== this.#cachedState) {
+      this.#cached++;
+      this.#stolen('getBlock');
+    }
+    this.#f64[this.#acquiresAt]! += 1;
+    return this.#views[i] ?? this.#makeView(i);
+  }
+
+  /**
+   * Gives back a block or run this thread holds: its view (from getBlock, getRun or blockAt in
+   * this thread), or its index. By index it also takes a block or run another thread handed off
+   * and nobody claimed (handOff). Throws, leaving the pool unchanged:
+   * ERR_SLABPOOL_DOUBLE_RETURN (RangeError) for a block that is free, or that this thread
+   * returned or handed off before and is another thread's now (of two threads returning one
+   * block at once, exactly one is refused); ERR_SLABPOOL_FOREIGN_BLOCK for a typed array this
+   * attachment did not make (a view received through postMessage included: send its index);
+   * ERR_SLABPOOL_INVALID_ARG for anything else, or an index inside a run.
+   */
+  returnBlock(block: T | number): void {
+    // The hot path: a block view this attachment made (identity with the view it keeps for the
+    // index its offset names), taken back with one compareExchange. ArrayBuffer.isView first, so
+    // that no getter of an arbitrary object runs.
+    if (ArrayBuffer.isView(block) && this.#closed === null) {
+      const i = block.byteOffset / this.#stride;
+      if (this.#views[i] === block && this.#cache(i, this.#heldState)) return;
+    }
+    this.#live('returnBlock');
+    if (typeof block === 'number') return this.#returnIndex(block);
+    const own = this.#ownIndex(block, 'block', `${this.#typeName} from getBlock()/getRun()/blockAt() or a block index`);
+    if (own >= 0) {
+      const i = own;
+      if (!this.#cache(i, this.#heldState)) throw this.#refusal('block', i, Atomics.load(this.#words, this.#depot.r.states + i));
+      return;
+    }
+    const start = -own - 1;
+    this.#returnRun(start, this.#runState, 'block');
+  }
+
+  /**
+   * `count` contiguous blocks as one typed array of count * blockLength elements (blocks lie a
+   * stride apart), held by this thread; null when no such run is free in the depot after this
+   * thread's magazine was flushed to it. First fit, O(capacity) under the depot lock. Throws
+   * ERR_SLABPOOL_INVALID_ARG unless 1 <= count <= numBlocks.
+   */
+  getRun(count: number): T | null {
+    this.#live('getRun');
+    const k = requireInteger('count', count, 1, this.#capacity, typeof count === 'number' && count > this.#capacity ? `the pool has ${this.#capacity} blocks` : undefined);
+    const w = this.#words;
+    lock(w, this.#slot);
+    let start: number;
+    try {
+      start = this.#depot.acquireRun(k, this.#slot);
+      if (start < 0 && this.#cached > 0) {
+        this.#flushLocked(this.#cached, 'getRun');
+        start = this.#depot.acquireRun(k, this.#slot);
+      }
+    } finally {
+      unlock(w, this.#slot);
+    }
+    if (start < 0) {
+      this.#f64[counterOf(this.#slot, C_FAILURES)]! += 1;
+      return null;
+    }
+    this.#f64[this.#acquiresAt]! += 1;
+    return this.#runView(start, k);
+  }
+
+  /**
+   * Hands a block or run this thread holds to another thread without copying: marks it in
+   * transit and returns its index, a number to send with postMessage; the receiver calls
+   * `pool.blockAt(index)` and holds it from then on (or `returnBlock(index)` to free it). From
+   * here this thread must not use its view: a returnBlock of it is refused. Throws
+   * ERR_SLABPOOL_DOUBLE_RETURN for a block this thread no longer holds, ERR_SLABPOOL_INVALID_ARG
+   * for a free one, ERR_SLABPOOL_FOREIGN_BLOCK for a view this attachment did not make.
+   */
+  handOff(block: T): number {
+    this.#live('handOff');
+    const own = this.#ownIndex(block, 'block', `${this.#typeName} from getBlock()/getRun()/blockAt()`);
+    const run = own < 0;
+    const i = run ? -own - 1 : own;
+    const from = run ? this.#runState : this.#heldState;
+    if (!this.#depot.cas(i, from, run ? this.#runTransitState : this.#transitState)) throw this.#refusal('block', i, this.#depot.stateOf(i), run);
+    this.#f64[counterOf(this.#slot, C_HANDOFFS)]! += 1;
+    return i;
+  }
+
+  /**
+   * This thread's view of block `index` (or of the run starting there), claiming it if another
+   * thread handed it off: it is held by this thread from then on. Of two threads claiming one
+   * hand-off, exactly one gets it. The view of a block this thread already holds is returned as
+   * it is. Zero-copy: the view is over the same shared memory the sender wrote. Throws a
+   * RangeError (ERR_SLABPOOL_INVALID_ARG) for an index out of range, a block that is free, held
+   * by another thread (claimed already?), or inside a run; a TypeError for a non-number.
+   */
+  blockAt(index: number): T {
+    this.#live('blockAt');
+    const i = requireInteger('index', index, 0, this.#capacity - 1);
+    for (;;) {
+      const s = this.#depot.stateOf(i);
+      const kind = kindOf(s);
+      if (s === this.#heldState) return this.#views[i] ?? this.#makeView(i);
+      if (s === this.#runState) return this.#runView(i, this.#depot.runLength(i));
+      if (kind === TRANSIT || kind === RUN_TRANSIT) {
+        if (!this.#depot.cas(i, s, kind === TRANSIT ? this.#heldState : this.#runState)) continue; // changed under us: look again
+        this.#f64[counterOf(this.#slot, C_CLAIMS)]! += 1;
+        return kind === TRANSIT ? (this.#views[i] ?? this.#makeView(i)) : this.#runView(i, this.#depot.runLength(i));
+      }
+      const why = kind === RUN_BODY ? `it is inside the run that starts at ${this.#runStartOf(i)}` : `it is ${describeState(s)}${kind === HELD || kind === RUN ? ': claimed already, or never handed off?' : ''}`;
+      throw invalidRange('index', 'index of a block handed off with handOff() or held by this thread', index, why);
+    }
+  }
+
+  /**
+   * The index of a view this attachment made (a block, or the first block of a run), whatever
+   * its state; -1 for a typed array of the pool's type it did not make. A query: nothing changes
+   * (handOff() is the call that gives a block away). TypeError for anything else.
+   */
+  indexOf(block: T): number {
+    this.#live('indexOf');
+    if (!isArrayOf(block, this.#typeName)) throw invalidType('block', this.#typeName, block);
+    const i = this.#viewIndex(block);
+    return i === null ? -1 : i < 0 ? -i - 1 : i;
+  }
+
+  /**
+   * The absolute address of a block or run this thread holds: always null here, since the
+   * JavaScript engine cannot know it (stats().alignmentScope is 'buffer'); the native engine will
+   * give it. Throws as MemoryPool.addressOf: ERR_SLABPOOL_FOREIGN_BLOCK for a view this attachment
+   * did not make, ERR_SLABPOOL_INVALID_ARG for one this thread does not hold.
+   */
+  addressOf(block: T): bigint | null {
+    this.#live('addressOf');
+    const own = this.#ownIndex(block, 'block', `${this.#typeName} from getBlock()/getRun()/blockAt()`);
+    const run = own < 0;
+    const i = run ? -own - 1 : own;
+    const s = this.#depot.stateOf(i);
+    if (s === (run ? this.#runState : this.#heldState)) return null;
+    const what = run ? `the run view at block ${i}` : `block ${i}`;
+    if (s === 0 || kindOf(s) === CACHED || (run && kindOf(s) !== RUN && kindOf(s) !== RUN_TRANSIT)) throw notInUse('block', what);
+    throw notHeldHere('block', what, slotOf(s) === this.#slot ? 'handed off by this thread' : `${describeState(s)}, another attachment`);
+  }
+
+  // ---- lifetime ------------------------------------------------------------------------------
+
+  /**
+   * Ends this thread's attachment: its magazine goes back to the depot (O(capacity): a pass over
+   * the block states) and its thread slot is marked ended. Blocks it still holds stay held (stats().orphanedBlocks) until another thread
+   * calls reclaim() for this thread, or a hand-off claims them; its views stay readable. The
+   * memory lives while any attachment or view of it does. Idempotent; every other call afterwards
+   * throws ERR_SLABPOOL_DESTROYED.
+   */
+  close(): void {
+    if (this.#closed !== null) return;
+    const w = this.#words;
+    lock(w, this.#slot);
+    try {
+      // Every block marked cached for this slot, not only the magazine's: after a threadExited()
+      // for this thread, a return may have cached a block that no flush will take back.
+      this.#depot.flushSlot(this.#slot);
+      Atomics.store(w, recordOf(this.#slot) + S_STATE, SLOT_ENDED);
+    } finally {
+      unlock(w, this.#slot);
+    }
+    this.#cached = 0;
+    this.#closed = 'closed';
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Tells the pool that thread `threadId` (a Worker's threadId) has ended, as
+   * `worker.on('exit', () => pool.threadExited(worker.threadId))` does: the magazines of its
+   * attachments go back to the depot and their slots are marked ended; blocks they hold are
+   * counted in stats().orphanedBlocks until reclaim(threadId). A thread that ended inside a depot
+   * operation (worker.terminate() stops JavaScript anywhere) left the depot lock held: this
+   * takes it over and rebuilds the depot from the block states. Returns the blocks given back.
+   * Calling it for a thread still attached and running ends its attachment: its next call that
+   * meets a taken block throws ERR_SLABPOOL_DESTROYED. Throws ERR_SLABPOOL_INVALID_ARG for a
+   * threadId that is not a non-negative integer, or this thread's own.
+   */
+  threadExited(threadId: number): number {
+    this.#live('threadExited');
+    const id = this.#otherThread(threadId);
+    const w = this.#words;
+    const slots = this.#slotsOf(id, SLOT_LIVE);
+    if (slots.length === 0) return 0;
+    const dead = holder(w);
+    const tookOver = slots.includes(dead) && takeOver(w, dead, this.#slot);
+    if (!tookOver) lock(w, this.#slot);
+    let n = 0;
+    try {
+      if (tookOver) this.#depot.repair();
+      for (const slot of slots) {
+        Atomics.store(w, recordOf(slot) + S_STATE, SLOT_ENDED);
+        n += this.#depot.flushSlot(slot);
+      }
+    } finally {
+      unlock(w, this.#slot);
+    }
+    return n;
+  }
+
+  /**
+   * Frees every block and run still held by the ended attachments of thread `threadId` (after
+   * its close() or threadExited()), for when nothing will use them again; returns how many
+   * blocks. Blocks it handed off stay in transit for their receiver. O(capacity) under the depot
+   * lock. Throws ERR_SLABPOOL_INVALID_ARG for a threadId that is not a non-negative integer,
+   * this thread's own, or one with an attachment still open.
+   */
+  reclaim(threadId: number): number {
+    this.#live('reclaim');
+    const id = this.#otherThread(threadId);
+    if (this.#slotsOf(id, SLOT_LIVE).length > 0) {
+      throw invalidRange('threadId', 'the threadId of a thread whose attachments ended', threadId, 'it is attached: call threadExited() when it has exited');
+    }
+    const w = this.#words;
+    lock(w, this.#slot);
+    let n = 0;
+    try {
+      for (const slot of this.#slotsOf(id, SLOT_ENDED)) n += this.#depot.reclaimSlot(slot);
+      this.#f64[F_RECLAIMED]! += n;
+    } finally {
+      unlock(w, this.#slot);
+    }
+    return n;
+  }
+
+  // ---- metrics -------------------------------------------------------------------------------
+
+  /** A snapshot of the whole pool, the same from every thread (shared-stats.ts says how exact). O(capacity). */
+  stats(): SharedPoolStats {
+    this.#live('stats');
+    return scan(this.#depot, this.#f64, {
+      alignment: this.#alignment,
+      type: this.#typeName,
+      blockLength: this.#blockLength,
+      blockBytes: this.#blockLength * this.#type.BYTES_PER_ELEMENT,
+      stride: this.#stride,
+      reservedBytes: this.#handle.blocks.byteLength,
+      metadataBytes: this.#handle.meta.byteLength,
+      magazineSize: this.#magazine.length,
+    });
+  }
+
+  /**
+   * Walks the depot and every block state under the depot lock (shared-depot.ts Depot.check
+   * lists the invariants), then this attachment's magazine; throws ERR_SLABPOOL_CHECK_FAILED with
+   * the first broken invariant. Safe while other threads operate: what it checks holds whenever
+   * the lock is free. O(capacity).
+   */
+  check(): void {
+    this.#live('check');
+    const w = this.#words;
+    lock(w, this.#slot);
+    let problem: string | null;
+    try {
+      problem = this.#depot.check() ?? this.#checkMagazine();
+    } finally {
+      unlock(w, this.#slot);
+    }
+    if (problem !== null) throw checkFailed(problem);
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  #live(method: string): void {
+    if (this.#closed !== null) throw closedAttachment(method, this.#closed);
+  }
+
+  /** Refills the empty magazine from the depot; false (a failure counted) when the depot is empty. */
+  #refill(): boolean {
+    this.#live('getBlock');
+    const w = this.#words;
+    lock(w, this.#slot);
+    let n: number;
+    try {
+      if (Atomics.load(w, recordOf(this.#slot) + S_STATE) !== SLOT_LIVE) this.#stolen('getBlock');
+      n = this.#depot.take(this.#batch, this.#slot, this.#scratch);
+    } finally {
+      unlock(w, this.#slot);
+    }
+    // take() hands the lowest index last: push in reverse so it is popped first.
+    for (let j = n - 1; j >= 0; j--) this.#magazine[this.#cached++] = this.#scratch[j]!;
+    if (n === 0) this.#f64[counterOf(this.#slot, C_FAILURES)]! += 1;
+    return n > 0;
+  }
+
+  /**
+   * Moves block i from state `from` into the magazine, flushing a batch when it is full; false,
+   * with nothing changed, if i was not in state `from` (the compareExchange comes first, so that
+   * a refused return flushes nothing).
+   */
+  #cache(i: number, from: number): boolean {
+    if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, from, this.#cachedState) !== from) return false;
+    if (this.#cached === this.#magazine.length) this.#flush(this.#batch, 'returnBlock');
+    this.#magazine[this.#cached++] = i;
+    this.#f64[this.#returnsAt]! += 1;
+    return true;
+  }
+
+  /** The bottom (oldest) `count` magazine entries back to the depot. */
+  #flush(count: number, method: string): void {
+    const w = this.#words;
+    lock(w, this.#slot);
+    try {
+      this.#flushLocked(count, method);
+    } finally {
+      unlock(w, this.#slot);
+    }
+  }
+
+  #flushLocked(count: number, method: string): void {
+    const mag = this.#magazine;
+    if (!this.#depot.give(mag, count, this.#slot)) {
+      // threadExited() ended this attachment and emptied its magazine; a block cached since goes back too.
+      this.#depot.flushSlot(this.#slot);
+      this.#stolen(method);
+    }
+    mag.copyWithin(0, count, this.#cached);
+    this.#cached -= count;
+  }
+
+  /** threadExited() was called for this thread elsewhere: the magazine is no longer ours. */
+  #stolen(method: string): never {
+    this.#cached = 0;
+    this.#closed = 'ended by threadExited() in another thread';
+    throw closedAttachment(method, this.#closed);
+  }
+
+  #returnIndex(index: number): void {
+    const i = requireInteger('index', index, 0, this.#capacity - 1);
+    for (;;) {
+      const s = this.#depot.stateOf(i);
+      const kind = kindOf(s);
+      if (s === this.#heldState || (kind === TRANSIT && slotOf(s) !== this.#slot)) {
+        if (this.#cache(i, s)) return;
+        continue; // another thread changed it first: decide again on what it is now
+      }
+      if (s === this.#runState || (kind === RUN_TRANSIT && slotOf(s) !== this.#slot)) {
+        if (this.#returnRun(i, s, 'index', false)) return;
+        continue;
+      }
+      if (kind === RUN_BODY) {
+        const start = this.#runStartOf(i);
+        throw invalidRange('index', 'index of a block or of the first block of a run', index, `it is inside the run that starts at ${start}; return the run or index ${start}`);
+      }
+      throw this.#refusal('index', i, s, kind === RUN || kind === RUN_TRANSIT);
+    }
+  }
+
+  /**
+   * The run at start, in state `expected`, back to the depot. `strict`: refuse if its state is
+   * not `expected` (a view's return); else return false so the caller looks again.
+   */
+  #returnRun(start: number, expected: number, name: string, strict = true): boolean {
+    const w = this.#words;
+    lock(w, this.#slot);
+    let done: boolean;
+    try {
+      done = this.#depot.releaseRun(start, expected);
+    } finally {
+      unlock(w, this.#slot);
+    }
+    if (done) {
+      this.#f64[this.#returnsAt]! += 1;
+      return true;
+    }
+    if (strict) throw this.#refusal(name, start, this.#depot.stateOf(start), true);
+    return false;
+  }
+
+  /** Why block (or run) i, in state s, cannot be given back or handed off by this thread. */
+  #refusal(name: string, i: number, s: number, run = false): Error {
+    const kind = kindOf(s);
+    if (run) {
+      if (kind !== RUN && kind !== RUN_TRANSIT) return doubleReturn(name, i, 'run');
+      return notHeldHere(name, `the run at block ${i}`, slotOf(s) === this.#slot ? 'handed off by this thread' : `${describeState(s)}, another attachment`);
+    }
+    if (kind === 0 || kind === CACHED) return doubleReturn(name, i);
+    if (kind === RUN_BODY) return notHeldHere(name, `block ${i}`, `inside the run that starts at ${this.#runStartOf(i)}`);
+    if (kind === RUN || kind === RUN_TRANSIT) return notHeldHere(name, `block ${i}`, `the first block of ${describeState(s)}`);
+    if (slotOf(s) === this.#slot) return notHeldHere(name, `block ${i}`, 'handed off by this thread');
+    return notHeldHere(name, `block ${i}`, `${describeState(s)}, another attachment`);
+  }
+
+  /**
+   * The index of one of this attachment's views: i >= 0 for block i's view, -(start + 1) for the
+   * run view at start. Throws the TypeError (`expected`) for a non-view, ERR_SLABPOOL_FOREIGN_BLOCK
+   * for a view of the right type this attachment did not make.
+   */
+  #ownIndex(block: unknown, name: string, expected: string): number {
+    if (!isArrayOf(block, this.#typeName)) throw invalidType(name, expected, block);
+    const i = this.#viewIndex(block as T);
+    if (i === null) {
+      throw foreignBlock(name, block, 'it was not made by this attachment: a view received through postMessage is another view of the memory; send handOff(block) and call blockAt(index)');
+    }
+    return i;
+  }
+
+  /** As #ownIndex, null for a view this attachment did not make. */
+  #viewIndex(view: T): number | null {
+    const i = view.byteOffset / this.#stride;
+    if (!(i >= 0 && i < this.#capacity && Number.isInteger(i))) return null;
+    if (this.#views[i] === view) return i;
+    if (this.#runs.get(i) === view) return -i - 1;
+    return null;
+  }
+
+  #makeView(i: number): T {
+    const view = new this.#type(this.#handle.blocks as unknown as ArrayBuffer, i * this.#stride, this.#blockLength) as T;
+    this.#views[i] = view;
+    return view;
+  }
+
+  #runView(start: number, k: number): T {
+    const length = k * this.#blockLength;
+    const cached = this.#runs.get(start);
+    if (cached !== undefined && cached.length === length) return cached;
+    const view = new this.#type(this.#handle.blocks as unknown as ArrayBuffer, start * this.#stride, length) as T;
+    this.#runs.set(start, view);
+    return view;
+  }
+
+  /** The start of the run whose body holds block i (a scan back to the nearest run start). */
+  #runStartOf(i: number): number {
+    let s = i;
+    while (s > 0 && kindOf(this.#depot.stateOf(s)) === RUN_BODY) s--;
+    return s;
+  }
+
+  #checkMagazine(): string | null {
+    const seen = new Set<number>();
+    if (this.#cached > this.#magazine.length) return `the magazine holds ${this.#cached} blocks, over its capacity ${this.#magazine.length}`;
+    for (let j = 0; j < this.#cached; j++) {
+      const i = this.#magazine[j]!;
+      if (seen.has(i)) return `block ${i} is twice in the magazine of slot ${this.#slot}`;
+      seen.add(i);
+      const s = this.#depot.stateOf(i);
+      if (s !== this.#cachedState) return `block ${i} is in the magazine of slot ${this.#slot} but ${describeState(s)}`;
+    }
+    return null;
+  }
+
+  #otherThread(threadId: unknown): number {
+    const id = requireInteger('threadId', threadId, 0, Number.MAX_SAFE_INTEGER);
+    if (id === currentThreadId) throw invalidRange('threadId', 'the threadId of another thread', threadId, 'it is this thread, which is running');
+    return id;
+  }
+
+  /** The slots attached by thread id in slot state st. */
+  #slotsOf(id: number, st: number): number[] {
+    const w = this.#words;
+    const out: number[] = [];
+    for (let slot = 0; slot < this.#depot.slots; slot++) {
+      const at = recordOf(slot);
+      if (Atomics.load(w, at + S_STATE) === st && Atomics.load(w, at + S_THREAD) === id) out.push(slot);
+    }
+    return out;
+  }
+}
+
+function isArrayOf(value: unknown, typeName: string): boolean {
+  return ArrayBuffer.isView(value) && (value as PoolArray)[Symbol.toStringTag] === typeName;
+}
+
+export type { SharedPoolHandle } from './shared-handle.js';
+export type { SharedPoolStats } from './shared-stats.js';

@@ -1,0 +1,187 @@
+import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { SharedPool } from '../lib/index.js';
+import { fuzzSettings, thrownBy } from './helpers.js';
+import { start } from './shared-workers.js';
+
+/*
+ * SharedPool across real worker_threads: zero-copy hand-off along a chain of threads, the race of
+ * two threads for one block (exactly one wins, in every round), and what happens when a worker
+ * ends holding blocks, a magazine, or the depot lock. The concurrent fuzz is shared-fuzz.test.ts.
+ */
+
+const { full } = fuzzSettings(1, 1, 1);
+
+describe('SharedPool across worker_threads', () => {
+  it('hands a block from thread to thread without copying: each reads what the last wrote, in the same memory', async () => {
+    const pool = new SharedPool({ blockSize: 100_000, numBlocks: 8 });
+    const toA = new MessageChannel();
+    const aToB = new MessageChannel();
+    const a = start({ mode: 'handoff', handle: pool.handle, value: 2.5, inbox: toA.port2, outbox: aToB.port1, last: false }, [toA.port2, aToB.port1]);
+    const b = start({ mode: 'handoff', handle: pool.handle, value: 3.5, inbox: aToB.port2, last: true }, [aToB.port2]);
+
+    const block = pool.getBlock()!;
+    block.fill(1.5);
+    const index = pool.handOff(block);
+    toA.port1.postMessage({ index });
+    const reply = await b.next<{ index: number; trail: { first: number; uniform: boolean; length: number; slot: number }[] }>();
+    expect(reply.index).toBe(index);
+    expect(reply.trail).toEqual([
+      { first: 1.5, uniform: true, length: 100_000, slot: expect.any(Number) },
+      { first: 2.5, uniform: true, length: 100_000, slot: expect.any(Number) },
+    ]);
+    // Three attachments, three slots: the workers took 1 and 2, in whichever order they attached.
+    expect(reply.trail.map((t) => t.slot).sort()).toEqual([1, 2]);
+    // The view this thread handed off reads what the last thread wrote: one memory, no copy.
+    expect(block[0]).toBe(3.5);
+    expect(block[99_999]).toBe(3.5);
+    expect(block.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const back = pool.blockAt(reply.index);
+    expect(back).toBe(block); // this thread's own view of the block, claimed back
+    expect(pool.stats()).toMatchObject({ inUseBlocks: 1, inTransitBlocks: 0, handOffs: 3, claims: 3, acquires: 1, threads: 3 });
+    pool.returnBlock(back);
+    toA.port1.postMessage({ stop: true });
+    await Promise.all([a.next(), b.next()]); // { closed }
+    await Promise.all([a.worker.terminate(), b.worker.terminate()]);
+    pool.check();
+    expect(pool.stats()).toMatchObject({ inUseBlocks: 0, freeBlocks: 8, threads: 1, orphanedBlocks: 0 });
+  });
+
+  it('lets exactly one of two racing threads return (or claim) a block handed off to both, in every round', async () => {
+    const rounds = full ? 100_000 : 2_000;
+    // This thread hands off one block per round before the race starts, so that neither racer is its sender.
+    const pool = new SharedPool({ blockSize: 4, numBlocks: rounds });
+    const indices = new Int32Array(new SharedArrayBuffer(4 * rounds));
+    for (let r = 0; r < rounds; r++) indices[r] = pool.handOff(pool.getBlock()!);
+    const ctl = new SharedArrayBuffer(64);
+    const racers = [0, 1].map((me) => start({ mode: 'race', handle: pool.handle, ctl, indices: indices.buffer, me, rounds }));
+    const reports = await Promise.all(racers.map((w) => w.next<{ errors: string; check: string; tally: { oneWinner: number; wins: number[]; bad: string[] } }>()));
+    const { tally } = reports[0]!;
+    expect({ oneWinner: tally.oneWinner, bad: tally.bad }).toEqual({ oneWinner: rounds, bad: [] });
+    expect(reports.map((x) => [x.errors, x.check])).toEqual([['', 'ok'], ['', 'ok']]);
+    console.log(`fuzz: shared pool race: ${rounds} rounds, each won by exactly one of two workers (wins ${tally.wins.join(' / ')})`);
+    await Promise.all(racers.map((w) => w.exited));
+    pool.check();
+    expect(pool.stats()).toMatchObject({ inUseBlocks: 0, inTransitBlocks: 0, acquires: rounds, returns: rounds, handOffs: rounds, claims: rounds / 2, threads: 1 });
+  });
+
+  it("returns a terminated worker's magazine to the depot, reports its held blocks, and reclaims them on request", async () => {
+    const pool = new SharedPool({ blockSize: 16, numBlocks: 256, maxThreads: 2 });
+    const w = start({ mode: 'hold', handle: pool.handle, take: 12, give: 5 });
+    const ready = await w.next<{ threadId: number; slot: number; held: number[] }>();
+    // M = 16, batches of 8: two refills gave 16, 12 were taken, 5 came back: 9 cached, 7 held.
+    expect(pool.stats()).toMatchObject({ cachedBlocks: 9, inUseBlocks: 7, orphanedBlocks: 0, threads: 2 });
+    for (const [k, index] of ready.held.entries()) {
+      const raw = new Float64Array(pool.handle.blocks, index * pool.stats().stride, 16);
+      expect([...raw]).toEqual(new Array(16).fill(k + 1));
+    }
+    expect(thrownBy(() => pool.reclaim(ready.threadId))).toMatchObject({ name: 'RangeError', code: 'ERR_SLABPOOL_INVALID_ARG', message: expect.stringMatching(/^Expected the threadId of a thread whose attachments ended for threadId but received \d+ of type number \(it is attached/) });
+    await w.worker.terminate();
+    expect(pool.threadExited(ready.threadId)).toBe(9);
+    expect(pool.stats()).toMatchObject({ cachedBlocks: 0, inUseBlocks: 7, orphanedBlocks: 7, depotBlocks: 249, threads: 1 });
+    pool.check();
+    expect(pool.threadExited(ready.threadId)).toBe(0);
+    expect(pool.reclaim(ready.threadId)).toBe(7);
+    expect(pool.stats()).toMatchObject({ inUseBlocks: 0, orphanedBlocks: 0, freeBlocks: 256, reclaimed: 7, acquires: 12, returns: 5 });
+    pool.check();
+    expect(thrownBy(() => pool.threadExited(threadId))).toMatchObject({ name: 'RangeError', code: 'ERR_SLABPOOL_INVALID_ARG', message: `Expected the threadId of another thread for threadId but received ${threadId} of type number (it is this thread, which is running)` });
+    // Its slot (the only one besides this thread's) holds nothing now: a new attachment may take it.
+    const again = start({ mode: 'hold', handle: pool.handle, take: 1, give: 1 });
+    expect((await again.next<{ slot: number }>()).slot).toBe(ready.slot);
+    await again.worker.terminate();
+  });
+
+  it('ends the attachment of a thread still running when threadExited() is called for it: its next call that meets a taken block throws', async () => {
+    const pool = new SharedPool({ blockSize: 16, numBlocks: 256 });
+    const w = start({ mode: 'hold', handle: pool.handle, take: 12, give: 5 });
+    const ready = await w.next<{ threadId: number }>();
+    expect(pool.threadExited(ready.threadId)).toBe(9); // its magazine, taken while it runs
+    w.worker.postMessage({ take: 3 });
+    expect(await w.next()).toEqual({
+      got: 0,
+      code: 'ERR_SLABPOOL_DESTROYED',
+      message: "Cannot call getBlock(): this thread's attachment to the shared pool was ended by threadExited() in another thread",
+      closed: true,
+    });
+    pool.check();
+    expect(pool.stats()).toMatchObject({ inUseBlocks: 7, orphanedBlocks: 7, cachedBlocks: 0, threads: 1 });
+    await w.worker.terminate();
+    expect(pool.reclaim(ready.threadId)).toBe(7);
+    pool.check();
+  });
+
+  it('survives a worker terminated in the middle of the fuzz: its magazine comes back, its blocks are orphaned and reclaimed, every block accounted for', async () => {
+    const pool = new SharedPool({ blockSize: 4, numBlocks: 200 });
+    const ports: MessagePort[][] = [[], [], []];
+    for (let i = 0; i < 3; i++) {
+      for (let j = i + 1; j < 3; j++) {
+        const { port1, port2 } = new MessageChannel();
+        ports[i]!.push(port1);
+        ports[j]!.push(port2);
+      }
+    }
+    const barrier = new SharedArrayBuffer(64);
+    // Worker 2 runs until it is terminated, anywhere: inside a call, holding the depot lock, between a hand-off and its message.
+    const workers = ports.map((peers, me) =>
+      start({ mode: 'fuzz', handle: pool.handle, me, seed: 77 + me, ops: me === 2 ? 1e9 : 30_000, peers, barrier, finsExpected: 1, announce: me === 2 }, peers),
+    );
+    const victim = workers[2]!;
+    const { threadId: victimId } = await victim.next<{ threadId: number }>();
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    await victim.worker.terminate();
+    const cached = pool.threadExited(victimId); // a survivor waiting on a lock the victim held goes on from here
+    const reports = await Promise.all(workers.slice(0, 2).map((w) => w.next<{ owned: { index: number; k: number }[] }>()));
+    pool.check();
+    const stats = pool.stats();
+    const owner = new Map<number, number>();
+    let owned = 0;
+    for (const [w, report] of reports.entries()) {
+      for (const { index, k } of report.owned) {
+        for (let j = index; j < index + k; j++) {
+          expect(owner.get(j), `block ${j} owned by workers ${owner.get(j)} and ${w}`).toBeUndefined();
+          owner.set(j, w);
+        }
+        owned += k;
+      }
+    }
+    // Held by the survivors, orphaned by the victim, or handed to the victim (or by it) and never claimed: nothing else is in use.
+    expect(stats.inUseBlocks).toBe(owned + stats.orphanedBlocks + stats.inTransitBlocks);
+    expect(stats).toMatchObject({ threads: 3 }); // this thread and the two survivors
+    const orphaned = stats.orphanedBlocks;
+    expect(pool.reclaim(victimId)).toBe(orphaned);
+    // Blocks in transit to a thread that is gone: any thread may claim them with their index, and free them.
+    let claimed = 0;
+    for (let i = 0; i < pool.numBlocks; i++) {
+      if (owner.has(i)) continue;
+      try {
+        const view = pool.blockAt(i);
+        pool.returnBlock(view);
+        claimed += view.length / pool.blockLength;
+      } catch (err) {
+        expect((err as { code?: string }).code).toBe('ERR_SLABPOOL_INVALID_ARG');
+      }
+    }
+    expect(claimed).toBe(stats.inTransitBlocks);
+    for (const w of workers.slice(0, 2)) w.worker.postMessage({ release: true });
+    await Promise.all(workers.slice(0, 2).map((w) => w.next()));
+    pool.check();
+    expect(pool.stats()).toMatchObject({ inUseBlocks: 0, orphanedBlocks: 0, inTransitBlocks: 0, freeBlocks: 200, threads: 1, reclaimed: orphaned });
+    console.log(`shared pool: a worker terminated mid-fuzz left ${cached} cached, ${orphaned} held and ${claimed} in-transit blocks, all recovered`);
+  });
+
+  it('takes over the depot lock of a worker terminated inside a depot operation, and rebuilds the depot', async () => {
+    const pool = new SharedPool({ blockSize: 4, numBlocks: 64 });
+    const w = start({ mode: 'lockAndHang', handle: pool.handle });
+    const ready = await w.next<{ threadId: number; slot: number }>();
+    await w.worker.terminate();
+    // The dead thread left the lock held and the depot's top two entries short: check() would wait on the lock forever.
+    expect(Atomics.load(new Int32Array(pool.handle.meta), 2)).toBe(ready.slot + 1);
+    expect(pool.threadExited(ready.threadId)).toBe(2); // its magazine: one refill of 2
+    pool.check();
+    expect(pool.stats()).toMatchObject({ depotBlocks: 64, cachedBlocks: 0, inUseBlocks: 0 });
+    const blocks = Array.from({ length: 64 }, () => pool.getBlock());
+    expect(new Set(blocks.map((b) => pool.indexOf(b!))).size).toBe(64);
+    expect(pool.getBlock()).toBeNull();
+    pool.check();
+  });
+});
