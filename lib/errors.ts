@@ -16,6 +16,7 @@ export type SlabpoolErrorCode =
   | 'ERR_SLABPOOL_NATIVE_UNAVAILABLE'
   | 'ERR_SLABPOOL_CHECK_FAILED'
   | 'ERR_SLABPOOL_DETACHED'
+  | 'ERR_SLABPOOL_LOCK_TIMEOUT'
   | 'ERR_SLABPOOL_INTERNAL';
 
 export interface SlabpoolError extends Error {
@@ -180,6 +181,18 @@ export function internalError(what: string): SlabpoolError {
 }
 
 /** A call on a SharedPool attachment after close(), or after threadExited() ended it (`why`, a clause). */
+/**
+ * A shared pool's depot lock held by one attachment for `ms` with no progress: its thread was
+ * almost surely terminated inside a pool call (shared-lock.ts). The call that waited changed nothing.
+ */
+export function depotLockTimeout(slot: number, threadId: number, ms: number): SlabpoolError {
+  return withCode(
+    Error,
+    'ERR_SLABPOOL_LOCK_TIMEOUT',
+    `The shared pool's depot lock has been held by the attachment in slot ${slot} (thread ${threadId}) for ${ms / 1000} s with no progress: its thread was probably terminated inside a pool call. Call pool.threadExited(${threadId}) (from the worker's 'exit' event), then try again; this call changed nothing`,
+  );
+}
+
 export function closedAttachment(method: string, why = 'closed'): SlabpoolError {
   return withCode(TypeError, 'ERR_SLABPOOL_DESTROYED', `Cannot call ${method}(): this thread's attachment to the shared pool was ${why}`);
 }

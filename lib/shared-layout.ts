@@ -46,6 +46,8 @@ export const H_ALIGNMENT = 10;
 export const H_MAGAZINE = 11;
 /** Attachments ever made (each attach() takes the next serial). */
 export const H_SERIAL = 12;
+/** Times the depot lock was taken (wrapping): a waiter tells a lock in use from one left held (shared-lock.ts). */
+export const H_LOCK_TAKES = 13;
 /** Float64 index (bytes 56..63 of the header): blocks freed by reclaim(), written under the lock. */
 export const F_RECLAIMED = 7;
 

@@ -1,4 +1,5 @@
-import { H_LOCK, H_WAITERS } from './shared-layout.js';
+import { depotLockTimeout } from './errors.js';
+import { H_LOCK, H_LOCK_TAKES, H_WAITERS, S_THREAD, recordOf } from './shared-layout.js';
 
 /*
  * The depot lock: one word of the metadata, taken with compareExchange and slept on with
@@ -17,7 +18,13 @@ import { H_LOCK, H_WAITERS } from './shared-layout.js';
  * The word holds the holder's slot + 1, so that threadExited() can tell a lock left held by a
  * thread that was terminated inside a depot operation (worker.terminate() stops JavaScript
  * anywhere) and take it over (shared-depot.ts Depot.repair). A thread waiting on the lock wakes
- * every WAIT_MS to look again, never forever on one notify.
+ * every WAIT_MS to look again, never forever on one notify. JavaScript cannot see that another
+ * thread was terminated, and the thread that would call threadExited() from the worker's 'exit'
+ * event may be the one waiting (an event handler cannot run while it waits): so a waiter that
+ * sees the same holder and no lock taken by anyone for LOCK_TIMEOUT_MS gives up with
+ * ERR_SLABPOOL_LOCK_TIMEOUT, having changed nothing, instead of waiting forever. A live holder
+ * keeps the lock for microseconds (check() of the largest pool, a pass over its states, for
+ * about a second), so a live one is never mistaken for a dead one.
  *
  * Atomics.wait is allowed on Node's main thread and in workers (browsers forbid it on their main
  * thread; this package is for Node).
@@ -27,25 +34,47 @@ import { H_LOCK, H_WAITERS } from './shared-layout.js';
 const SPINS = 64;
 /** A sleeping waiter looks at the lock again at least this often. */
 const WAIT_MS = 50;
+/** A lock held this long by one holder, with no other taking of it, is taken as left by a dead thread. */
+export const LOCK_TIMEOUT_MS = 5000;
 
-/** Takes the lock for `slot`. Blocks while another thread holds it. */
+/**
+ * Takes the lock for `slot`. Blocks while another thread holds it; throws ERR_SLABPOOL_LOCK_TIMEOUT
+ * (having taken nothing) when one holder kept it for LOCK_TIMEOUT_MS with no progress.
+ */
 export function lock(words: Int32Array, slot: number): void {
   const me = slot + 1;
-  if (Atomics.compareExchange(words, H_LOCK, 0, me) === 0) return;
+  if (Atomics.compareExchange(words, H_LOCK, 0, me) === 0) return taken(words);
   for (let i = 0; i < SPINS; i++) {
-    if (Atomics.load(words, H_LOCK) === 0 && Atomics.compareExchange(words, H_LOCK, 0, me) === 0) return;
+    if (Atomics.load(words, H_LOCK) === 0 && Atomics.compareExchange(words, H_LOCK, 0, me) === 0) return taken(words);
   }
   Atomics.add(words, H_WAITERS, 1);
   try {
+    let seenHolder = 0;
+    let seenTakes = 0;
+    let since = 0;
     for (;;) {
       const holder = Atomics.compareExchange(words, H_LOCK, 0, me);
-      if (holder === 0) return;
+      if (holder === 0) return taken(words);
+      const takes = Atomics.load(words, H_LOCK_TAKES);
+      const now = performance.now();
+      if (holder !== seenHolder || takes !== seenTakes) {
+        seenHolder = holder;
+        seenTakes = takes;
+        since = now;
+      } else if (now - since >= LOCK_TIMEOUT_MS) {
+        throw depotLockTimeout(holder - 1, Atomics.load(words, recordOf(holder - 1) + S_THREAD), LOCK_TIMEOUT_MS);
+      }
       // Returns at once if the word changed since it was read: no wake-up is lost.
       Atomics.wait(words, H_LOCK, holder, WAIT_MS);
     }
   } finally {
     Atomics.sub(words, H_WAITERS, 1);
   }
+}
+
+/** Counts a taking of the lock (by its new holder), for waiters to see progress. */
+function taken(words: Int32Array): void {
+  Atomics.add(words, H_LOCK_TAKES, 1);
 }
 
 /** Releases the lock held by `slot`. */
@@ -61,5 +90,7 @@ export function holder(words: Int32Array): number {
 
 /** Takes over a lock held by `dead` (a slot whose thread ended) for `slot`; false if `dead` does not hold it. */
 export function takeOver(words: Int32Array, dead: number, slot: number): boolean {
-  return Atomics.compareExchange(words, H_LOCK, dead + 1, slot + 1) === dead + 1;
+  if (Atomics.compareExchange(words, H_LOCK, dead + 1, slot + 1) !== dead + 1) return false;
+  taken(words);
+  return true;
 }

@@ -1,6 +1,7 @@
 import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SharedPool } from '../lib/index.js';
+import { LOCK_TIMEOUT_MS } from '../lib/shared-lock.js';
 import { fuzzSettings, thrownBy } from './helpers.js';
 import { start } from './shared-workers.js';
 
@@ -168,6 +169,24 @@ describe('SharedPool across worker_threads', () => {
     expect(pool.stats()).toMatchObject({ inUseBlocks: 0, orphanedBlocks: 0, inTransitBlocks: 0, freeBlocks: 200, threads: 1, reclaimed: orphaned });
     console.log(`shared pool: a worker terminated mid-fuzz left ${cached} cached, ${orphaned} held and ${claimed} in-transit blocks, all recovered`);
   });
+
+  it('gives up on a depot lock a terminated worker left held, after LOCK_TIMEOUT_MS with no progress, with a coded error and nothing changed: the thread can then run threadExited()', async () => {
+    const pool = new SharedPool({ blockSize: 4, numBlocks: 64 });
+    const w = start({ mode: 'lockAndHang', handle: pool.handle });
+    const ready = await w.next<{ threadId: number; slot: number }>();
+    await w.worker.terminate();
+    const before = pool.stats();
+    const t0 = performance.now();
+    // This thread's magazine is empty: getBlock() must visit the depot, whose lock the dead thread holds.
+    expect(() => pool.getBlock()).toThrow(
+      expect.objectContaining({ name: 'Error', code: 'ERR_SLABPOOL_LOCK_TIMEOUT', message: expect.stringContaining(`(thread ${ready.threadId}) for 5 s with no progress`) }),
+    );
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(LOCK_TIMEOUT_MS - 60);
+    expect(pool.stats()).toEqual(before);
+    expect(pool.threadExited(ready.threadId)).toBe(2);
+    expect(pool.getBlock()).not.toBeNull();
+    pool.check();
+  }, 30_000);
 
   it('takes over the depot lock of a worker terminated inside a depot operation, and rebuilds the depot', async () => {
     const pool = new SharedPool({ blockSize: 4, numBlocks: 64 });
