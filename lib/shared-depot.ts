@@ -183,7 +183,9 @@ export class Depot {
     const cached = state(slot, CACHED);
     let n = 0;
     for (let i = 0; i < this.capacity; i++) {
-      if (this.stateOf(i) === cached) {
+      // compareExchange, not a store: the slot's thread may still run (threadExited() for a live
+      // thread) and take the block from its magazine at this moment; then it is its, not the depot's.
+      if (this.stateOf(i) === cached && this.cas(i, cached, FREE)) {
         this.push(i);
         n++;
       }

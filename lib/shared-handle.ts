@@ -1,4 +1,5 @@
-import { invalidRange, invalidType, outOfMemory } from './errors.js';
+import { envBackend } from './env.js';
+import { invalidRange, invalidType, nativeUnavailable, outOfMemory } from './errors.js';
 import { Depot } from './shared-depot.js';
 import {
   H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_MAGIC, H_SERIAL, H_SLOTS, H_STRIDE, H_TYPE, H_VERSION,
@@ -66,6 +67,11 @@ export function createHandle(options: unknown): SharedPoolHandle {
     const expected = "one of 'auto', 'js'";
     if (typeof backend !== 'string') throw invalidType('backend', expected, backend);
     throw invalidRange('backend', expected, backend, backend === 'native' ? 'the shared pool has no native engine yet' : undefined);
+  }
+  // 'auto' follows SLABPOOL_BACKEND, as MemoryPool's does: a value it does not know is refused,
+  // and 'native' (the addon or an error, the variable's meaning) cannot be had here yet.
+  if ((backend === undefined || backend === 'auto') && envBackend() === 'native') {
+    throw nativeUnavailable(['a SharedPool has only its JavaScript engine so far (its native engine is to come)'], 'SLABPOOL_BACKEND=native with a SharedPool');
   }
   // The MemoryPool options' own validation; the options a shared pool does not have are pinned off.
   const cfg = validateOptions({ ...rest, backend: 'js', detach: false, hugePages: false, prefault: false });

@@ -1,5 +1,5 @@
 import { depotLockTimeout } from './errors.js';
-import { H_LOCK, H_LOCK_TAKES, H_WAITERS, S_THREAD, recordOf } from './shared-layout.js';
+import { H_LOCK, H_LOCK_TAKES, H_SLOTS, H_WAITERS, S_THREAD, recordOf } from './shared-layout.js';
 
 /*
  * The depot lock: one word of the metadata, taken with compareExchange and slept on with
@@ -17,7 +17,9 @@ import { H_LOCK, H_LOCK_TAKES, H_WAITERS, S_THREAD, recordOf } from './shared-la
  *
  * The word holds the holder's slot + 1, so that threadExited() can tell a lock left held by a
  * thread that was terminated inside a depot operation (worker.terminate() stops JavaScript
- * anywhere) and take it over (shared-depot.ts Depot.repair). A thread waiting on the lock wakes
+ * anywhere) and take it over (shared-depot.ts Depot.repair), once the holder has shown no
+ * progress for LOCK_TIMEOUT_MS: threadExited() may be called for a thread still running, whose
+ * lock must never be taken from under it. A thread waiting on the lock wakes
  * every WAIT_MS to look again, never forever on one notify. JavaScript cannot see that another
  * thread was terminated, and the thread that would call threadExited() from the worker's 'exit'
  * event may be the one waiting (an event handler cannot run while it waits): so a waiter that
@@ -38,10 +40,15 @@ const WAIT_MS = 50;
 export const LOCK_TIMEOUT_MS = 5000;
 
 /**
- * Takes the lock for `slot`. Blocks while another thread holds it; throws ERR_SLABPOOL_LOCK_TIMEOUT
- * (having taken nothing) when one holder kept it for LOCK_TIMEOUT_MS with no progress.
+ * Takes the lock for `slot`. Blocks while another thread holds it; when one holder kept it for
+ * LOCK_TIMEOUT_MS with no progress, takes it over if that holder is attach()'s (shared-handle.ts
+ * claimSlot: a thread that died attaching, whose half-written slot record is harmless) or one
+ * `exited` names (threadExited(): the caller says that thread ended), and returns true (the
+ * caller then repairs what the dead holder may have left half done); else throws
+ * ERR_SLABPOOL_LOCK_TIMEOUT, having taken nothing. A holder showing progress is never taken
+ * over, whatever `exited` says: a live thread keeps its lock. Returns false when taken normally.
  */
-export function lock(words: Int32Array, slot: number): void {
+export function lock(words: Int32Array, slot: number, exited?: (holder: number) => boolean): boolean {
   const me = slot + 1;
   if (Atomics.compareExchange(words, H_LOCK, 0, me) === 0) return taken(words);
   for (let i = 0; i < SPINS; i++) {
@@ -62,7 +69,13 @@ export function lock(words: Int32Array, slot: number): void {
         seenTakes = takes;
         since = now;
       } else if (now - since >= LOCK_TIMEOUT_MS) {
-        throw depotLockTimeout(holder - 1, Atomics.load(words, recordOf(holder - 1) + S_THREAD), LOCK_TIMEOUT_MS);
+        const dead = holder - 1;
+        const attaching = dead === Atomics.load(words, H_SLOTS);
+        if ((attaching || exited?.(dead) === true) && Atomics.compareExchange(words, H_LOCK, holder, me) === holder) {
+          taken(words);
+          return true;
+        }
+        if (!attaching) throw depotLockTimeout(dead, Atomics.load(words, recordOf(dead) + S_THREAD), LOCK_TIMEOUT_MS);
       }
       // Returns at once if the word changed since it was read: no wake-up is lost.
       Atomics.wait(words, H_LOCK, holder, WAIT_MS);
@@ -72,9 +85,10 @@ export function lock(words: Int32Array, slot: number): void {
   }
 }
 
-/** Counts a taking of the lock (by its new holder), for waiters to see progress. */
-function taken(words: Int32Array): void {
+/** Counts a taking of the lock (by its new holder), for waiters to see progress; false: not taken over. */
+function taken(words: Int32Array): false {
   Atomics.add(words, H_LOCK_TAKES, 1);
+  return false;
 }
 
 /** Releases the lock held by `slot`. */
@@ -86,11 +100,4 @@ export function unlock(words: Int32Array, slot: number): void {
 /** The slot holding the lock, or -1. */
 export function holder(words: Int32Array): number {
   return Atomics.load(words, H_LOCK) - 1;
-}
-
-/** Takes over a lock held by `dead` (a slot whose thread ended) for `slot`; false if `dead` does not hold it. */
-export function takeOver(words: Int32Array, dead: number, slot: number): boolean {
-  if (Atomics.compareExchange(words, H_LOCK, dead + 1, slot + 1) !== dead + 1) return false;
-  taken(words);
-  return true;
 }

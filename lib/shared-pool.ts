@@ -7,7 +7,7 @@ import {
   CACHED, C_ACQUIRES, C_CLAIMS, C_FAILURES, C_HANDOFFS, C_RETURNS, F_RECLAIMED, HELD, H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_STRIDE, H_TYPE,
   RUN, RUN_BODY, RUN_TRANSIT, SLOT_ENDED, SLOT_LIVE, S_STATE, S_THREAD, TRANSIT, batchOf, counterOf, kindOf, recordOf, slotOf, state,
 } from './shared-layout.js';
-import { holder, lock, takeOver, unlock } from './shared-lock.js';
+import { lock, unlock } from './shared-lock.js';
 import { scan, type SharedPoolStats } from './shared-stats.js';
 import { POOL_TYPES, requireInteger } from './validate.js';
 
@@ -102,6 +102,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #runTransitState: number;
   readonly #acquiresAt: number;
   readonly #returnsAt: number;
+  /** This attachment's slot state word: SLOT_LIVE until close() or threadExited() ends it. */
+  readonly #slotStateAt: number;
   #closed: string | null = null;
 
   /**
@@ -142,6 +144,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#runTransitState = state(slot, RUN_TRANSIT);
     this.#acquiresAt = counterOf(slot, C_ACQUIRES);
     this.#returnsAt = counterOf(slot, C_RETURNS);
+    this.#slotStateAt = recordOf(slot) + S_STATE;
   }
 
   /**
@@ -210,6 +213,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    * refill from the depot under its lock. Throws ERR_SLABPOOL_DESTROYED after close().
    */
   getBlock(): T | null {
+    if (Atomics.load(this.#words, this.#slotStateAt) !== SLOT_LIVE) this.#ended('getBlock');
     if (this.#cached === 0 && !this.#refill()) return null;
     const i = this.#magazine[--this.#cached]!;
     if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, this.#cachedState, this.#heldState) !== this.#cachedState) {
@@ -234,7 +238,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     // The hot path: a block view this attachment made (identity with the view it keeps for the
     // index its offset names), taken back with one compareExchange. ArrayBuffer.isView first, so
     // that no getter of an arbitrary object runs.
-    if (ArrayBuffer.isView(block) && this.#closed === null) {
+    if (ArrayBuffer.isView(block) && Atomics.load(this.#words, this.#slotStateAt) === SLOT_LIVE) {
       const i = block.byteOffset / this.#stride;
       if (this.#views[i] === block && this.#cache(i, this.#heldState)) return;
     }
@@ -263,9 +267,11 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     lock(w, this.#slot);
     let start: number;
     try {
+      // Ended by threadExited() since the call began: refused before anything changes.
+      if (Atomics.load(w, this.#slotStateAt) !== SLOT_LIVE) this.#stolen('getRun');
       start = this.#depot.acquireRun(k, this.#slot);
       if (start < 0 && this.#cached > 0) {
-        this.#flushLocked(this.#cached, 'getRun');
+        this.#flushLocked(this.#cached); // cannot fail: the slot is live and only threadExited() ends it, under this lock
         start = this.#depot.acquireRun(k, this.#slot);
       }
     } finally {
@@ -384,15 +390,18 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   /**
-   * Tells the pool that thread `threadId` (a Worker's threadId) has ended, as
-   * `worker.on('exit', () => pool.threadExited(worker.threadId))` does: the magazines of its
-   * attachments go back to the depot and their slots are marked ended; blocks they hold are
-   * counted in stats().orphanedBlocks until reclaim(threadId). A thread that ended inside a depot
-   * operation (worker.terminate() stops JavaScript anywhere) left the depot lock held: this
-   * takes it over and rebuilds the depot from the block states. Returns the blocks given back.
-   * Calling it for a thread still attached and running ends its attachment: its next call that
-   * meets a taken block throws ERR_SLABPOOL_DESTROYED. Throws ERR_SLABPOOL_INVALID_ARG for a
-   * threadId that is not a non-negative integer, or this thread's own.
+   * Tells the pool that thread `threadId` (a Worker's threadId, saved before it exits:
+   * `const id = worker.threadId; worker.on('exit', () => pool.threadExited(id))`, since
+   * `worker.threadId` is -1 in the 'exit' event) has ended: the magazines of its attachments go
+   * back to the depot and their slots are marked ended; blocks they hold are counted in
+   * stats().orphanedBlocks until reclaim(threadId). A thread that ended inside a depot operation
+   * (worker.terminate() stops JavaScript anywhere) left the depot lock held: this takes it over
+   * once it has shown no progress for LOCK_TIMEOUT_MS (5 s; this call blocks that long) and
+   * rebuilds the depot from the block states. Returns the blocks given back. Called for a thread
+   * still attached and running, it ends that attachment: every later call there throws
+   * ERR_SLABPOOL_DESTROYED, having changed nothing (one racing with this call may still complete).
+   * Throws ERR_SLABPOOL_INVALID_ARG for a threadId that is not a non-negative integer, or this
+   * thread's own.
    */
   threadExited(threadId: number): number {
     this.#live('threadExited');
@@ -400,9 +409,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const w = this.#words;
     const slots = this.#slotsOf(id, SLOT_LIVE);
     if (slots.length === 0) return 0;
-    const dead = holder(w);
-    const tookOver = slots.includes(dead) && takeOver(w, dead, this.#slot);
-    if (!tookOver) lock(w, this.#slot);
+    // A lock one of its slots holds is taken over only once it has shown no progress for
+    // LOCK_TIMEOUT_MS (shared-lock.ts): never from a thread that is in fact still running.
+    const tookOver = lock(w, this.#slot, (holderSlot) => slots.includes(holderSlot));
     let n = 0;
     try {
       if (tookOver) this.#depot.repair();
@@ -481,6 +490,13 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
 
   #live(method: string): void {
     if (this.#closed !== null) throw closedAttachment(method, this.#closed);
+    if (Atomics.load(this.#words, this.#slotStateAt) !== SLOT_LIVE) this.#ended(method);
+  }
+
+  /** This attachment's slot was ended by threadExited() in another thread: nothing is changed, and from now on every call throws. */
+  #ended(method: string): never {
+    if (this.#closed !== null) throw closedAttachment(method, this.#closed);
+    this.#stolen(method);
   }
 
   /** Refills the empty magazine from the depot; false (a failure counted) when the depot is empty. */
@@ -508,32 +524,39 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    */
   #cache(i: number, from: number): boolean {
     if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, from, this.#cachedState) !== from) return false;
-    if (this.#cached === this.#magazine.length) this.#flush(this.#batch, 'returnBlock');
-    this.#magazine[this.#cached++] = i;
     this.#f64[this.#returnsAt]! += 1;
+    if (this.#cached === this.#magazine.length && !this.#flush(this.#batch)) {
+      // threadExited() ended this attachment after the call began: the return happened (the
+      // block went to the depot with every other block cached for this slot); the next call throws.
+      this.#cached = 0;
+      this.#closed = 'ended by threadExited() in another thread';
+      return true;
+    }
+    this.#magazine[this.#cached++] = i;
     return true;
   }
 
-  /** The bottom (oldest) `count` magazine entries back to the depot. */
-  #flush(count: number, method: string): void {
+  /** The bottom (oldest) `count` magazine entries back to the depot; false if this attachment was ended (flushSlot then gave back all). */
+  #flush(count: number): boolean {
     const w = this.#words;
     lock(w, this.#slot);
     try {
-      this.#flushLocked(count, method);
+      return this.#flushLocked(count);
     } finally {
       unlock(w, this.#slot);
     }
   }
 
-  #flushLocked(count: number, method: string): void {
+  #flushLocked(count: number): boolean {
     const mag = this.#magazine;
     if (!this.#depot.give(mag, count, this.#slot)) {
       // threadExited() ended this attachment and emptied its magazine; a block cached since goes back too.
       this.#depot.flushSlot(this.#slot);
-      this.#stolen(method);
+      return false;
     }
     mag.copyWithin(0, count, this.#cached);
     this.#cached -= count;
+    return true;
   }
 
   /** threadExited() was called for this thread elsewhere: the magazine is no longer ours. */

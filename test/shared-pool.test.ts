@@ -47,6 +47,26 @@ describe('SharedPool options', () => {
     rejects(() => new SharedPool({ blockSize: 1, numBlocks: 4, maxThreads: value as number }), arg(expected, /^Expected integer from 1 to 1024 for maxThreads but received /));
   });
 
+  it("follows SLABPOOL_BACKEND with backend 'auto': refuses a value it does not know, and 'native' (no native engine yet), as MemoryPool's are refused", () => {
+    const saved = process.env.SLABPOOL_BACKEND;
+    try {
+      process.env.SLABPOOL_BACKEND = 'fast';
+      expect(() => new SharedPool({ blockSize: 4, numBlocks: 4 })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_SLABPOOL_INVALID_ARG', message: expect.stringContaining('SLABPOOL_BACKEND') }));
+      process.env.SLABPOOL_BACKEND = 'native';
+      expect(() => new SharedPool({ blockSize: 4, numBlocks: 4, backend: 'auto' })).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE', message: expect.stringContaining('SLABPOOL_BACKEND=native with a SharedPool') }));
+      const explicit = new SharedPool({ blockSize: 4, numBlocks: 4, backend: 'js' }); // the option wins over the variable
+      expect(explicit.backend).toBe('js');
+      explicit.close();
+      process.env.SLABPOOL_BACKEND = 'js';
+      const js = new SharedPool({ blockSize: 4, numBlocks: 4 });
+      expect(js.backend).toBe('js');
+      js.close();
+    } finally {
+      if (saved === undefined) delete process.env.SLABPOOL_BACKEND;
+      else process.env.SLABPOOL_BACKEND = saved;
+    }
+  });
+
   it('has the properties of its options, blocks aligned within a SharedArrayBuffer', () => {
     const pool = new SharedPool({ blockSize: [3, 5], numBlocks: 40, type: Int32Array, alignment: 128 });
     expect({ blockLength: pool.blockLength, blockShape: pool.blockShape, numBlocks: pool.numBlocks, alignment: pool.alignment, backend: pool.backend, slot: pool.slot, closed: pool.closed }).toEqual({

@@ -92,7 +92,7 @@ describe('SharedPool across worker_threads', () => {
     await again.worker.terminate();
   });
 
-  it('ends the attachment of a thread still running when threadExited() is called for it: its next call that meets a taken block throws', async () => {
+  it('ends the attachment of a thread still running when threadExited() is called for it: its every later call throws, changing nothing', async () => {
     const pool = new SharedPool({ blockSize: 16, numBlocks: 256 });
     const w = start({ mode: 'hold', handle: pool.handle, take: 12, give: 5 });
     const ready = await w.next<{ threadId: number }>();
@@ -110,6 +110,30 @@ describe('SharedPool across worker_threads', () => {
     expect(pool.reclaim(ready.threadId)).toBe(7);
     pool.check();
   });
+
+  it('never takes the depot lock from under a thread still running when threadExited() is called for it: no block handed out twice, every block accounted for', async () => {
+    for (let round = 0; round < 3; round++) {
+      const pool = new SharedPool({ blockSize: 2, numBlocks: 20_000 });
+      const w = start({ mode: 'busy', handle: pool.handle });
+      const { threadId: id } = await w.next<{ threadId: number }>();
+      await new Promise((resolve) => setTimeout(resolve, 20 + 10 * round));
+      pool.threadExited(id); // the worker holds the depot lock most of the time: its getRun walks 20,000 states under it
+      const { code, held } = await w.next<{ code: string | null; held: number[] }>();
+      expect(code).toBe('ERR_SLABPOOL_DESTROYED');
+      pool.check();
+      const mine = new Set<number>();
+      for (let b = pool.getBlock(); b !== null; b = pool.getBlock()) {
+        const i = pool.indexOf(b);
+        expect(mine.has(i), `block ${i} handed out twice`).toBe(false);
+        mine.add(i);
+      }
+      for (const i of held) expect(mine.has(i), `block ${i}, the worker's, handed out here too`).toBe(false);
+      expect(mine.size + pool.stats().orphanedBlocks).toBe(20_000);
+      expect(pool.stats().orphanedBlocks).toBe(held.length);
+      pool.check();
+      await w.worker.terminate();
+    }
+  }, 60_000);
 
   it('survives a worker terminated in the middle of the fuzz: its magazine comes back, its blocks are orphaned and reclaimed, every block accounted for', async () => {
     const pool = new SharedPool({ blockSize: 4, numBlocks: 200 });
@@ -185,6 +209,21 @@ describe('SharedPool across worker_threads', () => {
     expect(pool.stats()).toEqual(before);
     expect(pool.threadExited(ready.threadId)).toBe(2);
     expect(pool.getBlock()).not.toBeNull();
+    pool.check();
+  }, 30_000);
+
+  it('takes over the depot lock of a worker terminated inside attach(), after LOCK_TIMEOUT_MS with no progress: no thread waits forever', async () => {
+    const pool = new SharedPool({ blockSize: 4, numBlocks: 64 });
+    const w = start({ mode: 'attachAndHang', handle: pool.handle });
+    await w.next<{ threadId: number }>();
+    await w.worker.terminate();
+    const t0 = performance.now();
+    expect(pool.getBlock()).not.toBeNull(); // its refill waits out the dead attacher's lock, then takes it
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(LOCK_TIMEOUT_MS - 60);
+    pool.check();
+    const other = SharedPool.attach(pool.handle); // attaching works again
+    expect(other.getBlock()).not.toBeNull();
+    other.close();
     pool.check();
   }, 30_000);
 

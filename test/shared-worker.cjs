@@ -6,7 +6,7 @@ const path = require('node:path');
 const { parentPort, workerData, threadId } = require('node:worker_threads');
 const { SharedPool } = require(path.join(__dirname, '..', 'dist', 'index.js'));
 
-const modes = { handoff, race, hold, lockAndHang, fuzz };
+const modes = { handoff, race, hold, lockAndHang, fuzz, busy, attachAndHang };
 
 (async () => {
   try {
@@ -118,6 +118,61 @@ async function hold({ handle, take, give }) {
       parentPort.postMessage({ got, code: err.code, message: err.message, closed: pool.closed });
     }
   });
+}
+
+/**
+ * Runs depot operations without pause (getRun of half the pool, O(capacity) under the depot lock,
+ * and single blocks, some kept) until a call throws (threadExited() for this thread, elsewhere);
+ * then posts the code and every block and run it still holds.
+ */
+function busy({ handle }) {
+  const pool = SharedPool.attach(handle);
+  parentPort.postMessage({ ready: true, threadId });
+  const held = []; // [view, index], the last one being given back when a call throws
+  let run = null; // [view, start, k] while held
+  let code = null;
+  const stride = pool.stats().stride; // indices from offsets: indexOf() throws too once the attachment ended
+  const at = (view) => view.byteOffset / stride;
+  try {
+    for (let r = 0; ; r++) {
+      const k = (pool.numBlocks >> 1) + (r % 7);
+      const view = pool.getRun(k);
+      if (view !== null) {
+        run = [view, at(view), k];
+        pool.returnBlock(view);
+        run = null;
+      }
+      const b = pool.getBlock();
+      if (b !== null) {
+        held.push([b, at(b)]);
+        if (r % 3 !== 0) {
+          pool.returnBlock(b);
+          held.pop();
+        }
+      }
+      if (held.length > 20) {
+        pool.returnBlock(held[0][0]);
+        held.shift();
+      }
+    }
+  } catch (err) {
+    code = err.code;
+  }
+  const blocks = held.map(([, i]) => i);
+  if (run !== null) for (let j = 0; j < run[2]; j++) blocks.push(run[1] + j);
+  parentPort.postMessage({ code, held: blocks });
+}
+
+/**
+ * Dies inside attach(), as worker.terminate() can make a thread do: takes the depot lock as
+ * attach() does before the thread has a slot (as slot `maxThreads`), says so, and spins.
+ */
+function attachAndHang({ handle }) {
+  const words = new Int32Array(handle.meta);
+  const layout = require(path.join(__dirname, '..', 'dist', 'shared-layout.js'));
+  require(path.join(__dirname, '..', 'dist', 'shared-lock.js')).lock(words, Atomics.load(words, layout.H_SLOTS));
+  parentPort.postMessage({ ready: true, threadId });
+  for (;;);
 }
 
 /**
