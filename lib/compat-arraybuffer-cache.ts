@@ -45,7 +45,7 @@ export function bufferStateOf(buffer: object): BufferState | undefined {
  * Invariants (check() verifies all but the first):
  *   every buffer of ours has a BufferMark: Live (handed out) or Free (cached or dropped)
  *   every cached buffer is Free
- *   cachedBytes = the sum of the cached buffers' byteLength
+ *   cachedBytes = the sum of the cached buffers' sizes (as cached: one detached since reads 0)
  *   live >= 0
  */
 export class ArrayBufferCache {
@@ -66,6 +66,13 @@ export class ArrayBufferCache {
   malloc(size: number): ArrayBuffer {
     const k = 31 - Math.clz32(size);
     let ab = this.#bySize[k]!.pop();
+    // A cached buffer something detached after its free (transferred, or taken by a web stream,
+    // through a stale reference) has nothing left to hand out: drop it, as free() drops one
+    // detached before.
+    while (ab !== undefined && ab.byteLength === 0) {
+      this.#cachedBytes -= size;
+      ab = this.#bySize[k]!.pop();
+    }
     if (ab === undefined) {
       ab = new ArrayBuffer(size);
       new BufferMark(ab);
@@ -104,9 +111,10 @@ export class ArrayBufferCache {
   /** Throws ERR_SLABPOOL_CHECK_FAILED at the first broken invariant. */
   check(): void {
     let cached = 0;
-    for (const list of this.#bySize) {
+    for (const [k, list] of this.#bySize.entries()) {
       for (const ab of list) if (BufferMark.stateOf(ab) !== BufferState.Free) throw checkFailed('a cached ArrayBuffer is not free');
-      cached += list.reduce((sum, ab) => sum + ab.byteLength, 0);
+      // Counted at their size when cached: one detached since (malloc drops it) reads 0 bytes now.
+      cached += list.length * 2 ** k;
     }
     if (cached !== this.#cachedBytes) throw checkFailed(`cached ArrayBuffers hold ${cached} bytes, counted ${this.#cachedBytes}`);
     if (this.#live < 0) throw checkFailed(`${this.#live} live ArrayBuffers`);

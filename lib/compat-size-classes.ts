@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import type { CompatClassStats } from './compat.js';
 import { Stamp } from './compat-stamp.js';
-import { checkFailed } from './errors.js';
+import { checkFailed, type SlabpoolError, slabDetached } from './errors.js';
 import type { Backend, PoolArray } from './options.js';
 import { SlabIndex } from './compat-slab-index.js';
 import {
@@ -142,6 +142,18 @@ function recordBlock(block: Block, cls: SizeClass): BlockRecord {
   Object.defineProperty(block, RECORD, { value: record });
   cls.index.add(record, cls.pool.indexOf(block) % cls.slabBlocks);
   return record;
+}
+
+/**
+ * malloc's refusal of a block whose slab's ArrayBuffer something outside the pool detached (a web
+ * stream took it; the block's length is then 0): no view can be made over it, and a cached one
+ * would have length 0. The same error, naming the same call, as the class pool's getBlock() gives
+ * for a block of such a slab it holds (the slab's number: the class's slabs are all of
+ * slabBlocks blocks).
+ */
+export function detachedRefusal(record: BlockRecord): SlabpoolError {
+  const cls = record.cls;
+  return slabDetached('getBlock', Math.floor(cls.pool.indexOf(record.block) / cls.slabBlocks));
 }
 
 /**

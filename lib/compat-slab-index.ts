@@ -36,10 +36,17 @@ export class SlabIndex {
     entry.records[position] = record;
   }
 
-  /** The record of the block whose first byte `view` starts at, or undefined. */
+  /**
+   * The record of the block whose first byte `view` starts at, or undefined. A view of a slab
+   * something outside the pool detached (a web stream took it) no longer knows where it started
+   * (a typed array's byteOffset reads 0, a DataView's throws): its record is found by the view
+   * itself instead, as its block's live view or the one freed last.
+   */
   recordAt(view: CompatView): BlockRecord | undefined {
-    const entry = this.#slabs.get(view.buffer as ArrayBuffer);
+    const buffer = view.buffer as ArrayBuffer;
+    const entry = this.#slabs.get(buffer);
     if (entry === undefined) return undefined;
+    if (buffer.byteLength === 0) return entry.records.find((r) => r !== undefined && (r.live === view || r.lastFreed === view));
     const offset = view.byteOffset;
     const record = entry.records[(offset - entry.base) >>> entry.shift];
     return record !== undefined && record.offset === offset ? record : undefined;

@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { ArrayBufferCache, BufferState, bufferStateOf } from './compat-arraybuffer-cache.js';
-import { type BlockRecord, type CompatView, SizeClasses, ViewKind, classOf, freshViewFor, recordOf, recordOfBlock, viewFor } from './compat-size-classes.js';
+import { type BlockRecord, type CompatView, SizeClasses, ViewKind, classOf, detachedRefusal, freshViewFor, recordOf, recordOfBlock, viewFor } from './compat-size-classes.js';
 import { alreadyFreed, foreignBlock, invalidRange, invalidType, outOfMemory } from './errors.js';
 import { envFlag, envNativeMemoryV8 } from './env.js';
 import { resolveBackend } from './loader.js';
@@ -226,8 +226,13 @@ export function createTypedArrayPool(options?: CompatOptions): TypedArrayPool {
   function take(kind: ViewKind, bytes: number): CompatView {
     const cls = classes[classOf(bytes)] ?? sizeClasses.open(classOf(bytes));
     let record = cls.parked;
-    if (record !== null) cls.parked = null;
-    else record = recordOfBlock(cls.pool.getBlock() ?? exhausted(bytes), cls);
+    if (record !== null) {
+      // A parked block's slab may have been detached outside the pool since its free (a web
+      // stream took it): its views have length 0 and none can be made. Refuse as getBlock does
+      // (the pool's refusal of its own blocks), before anything changes: the block stays parked.
+      if (record.block.length === 0) throw detachedRefusal(record);
+      cls.parked = null;
+    } else record = recordOfBlock(cls.pool.getBlock() ?? exhausted(bytes), cls);
     cls.mallocs++;
     if (++cls.live > cls.epochPeak) {
       cls.epochPeak = cls.live;

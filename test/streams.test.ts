@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { createTypedArrayPool } from '../lib/compat.js';
+import { createTypedArrayPool, type TypedArrayPool } from '../lib/compat.js';
 import { backendInfo, type MemoryPool } from '../lib/index.js';
 import { BACKENDS, makePool, markedBuffersDetachable, memoryOf } from './helpers.js';
 
@@ -17,7 +17,7 @@ import { BACKENDS, makePool, markedBuffersDetachable, memoryOf } from './helpers
  */
 
 /** Detaches the slab of `block` the way a user's BYOB read into a view of it does. */
-async function byobReadInto(block: Float64Array): Promise<Uint8Array> {
+async function byobReadInto(block: ArrayBufferView): Promise<Uint8Array> {
   const stream = new ReadableStream({
     type: 'bytes',
     pull(controller) {
@@ -33,7 +33,7 @@ async function byobReadInto(block: Float64Array): Promise<Uint8Array> {
 }
 
 /** Detaches the slab of `block` the way controller.enqueue of a view of it does. */
-function enqueue(block: Float64Array): void {
+function enqueue(block: ArrayBufferView): void {
   new ReadableStream({
     type: 'bytes',
     start(controller) {
@@ -88,6 +88,33 @@ function expectRefused(pool: MemoryPool, fn: () => unknown, method: string, slot
   const before = pool.stats();
   expect(thrown(fn)).toEqual(detachedError(method, slot));
   expect(pool.stats()).toEqual(before);
+}
+
+/** compat's malloc of every kind that views a class block: the dtype, and a malloc of 16 of it. */
+const COMPAT_KINDS: readonly (readonly [string, (compat: TypedArrayPool) => ArrayBufferView])[] = [
+  ...['int8', 'int16', 'int32', 'uint8', 'uint16', 'uint32', 'float', 'float32', 'double', 'float64', 'uint8_clamped', 'bigint64', 'biguint64', 'buffer', 'data', 'dataview'].map(
+    (dtype) => [`malloc(16, '${dtype}')`, (compat: TypedArrayPool) => compat.malloc(16, dtype) as ArrayBufferView] as const,
+  ),
+  ['mallocDouble', (compat) => compat.mallocDouble(16)],
+  ['mallocUint8', (compat) => compat.mallocUint8(16)],
+  ['mallocBigUint64', (compat) => compat.mallocBigUint64(16)],
+  ['mallocBuffer', (compat) => compat.mallocBuffer(16)],
+  ['mallocDataView', (compat) => compat.mallocDataView(16)],
+];
+
+const compatDetachedError = expect.objectContaining({
+  name: 'Error',
+  code: 'ERR_SLABPOOL_DETACHED',
+  message: expect.stringMatching(/^Cannot call getBlock\(\): slab 0's ArrayBuffer was detached outside the pool: .*block\.slice\(\)/),
+});
+
+/** Asserts the compat malloc `fn` throws ERR_SLABPOOL_DETACHED, twice (refused again, not skipped), leaving stats() as they were. */
+function expectCompatRefused(compat: TypedArrayPool, fn: () => unknown): void {
+  const before = compat.stats();
+  expect(thrown(fn)).toEqual(compatDetachedError);
+  expect(compat.stats()).toEqual(before);
+  expect(thrown(fn)).toEqual(compatDetachedError);
+  expect(compat.stats()).toEqual(before);
 }
 
 describe.each(BACKENDS)('a slab detached by a web stream (%s backend)', (backend) => {
@@ -248,5 +275,86 @@ describe.each(BACKENDS)('a slab detached by a web stream (%s backend)', (backend
     await byobReadInto(array);
     expect(thrown(() => compat.mallocDouble(16))).toEqual(expect.objectContaining({ code: 'ERR_SLABPOOL_DETACHED' }));
     expect(thrown(() => compat.check())).toEqual(expect.objectContaining({ code: 'ERR_SLABPOOL_CHECK_FAILED', message: expect.stringMatching(/ArrayBuffer was detached outside the pool/) }));
+  });
+
+  describe.each([false, true])('slabpool/compat (strict: %s): a malloc that meets a detached slab throws ERR_SLABPOOL_DETACHED and changes nothing, whatever was freed in between', (strict) => {
+    const make = () => createTypedArrayPool({ backend, strict, ...options });
+
+    for (const [name, malloc] of COMPAT_KINDS) {
+      it_(`${name}: the detached array kept, freed (its block parked), or freed after another malloc`, async () => {
+        // Kept: the class pool's getBlock refuses.
+        let compat = make();
+        await byobReadInto(malloc(compat));
+        expectCompatRefused(compat, () => malloc(compat));
+        // Freed: its block is parked for the next malloc of the class, which must not view it.
+        compat = make();
+        let array = malloc(compat);
+        await byobReadInto(array);
+        compat.free(array);
+        expect(compat.stats()).toMatchObject({ frees: 1, doubleFrees: 0, foreignFrees: 0 });
+        expectCompatRefused(compat, () => malloc(compat));
+        // Freed when another array was malloc'd since (no longer the one malloc made last), by a stream's enqueue.
+        compat = make();
+        array = malloc(compat);
+        const other = malloc(compat);
+        enqueue(other);
+        compat.free(array);
+        compat.free(other);
+        expect(compat.stats()).toMatchObject({ mallocs: 2, frees: 2, doubleFrees: 0, foreignFrees: 0 });
+        expectCompatRefused(compat, () => malloc(compat));
+        if (!strict) {
+          compat.free(array); // a double free, recognised on the detached slab too
+          expect(compat.stats()).toMatchObject({ frees: 2, doubleFrees: 1, foreignFrees: 0 });
+        }
+        expect(thrown(() => compat.check())).toEqual(expect.objectContaining({ code: 'ERR_SLABPOOL_CHECK_FAILED', message: expect.stringMatching(/ArrayBuffer was detached outside the pool/) }));
+      });
+
+      it_(`${name}: a parked block whose view of that size is cached, its slab detached through another array`, async () => {
+        const compat = make();
+        const held = malloc(compat);
+        for (let i = 0; i < 3; i++) compat.free(malloc(compat)); // the same size twice in a row: its view is cached on the record
+        await byobReadInto(held);
+        expectCompatRefused(compat, () => malloc(compat)); // never the cached view of length 0
+        compat.free(held);
+        expect(compat.stats()).toMatchObject({ mallocs: 4, frees: 4, doubleFrees: 0, foreignFrees: 0 });
+        expectCompatRefused(compat, () => malloc(compat));
+      });
+    }
+
+    it_('addressOf of a live array on the detached slab refuses with ERR_SLABPOOL_DETACHED, whether it was malloc\'d last or not', async () => {
+      const compat = make();
+      const [a, b] = [compat.mallocDouble(16), compat.mallocDouble(16)];
+      await byobReadInto(b);
+      for (const array of [a, b]) {
+        expect(thrown(() => compat.addressOf(array))).toEqual(expect.objectContaining({ code: 'ERR_SLABPOOL_DETACHED', message: expect.stringMatching(/^Cannot call addressOf\(\): slab 0's/) }));
+      }
+    });
+
+    it_('other classes and mallocArrayBuffer keep working', async () => {
+      const compat = make();
+      const array = compat.mallocDouble(16);
+      await byobReadInto(array);
+      compat.free(array);
+      expect(compat.mallocDouble(1000).length).toBe(1000); // another class, another slab
+      expect(compat.mallocArrayBuffer(100).byteLength).toBe(128);
+    });
+  });
+
+  it('mallocArrayBuffer never hands out a detached buffer: one a stream took before its free is dropped, and so is one taken after it (a stale reference)', async () => {
+    for (const strict of [false, true]) {
+      const compat = createTypedArrayPool({ backend, strict });
+      const taken = compat.mallocArrayBuffer(16);
+      await byobReadInto(new Uint8Array(taken));
+      compat.free(taken);
+      expect(compat.mallocArrayBuffer(16).byteLength).toBe(16);
+      const stale = compat.mallocArrayBuffer(32);
+      compat.free(stale);
+      enqueue(new Uint8Array(stale)); // after its free: it sat in the cache (unless strict)
+      compat.check();
+      const next = compat.mallocArrayBuffer(32);
+      expect(next.byteLength).toBe(32);
+      expect(compat.stats().arrayBuffers).toEqual({ live: 2, cached: 0, cachedBytes: 0, mallocs: 4, frees: 2 });
+      compat.check();
+    }
   });
 });
