@@ -18,7 +18,7 @@ import { H_LOCK, H_LOCK_TAKES, H_SLOTS, H_WAITERS, S_THREAD, recordOf } from './
  * The word holds the holder's slot + 1, so that threadExited() can tell a lock left held by a
  * thread that was terminated inside a depot operation (worker.terminate() stops JavaScript
  * anywhere) and take it over (shared-depot.ts Depot.repair), once the holder has shown no
- * progress for LOCK_TIMEOUT_MS: threadExited() may be called for a thread still running, whose
+ * progress for TAKEOVER_MS: threadExited() may be called for a thread still running, whose
  * lock must never be taken from under it. A thread waiting on the lock wakes
  * every WAIT_MS to look again, never forever on one notify. JavaScript cannot see that another
  * thread was terminated, and the thread that would call threadExited() from the worker's 'exit'
@@ -36,16 +36,22 @@ import { H_LOCK, H_LOCK_TAKES, H_SLOTS, H_WAITERS, S_THREAD, recordOf } from './
 const SPINS = 64;
 /** A sleeping waiter looks at the lock again at least this often. */
 const WAIT_MS = 50;
-/** A lock held this long by one holder, with no other taking of it, is taken as left by a dead thread. */
-export const LOCK_TIMEOUT_MS = 5000;
+/**
+ * A lock held this long by one holder with no other taking of it is taken over, when its holder
+ * is known to have exited (threadExited()) or died inside attach(): far longer than a live holder
+ * keeps it (microseconds; check() of the largest pool, a pass over 2^24 states, well under a second).
+ */
+export const TAKEOVER_MS = 2000;
+/** A waiter gives up (ERR_SLABPOOL_LOCK_TIMEOUT) after this long with no progress: well after a take-over would have come. */
+export const LOCK_TIMEOUT_MS = 10_000;
 
 /**
  * Takes the lock for `slot`. Blocks while another thread holds it; when one holder kept it for
- * LOCK_TIMEOUT_MS with no progress, takes it over if that holder is attach()'s (shared-handle.ts
+ * TAKEOVER_MS with no progress, takes it over if that holder is attach()'s (shared-handle.ts
  * claimSlot: a thread that died attaching, whose half-written slot record is harmless) or one
  * `exited` names (threadExited(): the caller says that thread ended), and returns true (the
- * caller then repairs what the dead holder may have left half done); else throws
- * ERR_SLABPOOL_LOCK_TIMEOUT, having taken nothing. A holder showing progress is never taken
+ * caller then repairs what the dead holder may have left half done); else, after LOCK_TIMEOUT_MS,
+ * throws ERR_SLABPOOL_LOCK_TIMEOUT, having taken nothing. A holder showing progress is never taken
  * over, whatever `exited` says: a live thread keeps its lock. Returns false when taken normally.
  */
 export function lock(words: Int32Array, slot: number, exited?: (holder: number) => boolean): boolean {
@@ -68,14 +74,14 @@ export function lock(words: Int32Array, slot: number, exited?: (holder: number) 
         seenHolder = holder;
         seenTakes = takes;
         since = now;
-      } else if (now - since >= LOCK_TIMEOUT_MS) {
+      } else if (now - since >= TAKEOVER_MS) {
         const dead = holder - 1;
         const attaching = dead === Atomics.load(words, H_SLOTS);
         if ((attaching || exited?.(dead) === true) && Atomics.compareExchange(words, H_LOCK, holder, me) === holder) {
           taken(words);
           return true;
         }
-        if (!attaching) throw depotLockTimeout(dead, Atomics.load(words, recordOf(dead) + S_THREAD), LOCK_TIMEOUT_MS);
+        if (now - since >= LOCK_TIMEOUT_MS) throw depotLockTimeout(dead, Atomics.load(words, recordOf(dead) + S_THREAD), LOCK_TIMEOUT_MS);
       }
       // Returns at once if the word changed since it was read: no wake-up is lost.
       Atomics.wait(words, H_LOCK, holder, WAIT_MS);

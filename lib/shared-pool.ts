@@ -396,7 +396,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    * back to the depot and their slots are marked ended; blocks they hold are counted in
    * stats().orphanedBlocks until reclaim(threadId). A thread that ended inside a depot operation
    * (worker.terminate() stops JavaScript anywhere) left the depot lock held: this takes it over
-   * once it has shown no progress for LOCK_TIMEOUT_MS (5 s; this call blocks that long) and
+   * once it has shown no progress for TAKEOVER_MS (2 s; this call blocks that long) and
    * rebuilds the depot from the block states. Returns the blocks given back. Called for a thread
    * still attached and running, it ends that attachment: every later call there throws
    * ERR_SLABPOOL_DESTROYED, having changed nothing (one racing with this call may still complete).
@@ -410,7 +410,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const slots = this.#slotsOf(id, SLOT_LIVE);
     if (slots.length === 0) return 0;
     // A lock one of its slots holds is taken over only once it has shown no progress for
-    // LOCK_TIMEOUT_MS (shared-lock.ts): never from a thread that is in fact still running.
+    // TAKEOVER_MS (shared-lock.ts): never from a thread that is in fact still running.
     const tookOver = lock(w, this.#slot, (holderSlot) => slots.includes(holderSlot));
     let n = 0;
     try {
