@@ -197,7 +197,8 @@ export function markedBuffersDetachable(): boolean {
  * Whether the `detach` option detaches this backend's slabs here: the js backend's and native
  * external ones always; native V8-owned ones (marked untransferable) only where a marked buffer
  * can be detached (not on Node >= 24), else trim() and destroy() leave their views as without it.
+ * `memory`: the pool's stats().memory where it is at hand (else a probe pool is made).
  */
-export function detachOptionDetaches(backend: Backend): boolean {
-  return backend === 'js' || memoryOf(backend) === 'external' || markedBuffersDetachable();
+export function detachOptionDetaches(backend: Backend, memory: 'external' | 'v8' = memoryOf(backend)): boolean {
+  return backend === 'js' || memory === 'external' || markedBuffersDetachable();
 }

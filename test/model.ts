@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { Backend, Lease, MemoryPool, Pin, PoolArray, PoolArrayConstructor, PoolOptions } from '../lib/index.js';
-import { expectAligned, fillWith, fragmentationOf, largestRun, makePool, markedBuffersDetachable, stampFor } from './helpers.js';
+import { detachOptionDetaches, expectAligned, fillWith, fragmentationOf, largestRun, makePool, stampFor } from './helpers.js';
 import { runSeeded, type Target } from './operations.js';
 
 /**
@@ -276,7 +276,7 @@ export class Harness implements Target {
     this.stride = this.pool.stats().stride;
     const memory = this.pool.stats().memory;
     // Where the option cannot detach (native V8-owned slabs on Node >= 24), released views stay as without it.
-    this.detach = (options.detach ?? process.env.SLABPOOL_DETACH === '1') && (backend === 'js' || memory === 'external' || markedBuffersDetachable());
+    this.detach = (options.detach ?? process.env.SLABPOOL_DETACH === '1') && detachOptionDetaches(backend, memory);
     this.released = memory === 'external' ? 'zeros' : 'unchanged';
   }
 
