@@ -1,3 +1,4 @@
+import { doubleReturn, notHeldHere } from './errors.js';
 import {
   CACHED,
   FREE,
@@ -178,6 +179,13 @@ export class Depot {
     return Atomics.load(this.words, this.r.runLen + i);
   }
 
+  /** The start of the run whose body holds block i (a scan back to the nearest run start). Lock-free: a read. */
+  runStartOf(i: number): number {
+    let s = i;
+    while (s > 0 && kindOf(this.stateOf(s)) === RUN_BODY) s--;
+    return s;
+  }
+
   /** Every block in slot's magazine back to the depot (its thread ended); how many. */
   flushSlot(slot: number): number {
     const cached = state(slot, CACHED);
@@ -290,6 +298,24 @@ export class Depot {
     if (free !== top) return `${free} blocks are free but the depot holds ${top}`;
     return null;
   }
+}
+
+/**
+ * Why block (or run) i, in state s, cannot be given back or handed off by the attachment in
+ * `slot`: ERR_SLABPOOL_DOUBLE_RETURN for a free block (or a run that is no longer one), else
+ * ERR_SLABPOOL_INVALID_ARG saying whose it is.
+ */
+export function refusal(depot: Depot, slot: number, name: string, i: number, s: number, run = false): Error {
+  const kind = kindOf(s);
+  if (run) {
+    if (kind !== RUN && kind !== RUN_TRANSIT) return doubleReturn(name, i, 'run');
+    return notHeldHere(name, `the run at block ${i}`, slotOf(s) === slot ? 'handed off by this thread' : `${describeState(s)}, another attachment`);
+  }
+  if (kind === FREE || kind === CACHED) return doubleReturn(name, i);
+  if (kind === RUN_BODY) return notHeldHere(name, `block ${i}`, `inside the run that starts at ${depot.runStartOf(i)}`);
+  if (kind === RUN || kind === RUN_TRANSIT) return notHeldHere(name, `block ${i}`, `the first block of ${describeState(s)}`);
+  if (slotOf(s) === slot) return notHeldHere(name, `block ${i}`, 'handed off by this thread');
+  return notHeldHere(name, `block ${i}`, `${describeState(s)}, another attachment`);
 }
 
 /** A state word in words: "held by slot 2" (slots are attachments: SharedPool.slot). */

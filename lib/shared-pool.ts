@@ -1,7 +1,7 @@
 import { threadId as currentThreadId } from 'node:worker_threads';
-import { checkFailed, closedAttachment, doubleReturn, foreignBlock, invalidRange, invalidType, notHeldHere, notInUse } from './errors.js';
+import { checkFailed, closedAttachment, foreignBlock, invalidRange, invalidType, notHeldHere, notInUse } from './errors.js';
 import type { PoolArray, PoolArrayConstructor } from './options.js';
-import { Depot, describeState } from './shared-depot.js';
+import { Depot, describeState, refusal } from './shared-depot.js';
 import { claimSlot, createHandle, validateHandle, type SharedPoolHandle } from './shared-handle.js';
 import {
   CACHED, C_ACQUIRES, C_CLAIMS, C_FAILURES, C_HANDOFFS, C_RETURNS, F_RECLAIMED, HELD, H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_STRIDE, H_TYPE,
@@ -41,6 +41,7 @@ import { POOL_TYPES, requireInteger } from './validate.js';
  *     (blockAt moves a block between threads without counting; a thread terminated inside a
  *     call may have counted it or not)
  *   this attachment's magazine: distinct indices, each CACHED for its slot, at most M of them
+ *   no block CACHED for an ended slot (a return racing threadExited() takes its block back: #cache)
  */
 
 /** Options of `new SharedPool(options)`: the MemoryPool options that apply (options.ts explains them), and maxThreads. */
@@ -247,7 +248,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const own = this.#ownIndex(block, 'block', `${this.#typeName} from getBlock()/getRun()/blockAt() or a block index`);
     if (own >= 0) {
       const i = own;
-      if (!this.#cache(i, this.#heldState)) throw this.#refusal('block', i, Atomics.load(this.#words, this.#depot.r.states + i));
+      if (!this.#cache(i, this.#heldState)) throw refusal(this.#depot, this.#slot, 'block', i, Atomics.load(this.#words, this.#depot.r.states + i));
       return;
     }
     const start = -own - 1;
@@ -299,7 +300,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const run = own < 0;
     const i = run ? -own - 1 : own;
     const from = run ? this.#runState : this.#heldState;
-    if (!this.#depot.cas(i, from, run ? this.#runTransitState : this.#transitState)) throw this.#refusal('block', i, this.#depot.stateOf(i), run);
+    if (!this.#depot.cas(i, from, run ? this.#runTransitState : this.#transitState)) throw refusal(this.#depot, this.#slot, 'block', i, this.#depot.stateOf(i), run);
     this.#f64[counterOf(this.#slot, C_HANDOFFS)]! += 1;
     return i;
   }
@@ -325,7 +326,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
         this.#f64[counterOf(this.#slot, C_CLAIMS)]! += 1;
         return kind === TRANSIT ? (this.#views[i] ?? this.#makeView(i)) : this.#runView(i, this.#depot.runLength(i));
       }
-      const why = kind === RUN_BODY ? `it is inside the run that starts at ${this.#runStartOf(i)}` : `it is ${describeState(s)}${kind === HELD || kind === RUN ? ': claimed already, or never handed off?' : ''}`;
+      const why = kind === RUN_BODY ? `it is inside the run that starts at ${this.#depot.runStartOf(i)}` : `it is ${describeState(s)}${kind === HELD || kind === RUN ? ': claimed already, or never handed off?' : ''}`;
       throw invalidRange('index', 'index of a block handed off with handOff() or held by this thread', index, why);
     }
   }
@@ -374,8 +375,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const w = this.#words;
     lock(w, this.#slot);
     try {
-      // Every block marked cached for this slot, not only the magazine's: after a threadExited()
-      // for this thread, a return may have cached a block that no flush will take back.
+      // Every block marked cached for this slot, not only the magazine's (a pass over the states,
+      // as threadExited()'s flush, rather than trusting this thread's count).
       this.#depot.flushSlot(this.#slot);
       Atomics.store(w, recordOf(this.#slot) + S_STATE, SLOT_ENDED);
     } finally {
@@ -427,7 +428,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
 
   /**
    * Frees every block and run still held by the ended attachments of thread `threadId` (after
-   * its close() or threadExited()), for when nothing will use them again; returns how many
+   * its close() or threadExited()), and any block still cached there (by a thread terminated in
+   * the middle of a returnBlock), for when nothing will use them again; returns how many
    * blocks. Blocks it handed off stay in transit for their receiver. O(capacity) under the depot
    * lock. Throws ERR_SLABPOOL_INVALID_ARG for a threadId that is not a non-negative integer,
    * this thread's own, or one with an attachment still open.
@@ -442,7 +444,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     lock(w, this.#slot);
     let n = 0;
     try {
-      for (const slot of this.#slotsOf(id, SLOT_ENDED)) n += this.#depot.reclaimSlot(slot);
+      // flushSlot too: a thread terminated inside returnBlock, between its compareExchange into the
+      // magazine and its look at the slot (#cache), after threadExited(), left that block cached.
+      for (const slot of this.#slotsOf(id, SLOT_ENDED)) n += this.#depot.flushSlot(slot) + this.#depot.reclaimSlot(slot);
       this.#f64[F_RECLAIMED]! += n;
     } finally {
       unlock(w, this.#slot);
@@ -523,7 +527,20 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    * a refused return flushes nothing).
    */
   #cache(i: number, from: number): boolean {
-    if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, from, this.#cachedState) !== from) return false;
+    const w = this.#words;
+    const at = this.#depot.r.states + i;
+    if (Atomics.compareExchange(w, at, from, this.#cachedState) !== from) return false;
+    if (Atomics.load(w, this.#slotStateAt) !== SLOT_LIVE) {
+      // threadExited() ended this attachment between the caller's check and the compareExchange,
+      // and its flush may have passed block i already: cached for an ended slot, nothing would
+      // ever free it. Take the block back to `from` (the call then changed nothing), unless that
+      // flush freed it since, in which case the return happened.
+      if (Atomics.compareExchange(w, at, this.#cachedState, from) === this.#cachedState) this.#stolen('returnBlock');
+      this.#f64[this.#returnsAt]! += 1;
+      this.#cached = 0;
+      this.#closed = 'ended by threadExited() in another thread';
+      return true;
+    }
     this.#f64[this.#returnsAt]! += 1;
     if (this.#cached === this.#magazine.length && !this.#flush(this.#batch)) {
       // threadExited() ended this attachment after the call began: the return happened (the
@@ -580,10 +597,10 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
         continue;
       }
       if (kind === RUN_BODY) {
-        const start = this.#runStartOf(i);
+        const start = this.#depot.runStartOf(i);
         throw invalidRange('index', 'index of a block or of the first block of a run', index, `it is inside the run that starts at ${start}; return the run or index ${start}`);
       }
-      throw this.#refusal('index', i, s, kind === RUN || kind === RUN_TRANSIT);
+      throw refusal(this.#depot, this.#slot, 'index', i, s, kind === RUN || kind === RUN_TRANSIT);
     }
   }
 
@@ -604,22 +621,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#f64[this.#returnsAt]! += 1;
       return true;
     }
-    if (strict) throw this.#refusal(name, start, this.#depot.stateOf(start), true);
+    if (strict) throw refusal(this.#depot, this.#slot, name, start, this.#depot.stateOf(start), true);
     return false;
-  }
-
-  /** Why block (or run) i, in state s, cannot be given back or handed off by this thread. */
-  #refusal(name: string, i: number, s: number, run = false): Error {
-    const kind = kindOf(s);
-    if (run) {
-      if (kind !== RUN && kind !== RUN_TRANSIT) return doubleReturn(name, i, 'run');
-      return notHeldHere(name, `the run at block ${i}`, slotOf(s) === this.#slot ? 'handed off by this thread' : `${describeState(s)}, another attachment`);
-    }
-    if (kind === 0 || kind === CACHED) return doubleReturn(name, i);
-    if (kind === RUN_BODY) return notHeldHere(name, `block ${i}`, `inside the run that starts at ${this.#runStartOf(i)}`);
-    if (kind === RUN || kind === RUN_TRANSIT) return notHeldHere(name, `block ${i}`, `the first block of ${describeState(s)}`);
-    if (slotOf(s) === this.#slot) return notHeldHere(name, `block ${i}`, 'handed off by this thread');
-    return notHeldHere(name, `block ${i}`, `${describeState(s)}, another attachment`);
   }
 
   /**
@@ -658,13 +661,6 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const view = new this.#type(this.#handle.blocks as unknown as ArrayBuffer, start * this.#stride, length) as T;
     this.#runs.set(start, view);
     return view;
-  }
-
-  /** The start of the run whose body holds block i (a scan back to the nearest run start). */
-  #runStartOf(i: number): number {
-    let s = i;
-    while (s > 0 && kindOf(this.#depot.stateOf(s)) === RUN_BODY) s--;
-    return s;
   }
 
   #checkMagazine(): string | null {

@@ -1,6 +1,7 @@
 import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SharedPool } from '../lib/index.js';
+import { CACHED, HELD, RUN, TRANSIT, kindOf, regions, slotOf, state } from '../lib/shared-layout.js';
 import { LOCK_TIMEOUT_MS, TAKEOVER_MS } from '../lib/shared-lock.js';
 import { fuzzSettings, thrownBy } from './helpers.js';
 import { start } from './shared-workers.js';
@@ -134,6 +135,83 @@ describe('SharedPool across worker_threads', () => {
       await w.worker.terminate();
     }
   }, 60_000);
+
+  it('keeps every block accounted for whichever atomic step of a call threadExited() interrupts: never cached for an ended slot, held where the thread believes', async () => {
+    // Each call of each kind, stopped at each of its atomic steps outside the depot lock (a worker
+    // replaces Atomics' functions to pause there) while this thread calls threadExited() for it.
+    // At step 2 of returnBlock (after the check of the slot, before the compareExchange into the
+    // magazine) the block was left cached for the ended slot: neither free nor orphaned.
+    const ops = ['returnBlock', 'returnIndex', 'flush', 'getBlock', 'refill', 'getRun', 'handOff', 'blockAt', 'returnTransit'];
+    const numBlocks = 128;
+    let cases = 0;
+    for (const op of ops) {
+      for (let step = 1; ; step++) {
+        const pool = new SharedPool({ blockSize: 2, numBlocks, maxThreads: 2 });
+        const transit = pool.handOff(pool.getBlock()!);
+        const ctl = new Int32Array(new SharedArrayBuffer(8));
+        const w = start({ mode: 'interleave', handle: pool.handle, ctl: ctl.buffer, op, step, transit });
+        const { threadId: id, slot } = await w.next<{ threadId: number; slot: number }>();
+        while (Atomics.load(ctl, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        pool.threadExited(id);
+        Atomics.store(ctl, 1, 1);
+        Atomics.notify(ctl, 1);
+        const report = await w.next<{ reached: boolean; code: string | null; held: number[]; handedOff: number[] }>();
+        await w.worker.terminate();
+        const where = `${op}, paused at step ${step}: ${JSON.stringify(report)}`;
+        expect(report.code, where).toBeOneOf([null, 'ERR_SLABPOOL_DESTROYED']);
+        expect(() => pool.check(), where).not.toThrow();
+        const words = new Int32Array(pool.handle.meta);
+        const { states, runLen } = regions(numBlocks, 2);
+        // The blocks in state `kind` for the worker's slot; a run (whose body blocks name no slot) as all its blocks.
+        const of = (kinds: number[]): number[] => {
+          const out: number[] = [];
+          for (let i = 0; i < numBlocks; i++) {
+            const s = words[states + i]!;
+            if (slotOf(s) !== slot || !kinds.includes(kindOf(s))) continue;
+            for (let j = 0; j < (kindOf(s) === RUN ? words[runLen + i]! : 1); j++) out.push(i + j);
+          }
+          return out;
+        };
+        expect({ where, cached: of([CACHED]), held: of([HELD, RUN]), handedOff: of([TRANSIT]) }).toEqual({
+          where,
+          cached: [],
+          held: [...report.held].sort((a, b) => a - b),
+          handedOff: report.handedOff,
+        });
+        expect(pool.stats().orphanedBlocks, where).toBe(report.held.length);
+        cases++;
+        if (!report.reached) break;
+      }
+    }
+    expect(cases).toBeGreaterThan(ops.length * 2);
+  }, 60_000);
+
+  it('frees at reclaim() a block a thread terminated inside returnBlock left cached after threadExited() ended it', async () => {
+    // Paused before its compareExchange into the magazine (step 2) while threadExited() ends the
+    // slot and flushes, then terminated before it looks at the slot again (step 3) and takes the
+    // block back: the block is cached for an ended slot, which only reclaim() can see to.
+    const numBlocks = 128;
+    const pool = new SharedPool({ blockSize: 2, numBlocks, maxThreads: 2 });
+    const ctl = new Int32Array(new SharedArrayBuffer(8));
+    const w = start({ mode: 'interleave', handle: pool.handle, ctl: ctl.buffer, op: 'returnBlock', step: [2, 3] });
+    const { threadId: id, slot } = await w.next<{ threadId: number; slot: number }>();
+    const pausedAt = async (k: number): Promise<void> => {
+      while (Atomics.load(ctl, 0) < k) await new Promise((resolve) => setTimeout(resolve, 1));
+    };
+    await pausedAt(1);
+    expect(pool.threadExited(id)).toBeGreaterThan(0); // the magazine a refill filled
+    Atomics.store(ctl, 1, 1);
+    Atomics.notify(ctl, 1);
+    await pausedAt(2);
+    await w.worker.terminate();
+    const words = new Int32Array(pool.handle.meta);
+    const { states } = regions(numBlocks, 2);
+    const cachedThere = [...words.subarray(states, states + numBlocks)].filter((s) => s === state(slot, CACHED)).length;
+    expect({ cachedThere, ...pool.stats() }).toMatchObject({ cachedThere: 1, cachedBlocks: 1, orphanedBlocks: 1, inUseBlocks: 1 });
+    expect(pool.reclaim(id)).toBe(2);
+    expect(pool.stats()).toMatchObject({ cachedBlocks: 0, orphanedBlocks: 0, inUseBlocks: 0, freeBlocks: numBlocks });
+    pool.check();
+  });
 
   it('survives a worker terminated in the middle of the fuzz: its magazine comes back, its blocks are orphaned and reclaimed, every block accounted for', async () => {
     const pool = new SharedPool({ blockSize: 4, numBlocks: 200 });

@@ -6,7 +6,7 @@ const path = require('node:path');
 const { parentPort, workerData, threadId } = require('node:worker_threads');
 const { SharedPool } = require(path.join(__dirname, '..', 'dist', 'index.js'));
 
-const modes = { handoff, race, hold, lockAndHang, fuzz, busy, attachAndHang };
+const modes = { handoff, race, hold, lockAndHang, fuzz, busy, attachAndHang, interleave };
 
 (async () => {
   try {
@@ -189,6 +189,106 @@ function lockAndHang({ handle }) {
   Atomics.sub(words, H_TOP, 2);
   parentPort.postMessage({ ready: true, threadId, slot: pool.slot });
   for (;;);
+}
+
+/**
+ * One pool call, `op`, stopped at its `step`-th atomic access of the pool's metadata (Atomics
+ * load, store, compareExchange, exchange, add or sub; accesses of the lock words, and those made
+ * while this thread holds the depot lock, are not counted: a pause there would only make
+ * threadExited() wait for the lock). At the pause it sets ctl[0] = 1 and waits for ctl[1]; the
+ * main thread calls threadExited() for this thread in between. `step` may be a list of steps. ctl[0] = 2 if the call ended
+ * before reaching that step. Then posts what the call did and the blocks this thread believes
+ * it holds, and the ones it believes it handed off. `transit` is a block the main thread handed off.
+ */
+function interleave({ handle, ctl: ctlBuffer, op, step, transit }) {
+  const steps = [step].flat(); // or several: the k-th pause sets ctl[0] = k and waits for ctl[1] >= k
+  const ctl = new Int32Array(ctlBuffer);
+  const layout = require(path.join(__dirname, '..', 'dist', 'shared-layout.js'));
+  const pool = SharedPool.attach(handle);
+  const words = new Int32Array(handle.meta);
+  const stride = pool.stats().stride;
+  const at = (view) => view.byteOffset / stride;
+  const capacity = pool.numBlocks;
+  const states = layout.regions(capacity, words[layout.H_SLOTS]).states;
+  const magazine = words[layout.H_MAGAZINE];
+  const cachedHere = () => {
+    let n = 0;
+    for (let i = 0; i < capacity; i++) if (words[states + i] === layout.state(pool.slot, layout.CACHED)) n++;
+    return n;
+  };
+  const held = new Map(); // index -> view
+  const take = () => {
+    const b = pool.getBlock();
+    held.set(at(b), b);
+    return b;
+  };
+  const give = (i) => {
+    pool.returnBlock(held.get(i));
+    held.delete(i);
+  };
+  const handedOff = [];
+  // Set-up: two blocks held, the magazine partly full; then what the op needs.
+  take();
+  take();
+  if (op === 'refill') while (cachedHere() > 0) take();
+  if (op === 'flush') {
+    while (held.size < magazine + 1 || cachedHere() > 0) take();
+    for (const i of [...held.keys()].slice(0, magazine)) give(i);
+  }
+  const first = () => held.keys().next().value;
+  const ops = {
+    returnBlock: () => give(first()),
+    returnIndex: () => {
+      const i = first();
+      pool.returnBlock(i);
+      held.delete(i);
+    },
+    flush: () => give(first()),
+    getBlock: () => take(),
+    refill: () => take(),
+    getRun: () => {
+      const run = pool.getRun(3);
+      for (let j = 0; j < 3; j++) held.set(at(run) + j, run);
+    },
+    handOff: () => {
+      const i = first();
+      handedOff.push(pool.handOff(held.get(i)));
+      held.delete(i);
+    },
+    blockAt: () => held.set(transit, pool.blockAt(transit)),
+    returnTransit: () => pool.returnBlock(transit),
+  };
+  const real = {};
+  for (const name of ['load', 'store', 'compareExchange', 'exchange', 'add', 'sub']) real[name] = Atomics[name];
+  const skipped = new Set([layout.H_LOCK, layout.H_WAITERS, layout.H_LOCK_TAKES]);
+  let seen = 0;
+  let reached = false;
+  for (const name of Object.keys(real)) {
+    Atomics[name] = function (ta, index, ...rest) {
+      if (!reached && ta.buffer === handle.meta && !skipped.has(index) && real.load(words, layout.H_LOCK) !== pool.slot + 1 && steps.includes(++seen)) {
+        const k = steps.indexOf(seen) + 1;
+        reached = k === steps.length;
+        real.store(ctl, 0, k);
+        Atomics.notify(ctl, 0);
+        while (real.load(ctl, 1) < k) Atomics.wait(ctl, 1, real.load(ctl, 1));
+      }
+      return real[name](ta, index, ...rest);
+    };
+  }
+  parentPort.postMessage({ ready: true, threadId, slot: pool.slot });
+  let code = null;
+  try {
+    ops[op]();
+  } catch (err) {
+    code = err.code ?? `${err.stack}`;
+  }
+  Object.assign(Atomics, real);
+  if (!reached) {
+    Atomics.store(ctl, 0, 2);
+    Atomics.notify(ctl, 0);
+    Atomics.wait(ctl, 1, 0); // threadExited() runs after the call here
+  }
+  parentPort.postMessage({ reached, code, held: [...held.keys()], handedOff });
 }
 
 /** mulberry32, as test/helpers.ts rng. */
