@@ -16,6 +16,7 @@ import {
   kindOf,
   recordOf,
   regions,
+  slotKind,
   slotOf,
   state,
   type Regions,
@@ -288,7 +289,7 @@ export class Depot {
       if (i < runEnd) return `block ${i} is ${describeState(s)} inside the run that ends at ${runEnd - 1}`;
       if (kind === FREE) return `block ${i} is free with slot bits ${slot}`;
       if (slot >= slots) return `block ${i} is ${KIND_NAMES[kind]} for slot ${slot}, past the ${slots} slots`;
-      if (Atomics.load(words, recordOf(slot) + S_STATE) === SLOT_FREE) return `block ${i} is ${KIND_NAMES[kind]} for slot ${slot}, which was never attached`;
+      if (slotKind(Atomics.load(words, recordOf(slot) + S_STATE)) === SLOT_FREE) return `block ${i} is ${KIND_NAMES[kind]} for slot ${slot}, which was never attached`;
       if (kind === RUN || kind === RUN_TRANSIT) {
         const k = words[r.runLen + i]!;
         if (!(k >= 1 && i + k <= capacity)) return `the run at ${i} has length ${k}, past the pool's ${capacity} blocks`;

@@ -3,7 +3,7 @@ import { invalidRange, invalidType, nativeUnavailable, outOfMemory } from './err
 import { Depot } from './shared-depot.js';
 import {
   H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_MAGIC, H_SERIAL, H_SLOTS, H_STRIDE, H_TYPE, H_VERSION,
-  MAGIC, RUN_BODY, SLOT_ENDED, SLOT_FREE, SLOT_LIVE, S_SERIAL, S_STATE, S_THREAD, VERSION,
+  MAGIC, RUN_BODY, SLOT_ENDED, SLOT_FREE, SLOT_LIVE, S_SERIAL, S_STATE, S_THREAD, VERSION, slotKind, slotWord,
   kindOf, magazineSize, recordOf, regions, slotOf,
 } from './shared-layout.js';
 import { lock, unlock } from './shared-lock.js';
@@ -118,33 +118,35 @@ export function createHandle(options: unknown): SharedPoolHandle {
 
 /**
  * A thread slot for a new attachment: a never-used one first, else an ended one that holds no
- * block in any state (its counters are kept: stats() sums every slot). Under the depot lock. Throws a
+ * block in any state (its counters are kept: stats() sums every slot). Under the depot lock.
+ * Returns the slot and its S_STATE word while this attachment is live (slotWord). Throws a
  * RangeError naming `handle` when every slot is taken.
  */
-export function claimSlot(w: Int32Array, depot: Depot, handle: SharedPoolHandle): number {
+export function claimSlot(w: Int32Array, depot: Depot, handle: SharedPoolHandle): [slot: number, live: number] {
   const slots = depot.slots;
   // The lock word names its holder's slot; until this attachment has one, it holds the lock as
   // `slots`, one past the last, which threadExited() never mistakes for a thread's.
   lock(w, slots);
   try {
     let chosen = -1;
-    for (let slot = 0; slot < slots && chosen < 0; slot++) if (Atomics.load(w, recordOf(slot) + S_STATE) === SLOT_FREE) chosen = slot;
+    for (let slot = 0; slot < slots && chosen < 0; slot++) if (slotKind(Atomics.load(w, recordOf(slot) + S_STATE)) === SLOT_FREE) chosen = slot;
     if (chosen < 0) {
       const busy = new Uint8Array(slots);
       for (let i = 0; i < depot.capacity; i++) {
         const s = depot.stateOf(i);
         if (s !== 0 && kindOf(s) !== RUN_BODY) busy[slotOf(s)] = 1;
       }
-      for (let slot = 0; slot < slots && chosen < 0; slot++) if (busy[slot] === 0 && Atomics.load(w, recordOf(slot) + S_STATE) === SLOT_ENDED) chosen = slot;
+      for (let slot = 0; slot < slots && chosen < 0; slot++) if (busy[slot] === 0 && slotKind(Atomics.load(w, recordOf(slot) + S_STATE)) === SLOT_ENDED) chosen = slot;
     }
     if (chosen < 0) {
       throw invalidRange('handle', `a pool with a free thread slot (maxThreads is ${slots})`, handle, 'every slot is attached or holds blocks: close() attachments, or threadExited() and reclaim() for threads that ended');
     }
     const at = recordOf(chosen);
+    const live = slotWord(Atomics.add(w, H_SERIAL, 1), SLOT_LIVE);
     Atomics.store(w, at + S_THREAD, currentThreadId);
-    Atomics.store(w, at + S_SERIAL, Atomics.add(w, H_SERIAL, 1));
-    Atomics.store(w, at + S_STATE, SLOT_LIVE);
-    return chosen;
+    Atomics.store(w, at + S_SERIAL, live >>> 2);
+    Atomics.store(w, at + S_STATE, live);
+    return [chosen, live];
   } finally {
     unlock(w, slots);
   }

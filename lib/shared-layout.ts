@@ -52,7 +52,8 @@ export const H_LOCK_TAKES = 13;
 export const F_RECLAIMED = 7;
 
 export const MAGIC = 0x534c4250; // 'SLBP'
-export const VERSION = 1;
+/** 2: slot state words carry the attachment's serial. */
+export const VERSION = 2;
 export const WORDS_PER_RECORD = 16;
 
 /** A slot record's words, from the record's first word. */
@@ -66,11 +67,26 @@ export const C_FAILURES = 4;
 export const C_HANDOFFS = 5;
 export const C_CLAIMS = 6;
 
-/** Slot states. */
+/**
+ * Slot states: the low 2 bits of a slot's S_STATE word (slotKind). The rest of the word is the
+ * serial of the attachment that claimed the slot (slotWord), so that an attachment ended by
+ * threadExited() while its thread runs, whose slot another attachment then took, sees with one
+ * load that the slot is no longer its own: its stale magazine lists blocks the new attachment
+ * may hold cached for the same slot number.
+ */
 export const SLOT_FREE = 0;
 export const SLOT_LIVE = 1;
 /** Its thread closed its attachment or ended (threadExited); blocks it still holds are orphaned until reclaim(). */
 export const SLOT_ENDED = 2;
+
+export function slotKind(word: number): number {
+  return word & 3;
+}
+
+/** The S_STATE word of the attachment with `serial` (H_SERIAL when it attached, 29 bits kept) in slot state `kind`. */
+export function slotWord(serial: number, kind: number): number {
+  return ((serial & 0x1fffffff) << 2) | kind;
+}
 
 /**
  * Block kinds: the low 4 bits of a state word; the slot of the thread concerned is the rest

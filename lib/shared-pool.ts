@@ -5,7 +5,7 @@ import { Depot, describeState, refusal } from './shared-depot.js';
 import { claimSlot, createHandle, validateHandle, type SharedPoolHandle } from './shared-handle.js';
 import {
   CACHED, C_ACQUIRES, C_CLAIMS, C_FAILURES, C_HANDOFFS, C_RETURNS, F_RECLAIMED, HELD, H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_STRIDE, H_TYPE,
-  RUN, RUN_BODY, RUN_TRANSIT, SLOT_ENDED, SLOT_LIVE, S_STATE, S_THREAD, TRANSIT, batchOf, counterOf, kindOf, recordOf, slotOf, state,
+  RUN, RUN_BODY, RUN_TRANSIT, SLOT_ENDED, SLOT_LIVE, S_STATE, S_THREAD, TRANSIT, batchOf, counterOf, kindOf, recordOf, slotKind, slotOf, state,
 } from './shared-layout.js';
 import { lock, unlock } from './shared-lock.js';
 import { scan, type SharedPoolStats } from './shared-stats.js';
@@ -103,8 +103,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #runTransitState: number;
   readonly #acquiresAt: number;
   readonly #returnsAt: number;
-  /** This attachment's slot state word: SLOT_LIVE until close() or threadExited() ends it. */
+  /** This attachment's slot state word: #liveWord until close() or threadExited() ends it (or the slot is another attachment's since). */
   readonly #slotStateAt: number;
+  readonly #liveWord: number;
   #closed: string | null = null;
 
   /**
@@ -136,8 +137,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     this.#magazine = new Int32Array(m);
     this.#batch = batchOf(m);
     this.#scratch = new Int32Array(Math.max(m, 1));
-    const slot = claimSlot(w, this.#depot, handle);
+    const [slot, live] = claimSlot(w, this.#depot, handle);
     this.#slot = slot;
+    this.#liveWord = live;
     this.#cachedState = state(slot, CACHED);
     this.#heldState = state(slot, HELD);
     this.#transitState = state(slot, TRANSIT);
@@ -214,7 +216,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    * refill from the depot under its lock. Throws ERR_SLABPOOL_DESTROYED after close().
    */
   getBlock(): T | null {
-    if (Atomics.load(this.#words, this.#slotStateAt) !== SLOT_LIVE) this.#ended('getBlock');
+    if (Atomics.load(this.#words, this.#slotStateAt) !== this.#liveWord) this.#ended('getBlock');
     if (this.#cached === 0 && !this.#refill()) return null;
     const i = this.#magazine[--this.#cached]!;
     if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, this.#cachedState, this.#heldState) !== this.#cachedState) {
@@ -239,7 +241,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     // The hot path: a block view this attachment made (identity with the view it keeps for the
     // index its offset names), taken back with one compareExchange. ArrayBuffer.isView first, so
     // that no getter of an arbitrary object runs.
-    if (ArrayBuffer.isView(block) && Atomics.load(this.#words, this.#slotStateAt) === SLOT_LIVE) {
+    if (ArrayBuffer.isView(block) && Atomics.load(this.#words, this.#slotStateAt) === this.#liveWord) {
       const i = block.byteOffset / this.#stride;
       if (this.#views[i] === block && this.#cache(i, this.#heldState)) return;
     }
@@ -269,7 +271,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     let start: number;
     try {
       // Ended by threadExited() since the call began: refused before anything changes.
-      if (Atomics.load(w, this.#slotStateAt) !== SLOT_LIVE) this.#stolen('getRun');
+      if (Atomics.load(w, this.#slotStateAt) !== this.#liveWord) this.#stolen('getRun');
       start = this.#depot.acquireRun(k, this.#slot);
       if (start < 0 && this.#cached > 0) {
         this.#flushLocked(this.#cached); // cannot fail: the slot is live and only threadExited() ends it, under this lock
@@ -375,10 +377,13 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const w = this.#words;
     lock(w, this.#slot);
     try {
-      // Every block marked cached for this slot, not only the magazine's (a pass over the states,
-      // as threadExited()'s flush, rather than trusting this thread's count).
-      this.#depot.flushSlot(this.#slot);
-      Atomics.store(w, recordOf(this.#slot) + S_STATE, SLOT_ENDED);
+      // Unless threadExited() ended this attachment already (its slot may be another's since):
+      // every block marked cached for this slot, not only the magazine's (a pass over the
+      // states, as threadExited()'s flush, rather than trusting this thread's count).
+      if (Atomics.load(w, this.#slotStateAt) === this.#liveWord) {
+        this.#depot.flushSlot(this.#slot);
+        Atomics.store(w, this.#slotStateAt, this.#liveWord - SLOT_LIVE + SLOT_ENDED);
+      }
     } finally {
       unlock(w, this.#slot);
     }
@@ -416,8 +421,10 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     let n = 0;
     try {
       if (tookOver) this.#depot.repair();
-      for (const slot of slots) {
-        Atomics.store(w, recordOf(slot) + S_STATE, SLOT_ENDED);
+      // Looked up again under the lock: one of them may have closed meanwhile.
+      for (const slot of this.#slotsOf(id, SLOT_LIVE)) {
+        const at = recordOf(slot) + S_STATE;
+        Atomics.store(w, at, Atomics.load(w, at) - SLOT_LIVE + SLOT_ENDED);
         n += this.#depot.flushSlot(slot);
       }
     } finally {
@@ -494,7 +501,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
 
   #live(method: string): void {
     if (this.#closed !== null) throw closedAttachment(method, this.#closed);
-    if (Atomics.load(this.#words, this.#slotStateAt) !== SLOT_LIVE) this.#ended(method);
+    if (Atomics.load(this.#words, this.#slotStateAt) !== this.#liveWord) this.#ended(method);
   }
 
   /** This attachment's slot was ended by threadExited() in another thread: nothing is changed, and from now on every call throws. */
@@ -510,7 +517,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     lock(w, this.#slot);
     let n: number;
     try {
-      if (Atomics.load(w, recordOf(this.#slot) + S_STATE) !== SLOT_LIVE) this.#stolen('getBlock');
+      if (Atomics.load(w, this.#slotStateAt) !== this.#liveWord) this.#stolen('getBlock');
       n = this.#depot.take(this.#batch, this.#slot, this.#scratch);
     } finally {
       unlock(w, this.#slot);
@@ -530,7 +537,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const w = this.#words;
     const at = this.#depot.r.states + i;
     if (Atomics.compareExchange(w, at, from, this.#cachedState) !== from) return false;
-    if (Atomics.load(w, this.#slotStateAt) !== SLOT_LIVE) {
+    if (Atomics.load(w, this.#slotStateAt) !== this.#liveWord) {
       // threadExited() ended this attachment between the caller's check and the compareExchange,
       // and its flush may have passed block i already: cached for an ended slot, nothing would
       // ever free it. Take the block back to `from` (the call then changed nothing), unless that
@@ -688,7 +695,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const out: number[] = [];
     for (let slot = 0; slot < this.#depot.slots; slot++) {
       const at = recordOf(slot);
-      if (Atomics.load(w, at + S_STATE) === st && Atomics.load(w, at + S_THREAD) === id) out.push(slot);
+      if (slotKind(Atomics.load(w, at + S_STATE)) === st && Atomics.load(w, at + S_THREAD) === id) out.push(slot);
     }
     return out;
   }

@@ -20,6 +20,7 @@ import {
   counterOf,
   kindOf,
   recordOf,
+  slotKind,
   slotOf,
 } from './shared-layout.js';
 
@@ -112,7 +113,7 @@ export function scan(depot: Depot, f64: Float64Array, c: StatsContext): SharedPo
   let handOffs = 0;
   let claims = 0;
   for (let slot = 0; slot < slots; slot++) {
-    const st = Atomics.load(words, recordOf(slot) + S_STATE);
+    const st = slotKind(Atomics.load(words, recordOf(slot) + S_STATE));
     if (st === SLOT_LIVE) threads++;
     if (st === SLOT_ENDED) ended[slot] = 1;
     acquires += f64[counterOf(slot, C_ACQUIRES)]!;

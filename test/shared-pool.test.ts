@@ -100,7 +100,7 @@ describe('SharedPool handle and attach', () => {
     const pool = new SharedPool({ blockSize: 8, numBlocks: 16 });
     const handle = pool.handle;
     expect(Object.isFrozen(handle)).toBe(true);
-    expect(handle).toMatchObject({ kind: 'slabpool.SharedPool', version: 1, backend: 'js', type: 'Float64Array', blockShape: [8] });
+    expect(handle).toMatchObject({ kind: 'slabpool.SharedPool', version: 2, backend: 'js', type: 'Float64Array', blockShape: [8] });
     const other = SharedPool.attach(structuredClone(handle));
     expect(other.slot).toBe(1);
     const block = pool.getBlock()!;
@@ -117,7 +117,7 @@ describe('SharedPool handle and attach', () => {
     const h = pool.handle;
     rejects(() => SharedPool.attach(null as never), arg('TypeError', /^Expected SharedPool handle \(pool\.handle from the thread that made the pool\) for handle but received null$/));
     rejects(() => SharedPool.attach({} as never), arg('TypeError', /for handle but received an instance of Object$/));
-    rejects(() => SharedPool.attach({ ...h, version: 2 } as never), arg('RangeError', /^Expected a handle of layout version 1 for handle but received an instance of Object \(it has version 2: made by another slabpool version\)$/));
+    rejects(() => SharedPool.attach({ ...h, version: 1 } as never), arg('RangeError', /^Expected a handle of layout version 2 for handle but received an instance of Object \(it has version 1: made by another slabpool version\)$/));
     rejects(() => SharedPool.attach({ ...h, type: 'Int32Array' } as never), arg('RangeError', /\(its type Int32Array differs from the metadata's\)$/));
     rejects(() => SharedPool.attach({ ...h, blockShape: [9] } as never), arg('RangeError', /\(its blockShape differs from the metadata's block length\)$/));
     rejects(() => SharedPool.attach({ ...h, meta: new SharedArrayBuffer(h.meta.byteLength) } as never), arg('RangeError', /\(its meta buffer is not a shared pool's metadata\)$/));

@@ -112,6 +112,32 @@ describe('SharedPool across worker_threads', () => {
     pool.check();
   });
 
+  it('refuses every call of an attachment ended by threadExited() even after a new thread took its slot: no block taken from the new one\'s magazine', async () => {
+    // The ended attachment's magazine still lists blocks the new attachment of the same slot may
+    // have in its own magazine (cached for the same slot number): a check of the slot that sees
+    // it live again, the new attachment's, would let the old one take them, two owners.
+    // Two of them: the first calls getBlock, the second close() (which must neither flush the
+    // new attachment's magazine nor end its slot).
+    const pool = new SharedPool({ blockSize: 4, numBlocks: 256, maxThreads: 3 });
+    const old = [start({ mode: 'hold', handle: pool.handle, take: 4, give: 4 }), start({ mode: 'hold', handle: pool.handle, take: 4, give: 4 })];
+    const was = await Promise.all(old.map((w) => w.next<{ threadId: number; slot: number }>()));
+    for (const { threadId: id } of was) expect(pool.threadExited(id)).toBe(8); // a batch of 8 each, all back in the magazine
+    const fresh = [start({ mode: 'hold', handle: pool.handle, take: 1, give: 0 }), start({ mode: 'hold', handle: pool.handle, take: 1, give: 0 })];
+    const now = await Promise.all(fresh.map((w) => w.next<{ slot: number }>()));
+    expect(now.map((x) => x.slot).sort()).toEqual(was.map((x) => x.slot).sort());
+    expect(pool.stats()).toMatchObject({ cachedBlocks: 14, inUseBlocks: 2, threads: 3 });
+    old[0]!.worker.postMessage({ take: 8 });
+    expect(await old[0]!.next()).toMatchObject({ got: 0, code: 'ERR_SLABPOOL_DESTROYED', closed: true });
+    old[1]!.worker.postMessage({ close: true });
+    expect(await old[1]!.next()).toEqual({ closed: true });
+    expect(pool.stats()).toMatchObject({ cachedBlocks: 14, inUseBlocks: 2, threads: 3 });
+    for (const w of fresh) w.worker.postMessage({ take: 7 });
+    expect(await Promise.all(fresh.map((w) => w.next()))).toEqual([{ got: 7, code: null }, { got: 7, code: null }]);
+    expect(pool.stats()).toMatchObject({ cachedBlocks: 0, inUseBlocks: 16, orphanedBlocks: 0, threads: 3 });
+    pool.check();
+    await Promise.all([...old, ...fresh].map((w) => w.worker.terminate()));
+  });
+
   it('never takes the depot lock from under a thread still running when threadExited() is called for it: no block handed out twice, every block accounted for', async () => {
     for (let round = 0; round < 3; round++) {
       const pool = new SharedPool({ blockSize: 2, numBlocks: 20_000 });

@@ -109,7 +109,12 @@ async function hold({ handle, take, give }) {
   blocks.forEach((b, i) => b.fill(i + 1));
   parentPort.postMessage({ ready: true, threadId, slot: pool.slot, held: blocks.map((b) => pool.indexOf(b)) });
   // On { take: n }: n more getBlock calls; posts how many came and the code of what was thrown.
-  parentPort.on('message', ({ take: more }) => {
+  // On { close: true }: close(), and posts { closed }.
+  parentPort.on('message', ({ take: more, close }) => {
+    if (close) {
+      pool.close();
+      return parentPort.postMessage({ closed: pool.closed });
+    }
     let got = 0;
     try {
       for (; got < more; got++) pool.getBlock();
