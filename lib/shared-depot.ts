@@ -16,6 +16,7 @@ import {
   kindOf,
   recordOf,
   regions,
+  genOfState,
   slotKind,
   slotOf,
   state,
@@ -29,22 +30,26 @@ import {
  * grain: a refill pops ceil(M / 2) indices and a flush pushes as many, one lock round-trip each.
  * Every method here runs with the depot lock held (shared-lock.ts) unless it says otherwise.
  *
- * Block state transitions (state words, shared-layout.ts), and who makes them:
+ * Block state transitions (state words, shared-layout.ts), and who makes them; t is an
+ * attachment (its slot and generation), t0 the same slot with generation 0 (t ended: orphans):
  *   FREE -> CACHED|t           take(), refill of t's magazine               under the lock
- *   CACHED|t -> FREE           give() (t's flush), threadExited(t)          under the lock
+ *   CACHED|t -> FREE           give() (t's flush), end(t), reclaim          under the lock
  *   CACHED|t -> HELD|t         getBlock in t                                compareExchange, no lock
  *   HELD|t -> CACHED|t         returnBlock in t                             compareExchange, no lock
  *   HELD|t -> TRANSIT|t        handOff in t                                 compareExchange, no lock
  *   TRANSIT|s -> HELD|t        blockAt in t (s != t), the claim             compareExchange, no lock
  *   TRANSIT|s -> CACHED|t      returnBlock(index) in t (s != t)             compareExchange, no lock
- *   HELD|t -> FREE             reclaim(t) of an ended slot                  compareExchange, under the lock
+ *   HELD|t -> HELD|t0          end(t): close(), threadExited()              compareExchange, under the lock
+ *   HELD|t0 -> FREE            reclaim() of the ended slot                  compareExchange, under the lock
  *   FREE -> RUN|t, RUN_BODY    getRun in t                                  under the lock
  *   RUN|t <-> RUN_TRANSIT|t    handOff of a run in t / claim by blockAt     compareExchange, no lock
- *   RUN|t or RUN_TRANSIT|s -> FREE   returnBlock of a run; reclaim           compareExchange, under the lock
+ *   RUN|t -> RUN|t0            end(t)                                       compareExchange, under the lock
+ *   RUN|t, RUN|t0 or RUN_TRANSIT|s -> FREE   returnBlock of a run; reclaim  compareExchange, under the lock
  * Every transition out of a state another thread may also leave is a compareExchange, so of two
  * threads racing for one block exactly one wins (the other reads what the winner wrote and is
  * refused). FREE is entered and left only under the lock, so the stack and the FREE words always
- * agree when the lock is free.
+ * agree when the lock is free. Since end(t) leaves no word CACHED|t or HELD|t behind, t's own
+ * getBlock and returnBlock need no look at its slot: after the end their compareExchange fails.
  *
  * Not followed: mimalloc's thread-free lists (Leijen et al., "Mimalloc: Free List Sharding in
  * Action", 2019) send a block freed by another thread back to the page of the thread that
@@ -94,12 +99,12 @@ export class Depot {
     return Atomics.compareExchange(this.words, this.r.states + i, from, to) === from;
   }
 
-  /** Pops up to n free blocks into out[0..), marked CACHED for `slot`; returns how many. */
-  take(n: number, slot: number, out: Int32Array): number {
+  /** Pops up to n free blocks into out[0..), marked CACHED for `owner` (state(slot, 0, gen)); returns how many. */
+  take(n: number, owner: number, out: Int32Array): number {
     const { words, r } = this;
     let top = words[H_TOP]!;
     const count = Math.min(n, top);
-    const cached = state(slot, CACHED);
+    const cached = owner | CACHED;
     for (let j = 0; j < count; j++) {
       const i = words[r.stack + --top]!;
       words[r.pos + i] = -1;
@@ -111,12 +116,12 @@ export class Depot {
   }
 
   /**
-   * Pushes `count` blocks of slot's magazine (indices in `from`) back. All or nothing: false,
-   * with nothing changed, when one of them is not CACHED for slot (threadExited took the
+   * Pushes `count` blocks of owner's magazine (indices in `from`) back. All or nothing: false,
+   * with nothing changed, when one of them is not CACHED for owner (threadExited took the
    * magazine of a thread still running).
    */
-  give(from: Int32Array, count: number, slot: number): boolean {
-    const cached = state(slot, CACHED);
+  give(from: Int32Array, count: number, owner: number): boolean {
+    const cached = owner | CACHED;
     for (let j = 0; j < count; j++) if (this.stateOf(from[j]!) !== cached) return false;
     for (let j = 0; j < count; j++) this.push(from[j]!);
     return true;
@@ -145,10 +150,10 @@ export class Depot {
   }
 
   /**
-   * First fit: the lowest k contiguous FREE blocks, made a run owned by slot; their start, or -1.
+   * First fit: the lowest k contiguous FREE blocks, made a run owned by `owner`; their start, or -1.
    * O(capacity): a scan of the state words (runs are the slow path; the depot keeps no run index).
    */
-  acquireRun(k: number, slot: number): number {
+  acquireRun(k: number, owner: number): number {
     const { words, capacity, r } = this;
     if (words[H_TOP]! < k) return -1;
     let length = 0;
@@ -161,7 +166,7 @@ export class Depot {
         this.remove(j);
         if (j > start) Atomics.store(words, r.states + j, state(0, RUN_BODY));
       }
-      Atomics.store(words, r.states + start, state(slot, RUN));
+      Atomics.store(words, r.states + start, owner | RUN);
       return start;
     }
     return -1;
@@ -187,37 +192,47 @@ export class Depot {
     return s;
   }
 
-  /** Every block in slot's magazine back to the depot (its thread ended); how many. */
-  flushSlot(slot: number): number {
-    const cached = state(slot, CACHED);
+  /**
+   * Ends attachment `owner` (state(slot, 0, gen)), its slot already marked ended: its magazine
+   * back to the depot, the blocks and runs it holds orphaned (generation 0); returns the blocks
+   * given back. Every change is a compareExchange: the attachment's thread may still run
+   * (threadExited() for a live thread) and take or return a block at this moment; whichever
+   * comes first, the block ends up free or orphaned, and the thread's next call throws.
+   */
+  end(owner: number): number {
+    const cached = owner | CACHED;
+    const held = owner | HELD;
+    const run = owner | RUN;
+    const orphan = owner & 0x3fff; // the slot bits alone: generation 0
     let n = 0;
     for (let i = 0; i < this.capacity; i++) {
-      // compareExchange, not a store: the slot's thread may still run (threadExited() for a live
-      // thread) and take the block from its magazine at this moment; then it is its, not the depot's.
-      if (this.stateOf(i) === cached && this.cas(i, cached, FREE)) {
+      const s = this.stateOf(i);
+      if (s === cached && this.cas(i, cached, FREE)) {
         this.push(i);
         n++;
-      }
+      } else if (s === held) this.cas(i, held, orphan | HELD);
+      else if (s === run) this.cas(i, run, orphan | RUN);
     }
     return n;
   }
 
   /**
-   * Every block and run held by slot (an ended thread's) back to the depot; how many blocks.
-   * Blocks it handed off and nobody claimed yet stay in transit: a live thread may still claim them.
+   * Every block and run still held (or left cached) by any attachment of `slot`, ended, back to
+   * the depot; how many blocks. Blocks it handed off and nobody claimed yet stay in transit: a
+   * live thread may still claim them.
    */
   reclaimSlot(slot: number): number {
-    const held = state(slot, HELD);
-    const run = state(slot, RUN);
     let n = 0;
     for (let i = 0; i < this.capacity; i++) {
       const s = this.stateOf(i);
-      if (s === held && this.cas(i, held, FREE)) {
+      if (s === FREE || slotOf(s) !== slot) continue;
+      const kind = kindOf(s);
+      if ((kind === HELD || kind === CACHED) && this.cas(i, s, FREE)) {
         this.push(i);
         n++;
-      } else if (s === run) {
+      } else if (kind === RUN) {
         const k = this.runLength(i);
-        if (this.releaseRun(i, run)) n += k;
+        if (this.releaseRun(i, s)) n += k;
       }
     }
     return n;
@@ -282,12 +297,13 @@ export class Depot {
         continue;
       }
       if (kind === RUN_BODY) {
-        if (slot !== 0) return `run block ${i} carries slot bits ${slot}`;
+        if (s !== RUN_BODY) return `run block ${i} carries owner bits (state ${s})`;
         if (i >= runEnd) return `block ${i} is marked inside a run but no run covers it`;
         continue;
       }
       if (i < runEnd) return `block ${i} is ${describeState(s)} inside the run that ends at ${runEnd - 1}`;
-      if (kind === FREE) return `block ${i} is free with slot bits ${slot}`;
+      if (kind === FREE) return `block ${i} is free with owner bits (state ${s})`;
+      if (kind === CACHED && genOfState(s) === 0) return `block ${i} is cached for slot ${slot} with generation 0`;
       if (slot >= slots) return `block ${i} is ${KIND_NAMES[kind]} for slot ${slot}, past the ${slots} slots`;
       if (slotKind(Atomics.load(words, recordOf(slot) + S_STATE)) === SLOT_FREE) return `block ${i} is ${KIND_NAMES[kind]} for slot ${slot}, which was never attached`;
       if (kind === RUN || kind === RUN_TRANSIT) {
@@ -330,11 +346,11 @@ export function describeState(s: number): string {
     case CACHED:
       return `free in the magazine of slot ${slot}`;
     case HELD:
-      return `held by slot ${slot}`;
+      return genOfState(s) === 0 ? `held by the ended attachment of slot ${slot}` : `held by slot ${slot}`;
     case TRANSIT:
       return `in transit from slot ${slot}`;
     case RUN:
-      return `a run held by slot ${slot}`;
+      return genOfState(s) === 0 ? `a run held by the ended attachment of slot ${slot}` : `a run held by slot ${slot}`;
     case RUN_TRANSIT:
       return `a run in transit from slot ${slot}`;
     default:

@@ -3,7 +3,7 @@ import { invalidRange, invalidType, nativeUnavailable, outOfMemory } from './err
 import { Depot } from './shared-depot.js';
 import {
   H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_MAGIC, H_SERIAL, H_SLOTS, H_STRIDE, H_TYPE, H_VERSION,
-  MAGIC, RUN_BODY, SLOT_ENDED, SLOT_FREE, SLOT_LIVE, S_SERIAL, S_STATE, S_THREAD, VERSION, slotKind, slotWord,
+  MAGIC, RUN_BODY, SLOT_ENDED, SLOT_FREE, SLOT_LIVE, S_SERIAL, S_STATE, S_THREAD, VERSION, genOf, slotKind, slotWord,
   kindOf, magazineSize, recordOf, regions, slotOf,
 } from './shared-layout.js';
 import { lock, unlock } from './shared-lock.js';
@@ -142,9 +142,10 @@ export function claimSlot(w: Int32Array, depot: Depot, handle: SharedPoolHandle)
       throw invalidRange('handle', `a pool with a free thread slot (maxThreads is ${slots})`, handle, 'every slot is attached or holds blocks: close() attachments, or threadExited() and reclaim() for threads that ended');
     }
     const at = recordOf(chosen);
-    const live = slotWord(Atomics.add(w, H_SERIAL, 1), SLOT_LIVE);
+    const gen = genOf(Atomics.add(w, H_SERIAL, 1));
+    const live = slotWord(gen, SLOT_LIVE);
     Atomics.store(w, at + S_THREAD, currentThreadId);
-    Atomics.store(w, at + S_SERIAL, live >>> 2);
+    Atomics.store(w, at + S_SERIAL, gen);
     Atomics.store(w, at + S_STATE, live);
     return [chosen, live];
   } finally {

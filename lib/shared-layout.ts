@@ -69,10 +69,11 @@ export const C_CLAIMS = 6;
 
 /**
  * Slot states: the low 2 bits of a slot's S_STATE word (slotKind). The rest of the word is the
- * serial of the attachment that claimed the slot (slotWord), so that an attachment ended by
- * threadExited() while its thread runs, whose slot another attachment then took, sees with one
- * load that the slot is no longer its own: its stale magazine lists blocks the new attachment
- * may hold cached for the same slot number.
+ * generation of the attachment that claimed the slot (slotWord; genOfSlot), also carried by the
+ * state words of the blocks it caches and holds: an attachment ended by threadExited() while its
+ * thread runs, whose slot another attachment then took, can neither take the new one's cached
+ * blocks (its stale magazine lists indices the new one may hold cached for the same slot number)
+ * nor mistake the slot for its own.
  */
 export const SLOT_FREE = 0;
 export const SLOT_LIVE = 1;
@@ -83,14 +84,27 @@ export function slotKind(word: number): number {
   return word & 3;
 }
 
-/** The S_STATE word of the attachment with `serial` (H_SERIAL when it attached, 29 bits kept) in slot state `kind`. */
-export function slotWord(serial: number, kind: number): number {
-  return ((serial & 0x1fffffff) << 2) | kind;
+/** Generations run 1 .. MAX_GEN; 0 marks the blocks of an ended attachment (orphans). */
+export const MAX_GEN = 0x1ffff;
+
+/** The generation of the attachment whose H_SERIAL, taken when it attached, is `serial`. */
+export function genOf(serial: number): number {
+  return (serial % MAX_GEN) + 1;
+}
+
+/** The S_STATE word of the attachment of generation `gen` in slot state `kind`. */
+export function slotWord(gen: number, kind: number): number {
+  return (gen << 2) | kind;
+}
+
+export function genOfSlot(word: number): number {
+  return word >>> 2;
 }
 
 /**
- * Block kinds: the low 4 bits of a state word; the slot of the thread concerned is the rest
- * (state = slot << 4 | kind). FREE words are exactly 0.
+ * Block kinds: the low 4 bits of a state word; then 10 bits of the slot of the attachment
+ * concerned and 17 of its generation (state = gen << 14 | slot << 4 | kind; gen 0 once that
+ * attachment ended: orphans). FREE words are exactly 0, RUN_BODY words exactly RUN_BODY.
  *   FREE         in the depot (its index is in stack)
  *   CACHED       in slot's magazine: free to the pool, owned by that thread's cache
  *   HELD         handed out to slot by getBlock (or claimed by it with blockAt)
@@ -108,15 +122,20 @@ export const RUN_TRANSIT = 5;
 export const RUN_BODY = 6;
 export const KIND_NAMES: readonly string[] = ['free', 'cached', 'held', 'in transit', 'run', 'run in transit', 'run body'];
 
-export function state(slot: number, kind: number): number {
-  return (slot << 4) | kind;
+/** A block state word: kind, for the attachment of generation `gen` in `slot` (0, 0 for FREE and RUN_BODY). */
+export function state(slot: number, kind: number, gen = 0): number {
+  return (gen << 14) | (slot << 4) | kind;
 }
 export function kindOf(s: number): number {
   return s & 15;
 }
 export function slotOf(s: number): number {
-  return s >>> 4;
+  return (s >>> 4) & 0x3ff;
 }
+
+/** The generation bits of a state word: 0 for FREE, RUN_BODY and orphans. */
+export function genOfState(s: number): number {
+  return s >>> 14;}
 
 /** Where each region starts, in words, for a pool of `capacity` blocks and `slots` thread slots. */
 export interface Regions {

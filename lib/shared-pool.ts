@@ -5,7 +5,7 @@ import { Depot, describeState, refusal } from './shared-depot.js';
 import { claimSlot, createHandle, validateHandle, type SharedPoolHandle } from './shared-handle.js';
 import {
   CACHED, C_ACQUIRES, C_CLAIMS, C_FAILURES, C_HANDOFFS, C_RETURNS, F_RECLAIMED, HELD, H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_STRIDE, H_TYPE,
-  RUN, RUN_BODY, RUN_TRANSIT, SLOT_ENDED, SLOT_LIVE, S_STATE, S_THREAD, TRANSIT, batchOf, counterOf, kindOf, recordOf, slotKind, slotOf, state,
+  RUN, RUN_BODY, RUN_TRANSIT, SLOT_ENDED, SLOT_LIVE, S_STATE, S_THREAD, TRANSIT, batchOf, counterOf, genOfSlot, kindOf, recordOf, slotKind, slotOf, state,
 } from './shared-layout.js';
 import { lock, unlock } from './shared-lock.js';
 import { scan, type SharedPoolStats } from './shared-stats.js';
@@ -95,7 +95,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   readonly #batch: number;
   /** A batch in flight to or from the depot. */
   readonly #scratch: Int32Array;
-  /** This slot's state words and counter indices, precomputed for the hot path. */
+  /** This attachment's owner bits (its slot and generation: state(slot, 0, gen)), its state words and counter indices, precomputed for the hot path. */
+  readonly #owner: number;
   readonly #cachedState: number;
   readonly #heldState: number;
   readonly #transitState: number;
@@ -140,11 +141,13 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const [slot, live] = claimSlot(w, this.#depot, handle);
     this.#slot = slot;
     this.#liveWord = live;
-    this.#cachedState = state(slot, CACHED);
-    this.#heldState = state(slot, HELD);
-    this.#transitState = state(slot, TRANSIT);
-    this.#runState = state(slot, RUN);
-    this.#runTransitState = state(slot, RUN_TRANSIT);
+    const owner = state(slot, 0, genOfSlot(live));
+    this.#owner = owner;
+    this.#cachedState = owner | CACHED;
+    this.#heldState = owner | HELD;
+    this.#transitState = owner | TRANSIT;
+    this.#runState = owner | RUN;
+    this.#runTransitState = owner | RUN_TRANSIT;
     this.#acquiresAt = counterOf(slot, C_ACQUIRES);
     this.#returnsAt = counterOf(slot, C_RETURNS);
     this.#slotStateAt = recordOf(slot) + S_STATE;
@@ -212,16 +215,16 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    * A free block (a typed array of blockLength elements over the shared memory), held by this
    * thread; null when this thread's magazine and the depot are both empty (free blocks in other
    * threads' magazines, stats().cachedBlocks, are theirs to hand out). The hot path: an index
-   * from the magazine and one compareExchange of its state word; every ceil(M / 2) calls, one
-   * refill from the depot under its lock. Throws ERR_SLABPOOL_DESTROYED after close().
+   * from the magazine and one compareExchange of its state word (which fails once close() or
+   * threadExited() ended this attachment: Depot.end); every ceil(M / 2) calls, one refill from
+   * the depot under its lock. Throws ERR_SLABPOOL_DESTROYED after close().
    */
   getBlock(): T | null {
-    if (Atomics.load(this.#words, this.#slotStateAt) !== this.#liveWord) this.#ended('getBlock');
     if (this.#cached === 0 && !this.#refill()) return null;
     const i = this.#magazine[--this.#cached]!;
     if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, this.#cachedState, this.#heldState) !== this.#cachedState) {
       this.#cached++;
-      this.#stolen('getBlock');
+      this.#ended('getBlock');
     }
     this.#f64[this.#acquiresAt]! += 1;
     return this.#views[i] ?? this.#makeView(i);
@@ -239,18 +242,22 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    */
   returnBlock(block: T | number): void {
     // The hot path: a block view this attachment made (identity with the view it keeps for the
-    // index its offset names), taken back with one compareExchange. ArrayBuffer.isView first, so
-    // that no getter of an arbitrary object runs.
-    if (ArrayBuffer.isView(block) && Atomics.load(this.#words, this.#slotStateAt) === this.#liveWord) {
+    // index its offset names), taken back with one compareExchange from held to cached (which
+    // fails once this attachment ended: Depot.end leaves no block held for it). ArrayBuffer.isView
+    // first, so that no getter of an arbitrary object runs.
+    if (ArrayBuffer.isView(block)) {
       const i = block.byteOffset / this.#stride;
-      if (this.#views[i] === block && this.#cache(i, this.#heldState)) return;
+      if (this.#views[i] === block && this.#cacheHeld(i)) return;
     }
     this.#live('returnBlock');
     if (typeof block === 'number') return this.#returnIndex(block);
     const own = this.#ownIndex(block, 'block', `${this.#typeName} from getBlock()/getRun()/blockAt() or a block index`);
     if (own >= 0) {
       const i = own;
-      if (!this.#cache(i, this.#heldState)) throw refusal(this.#depot, this.#slot, 'block', i, Atomics.load(this.#words, this.#depot.r.states + i));
+      if (!this.#cacheHeld(i)) {
+        this.#live('returnBlock'); // ended since the call began: Depot.end orphaned the block
+        throw refusal(this.#depot, this.#slot, 'block', i, Atomics.load(this.#words, this.#depot.r.states + i));
+      }
       return;
     }
     const start = -own - 1;
@@ -272,10 +279,10 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     try {
       // Ended by threadExited() since the call began: refused before anything changes.
       if (Atomics.load(w, this.#slotStateAt) !== this.#liveWord) this.#stolen('getRun');
-      start = this.#depot.acquireRun(k, this.#slot);
+      start = this.#depot.acquireRun(k, this.#owner);
       if (start < 0 && this.#cached > 0) {
         this.#flushLocked(this.#cached); // cannot fail: the slot is live and only threadExited() ends it, under this lock
-        start = this.#depot.acquireRun(k, this.#slot);
+        start = this.#depot.acquireRun(k, this.#owner);
       }
     } finally {
       unlock(w, this.#slot);
@@ -302,7 +309,10 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const run = own < 0;
     const i = run ? -own - 1 : own;
     const from = run ? this.#runState : this.#heldState;
-    if (!this.#depot.cas(i, from, run ? this.#runTransitState : this.#transitState)) throw refusal(this.#depot, this.#slot, 'block', i, this.#depot.stateOf(i), run);
+    if (!this.#depot.cas(i, from, run ? this.#runTransitState : this.#transitState)) {
+      this.#live('handOff'); // ended since the call began: Depot.end orphaned the block
+      throw refusal(this.#depot, this.#slot, 'block', i, this.#depot.stateOf(i), run);
+    }
     this.#f64[counterOf(this.#slot, C_HANDOFFS)]! += 1;
     return i;
   }
@@ -324,7 +334,12 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
       if (s === this.#heldState) return this.#views[i] ?? this.#makeView(i);
       if (s === this.#runState) return this.#runView(i, this.#depot.runLength(i));
       if (kind === TRANSIT || kind === RUN_TRANSIT) {
-        if (!this.#depot.cas(i, s, kind === TRANSIT ? this.#heldState : this.#runState)) continue; // changed under us: look again
+        const to = kind === TRANSIT ? this.#heldState : this.#runState;
+        if (!this.#depot.cas(i, s, to)) continue; // changed under us: look again
+        // Ended since the check above? Depot.end may have passed block i already, which would
+        // leave it held for an ended attachment, not orphaned: back in transit, the call changing
+        // nothing. Unless that end orphaned it since: then the claim happened.
+        if (Atomics.load(this.#words, this.#slotStateAt) !== this.#liveWord && this.#depot.cas(i, to, s)) this.#ended('blockAt');
         this.#f64[counterOf(this.#slot, C_CLAIMS)]! += 1;
         return kind === TRANSIT ? (this.#views[i] ?? this.#makeView(i)) : this.#runView(i, this.#depot.runLength(i));
       }
@@ -381,8 +396,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
       // every block marked cached for this slot, not only the magazine's (a pass over the
       // states, as threadExited()'s flush, rather than trusting this thread's count).
       if (Atomics.load(w, this.#slotStateAt) === this.#liveWord) {
-        this.#depot.flushSlot(this.#slot);
         Atomics.store(w, this.#slotStateAt, this.#liveWord - SLOT_LIVE + SLOT_ENDED);
+        this.#depot.end(this.#owner);
       }
     } finally {
       unlock(w, this.#slot);
@@ -424,8 +439,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
       // Looked up again under the lock: one of them may have closed meanwhile.
       for (const slot of this.#slotsOf(id, SLOT_LIVE)) {
         const at = recordOf(slot) + S_STATE;
-        Atomics.store(w, at, Atomics.load(w, at) - SLOT_LIVE + SLOT_ENDED);
-        n += this.#depot.flushSlot(slot);
+        const live = Atomics.load(w, at);
+        Atomics.store(w, at, live - SLOT_LIVE + SLOT_ENDED);
+        n += this.#depot.end(state(slot, 0, genOfSlot(live)));
       }
     } finally {
       unlock(w, this.#slot);
@@ -451,9 +467,10 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     lock(w, this.#slot);
     let n = 0;
     try {
-      // flushSlot too: a thread terminated inside returnBlock, between its compareExchange into the
-      // magazine and its look at the slot (#cache), after threadExited(), left that block cached.
-      for (const slot of this.#slotsOf(id, SLOT_ENDED)) n += this.#depot.flushSlot(slot) + this.#depot.reclaimSlot(slot);
+      // Cached blocks too: a thread terminated inside returnBlock(index), between its
+      // compareExchange into the magazine and its look at the slot (#cacheFrom), after
+      // threadExited(), left that block cached.
+      for (const slot of this.#slotsOf(id, SLOT_ENDED)) n += this.#depot.reclaimSlot(slot);
       this.#f64[F_RECLAIMED]! += n;
     } finally {
       unlock(w, this.#slot);
@@ -518,7 +535,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     let n: number;
     try {
       if (Atomics.load(w, this.#slotStateAt) !== this.#liveWord) this.#stolen('getBlock');
-      n = this.#depot.take(this.#batch, this.#slot, this.#scratch);
+      n = this.#depot.take(this.#batch, this.#owner, this.#scratch);
     } finally {
       unlock(w, this.#slot);
     }
@@ -529,25 +546,39 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   /**
-   * Moves block i from state `from` into the magazine, flushing a batch when it is full; false,
-   * with nothing changed, if i was not in state `from` (the compareExchange comes first, so that
-   * a refused return flushes nothing).
+   * Moves block i, held by this attachment, into the magazine, flushing a batch when it is full;
+   * false, with nothing changed, if i was not held here (the compareExchange comes first, so
+   * that a refused return flushes nothing). No look at the slot: once this attachment ended,
+   * no block is held for it (Depot.end), so the compareExchange fails.
    */
-  #cache(i: number, from: number): boolean {
+  #cacheHeld(i: number): boolean {
+    if (Atomics.compareExchange(this.#words, this.#depot.r.states + i, this.#heldState, this.#cachedState) !== this.#heldState) return false;
+    return this.#push(i);
+  }
+
+  /**
+   * As #cacheHeld for block i in state `from`, a hand-off of another attachment's. Then a look
+   * at the slot: had this attachment ended between the caller's check and the compareExchange,
+   * Depot.end may have passed block i already, leaving it cached for an ended attachment, which
+   * nothing would ever free. Then the block goes back to `from` (the call changed nothing),
+   * unless that end freed it since (then the return happened).
+   */
+  #cacheFrom(i: number, from: number): boolean {
     const w = this.#words;
     const at = this.#depot.r.states + i;
     if (Atomics.compareExchange(w, at, from, this.#cachedState) !== from) return false;
     if (Atomics.load(w, this.#slotStateAt) !== this.#liveWord) {
-      // threadExited() ended this attachment between the caller's check and the compareExchange,
-      // and its flush may have passed block i already: cached for an ended slot, nothing would
-      // ever free it. Take the block back to `from` (the call then changed nothing), unless that
-      // flush freed it since, in which case the return happened.
       if (Atomics.compareExchange(w, at, this.#cachedState, from) === this.#cachedState) this.#stolen('returnBlock');
       this.#f64[this.#returnsAt]! += 1;
       this.#cached = 0;
       this.#closed = 'ended by threadExited() in another thread';
       return true;
     }
+    return this.#push(i);
+  }
+
+  /** Block i, just marked cached here, onto the magazine (after a flush if it is full); counts the return. */
+  #push(i: number): boolean {
     this.#f64[this.#returnsAt]! += 1;
     if (this.#cached === this.#magazine.length && !this.#flush(this.#batch)) {
       // threadExited() ended this attachment after the call began: the return happened (the
@@ -573,11 +604,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
 
   #flushLocked(count: number): boolean {
     const mag = this.#magazine;
-    if (!this.#depot.give(mag, count, this.#slot)) {
-      // threadExited() ended this attachment and emptied its magazine; a block cached since goes back too.
-      this.#depot.flushSlot(this.#slot);
-      return false;
-    }
+    if (!this.#depot.give(mag, count, this.#owner)) return false; // threadExited() ended this attachment and emptied its magazine
+
     mag.copyWithin(0, count, this.#cached);
     this.#cached -= count;
     return true;
@@ -596,7 +624,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
       const s = this.#depot.stateOf(i);
       const kind = kindOf(s);
       if (s === this.#heldState || (kind === TRANSIT && slotOf(s) !== this.#slot)) {
-        if (this.#cache(i, s)) return;
+        if (s === this.#heldState ? this.#cacheHeld(i) : this.#cacheFrom(i, s)) return;
         continue; // another thread changed it first: decide again on what it is now
       }
       if (s === this.#runState || (kind === RUN_TRANSIT && slotOf(s) !== this.#slot)) {
@@ -607,6 +635,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
         const start = this.#depot.runStartOf(i);
         throw invalidRange('index', 'index of a block or of the first block of a run', index, `it is inside the run that starts at ${start}; return the run or index ${start}`);
       }
+      this.#live('returnBlock'); // ended since the call began: Depot.end orphaned the block
       throw refusal(this.#depot, this.#slot, 'index', i, s, kind === RUN || kind === RUN_TRANSIT);
     }
   }
@@ -628,8 +657,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
       this.#f64[this.#returnsAt]! += 1;
       return true;
     }
-    if (strict) throw refusal(this.#depot, this.#slot, name, start, this.#depot.stateOf(start), true);
-    return false;
+    if (!strict) return false;
+    this.#live('returnBlock');
+    throw refusal(this.#depot, this.#slot, name, start, this.#depot.stateOf(start), true);
   }
 
   /**

@@ -241,7 +241,7 @@ describe('SharedPool blocks', () => {
     const pool = new SharedPool({ blockSize: 1, numBlocks: 16 });
     const words = new Int32Array(pool.handle.meta);
     const states = 16 + 64 * 16; // header and 64 slot records, in words (shared-layout.ts)
-    words[states + 15] = (5 << 4) | 2; // block 15 held by slot 5, which never attached
+    words[states + 15] = (7 << 14) | (5 << 4) | 2; // block 15 held by slot 5 (generation 7 << 14 | slot << 4 | kind: shared-layout.ts), which never attached
     rejects(() => pool.check(), { name: 'Error', code: 'ERR_SLABPOOL_CHECK_FAILED', message: /^Pool invariant broken: block 15 is in the depot but held by slot 5$/ });
     words[states + 15] = 0;
     pool.check();
@@ -256,7 +256,7 @@ describe('SharedPool blocks', () => {
     const b = pool.getBlock()!; // block 0; block 1 waits in the magazine
     expect(pool.indexOf(b)).toBe(0);
     const words = new Int32Array(pool.handle.meta);
-    words[16 + 64 * 16 + 1] = (0 << 4) | 2; // block 1: held by slot 0
+    words[16 + 64 * 16 + 1] = (1 << 14) | (0 << 4) | 2; // block 1: held by slot 0, in its generation (1: the pool's first attachment)
     rejects(() => pool.check(), { name: 'Error', code: 'ERR_SLABPOOL_CHECK_FAILED', message: /^Pool invariant broken: block 1 is in the magazine of slot 0 but held by slot 0$/ });
   });
 });

@@ -1,7 +1,7 @@
 import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SharedPool } from '../lib/index.js';
-import { CACHED, HELD, RUN, TRANSIT, kindOf, regions, slotOf, state } from '../lib/shared-layout.js';
+import { CACHED, HELD, RUN, TRANSIT, kindOf, regions, slotOf } from '../lib/shared-layout.js';
 import { LOCK_TIMEOUT_MS, TAKEOVER_MS } from '../lib/shared-lock.js';
 import { fuzzSettings, thrownBy } from './helpers.js';
 import { start } from './shared-workers.js';
@@ -165,8 +165,8 @@ describe('SharedPool across worker_threads', () => {
   it('keeps every block accounted for whichever atomic step of a call threadExited() interrupts: never cached for an ended slot, held where the thread believes', async () => {
     // Each call of each kind, stopped at each of its atomic steps outside the depot lock (a worker
     // replaces Atomics' functions to pause there) while this thread calls threadExited() for it.
-    // At step 2 of returnBlock (after the check of the slot, before the compareExchange into the
-    // magazine) the block was left cached for the ended slot: neither free nor orphaned.
+    // Found this way: a returnBlock stopped between its check of the slot and its compareExchange
+    // into the magazine left the block cached for the ended slot, neither free nor orphaned.
     const ops = ['returnBlock', 'returnIndex', 'flush', 'getBlock', 'refill', 'getRun', 'handOff', 'blockAt', 'returnTransit'];
     const numBlocks = 128;
     let cases = 0;
@@ -212,14 +212,16 @@ describe('SharedPool across worker_threads', () => {
     expect(cases).toBeGreaterThan(ops.length * 2);
   }, 60_000);
 
-  it('frees at reclaim() a block a thread terminated inside returnBlock left cached after threadExited() ended it', async () => {
-    // Paused before its compareExchange into the magazine (step 2) while threadExited() ends the
-    // slot and flushes, then terminated before it looks at the slot again (step 3) and takes the
-    // block back: the block is cached for an ended slot, which only reclaim() can see to.
+  it('frees at reclaim() a block a thread terminated inside returnBlock(index) left cached after threadExited() ended it', async () => {
+    // returnBlock(index) of another thread's hand-off, paused before its compareExchange into the
+    // magazine (step 3) while threadExited() ends the attachment, then terminated before it looks
+    // at the slot (step 4) and puts the block back in transit: the block is cached for an ended
+    // attachment, which only reclaim() can see to.
     const numBlocks = 128;
     const pool = new SharedPool({ blockSize: 2, numBlocks, maxThreads: 2 });
+    const transit = pool.handOff(pool.getBlock()!);
     const ctl = new Int32Array(new SharedArrayBuffer(8));
-    const w = start({ mode: 'interleave', handle: pool.handle, ctl: ctl.buffer, op: 'returnBlock', step: [2, 3] });
+    const w = start({ mode: 'interleave', handle: pool.handle, ctl: ctl.buffer, op: 'returnTransit', step: [3, 4], transit });
     const { threadId: id, slot } = await w.next<{ threadId: number; slot: number }>();
     const pausedAt = async (k: number): Promise<void> => {
       while (Atomics.load(ctl, 0) < k) await new Promise((resolve) => setTimeout(resolve, 1));
@@ -232,10 +234,11 @@ describe('SharedPool across worker_threads', () => {
     await w.worker.terminate();
     const words = new Int32Array(pool.handle.meta);
     const { states } = regions(numBlocks, 2);
-    const cachedThere = [...words.subarray(states, states + numBlocks)].filter((s) => s === state(slot, CACHED)).length;
-    expect({ cachedThere, ...pool.stats() }).toMatchObject({ cachedThere: 1, cachedBlocks: 1, orphanedBlocks: 1, inUseBlocks: 1 });
-    expect(pool.reclaim(id)).toBe(2);
-    expect(pool.stats()).toMatchObject({ cachedBlocks: 0, orphanedBlocks: 0, inUseBlocks: 0, freeBlocks: numBlocks });
+    const cachedThere = [...words.subarray(states, states + numBlocks).keys()].filter((i) => kindOf(words[states + i]!) === CACHED && slotOf(words[states + i]!) === slot);
+    expect({ cachedThere, ...pool.stats() }).toMatchObject({ cachedThere: [transit], orphanedBlocks: 2, inUseBlocks: 2, inTransitBlocks: 0 });
+    expect(pool.reclaim(id)).toBe(3); // the two blocks it held, and the one left cached
+    expect(pool.stats()).toMatchObject({ orphanedBlocks: 0, inUseBlocks: 0 });
+    expect([...words.subarray(states, states + numBlocks)].filter((s) => slotOf(s) === slot && s !== 0)).toEqual([]);
     pool.check();
   });
 
