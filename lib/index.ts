@@ -1,4 +1,5 @@
-export { MemoryPool, Lease } from './pool.js';
+export { MemoryPool } from './pool.js';
+export { Lease } from './lease.js';
 export { SharedPool } from './shared-pool.js';
 export type { SharedPoolOptions } from './shared-pool.js';
 export type { SharedPoolHandle } from './shared-handle.js';

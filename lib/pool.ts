@@ -3,6 +3,7 @@ import { coalesceGate } from './auto-coalesce.js';
 import { Counter, type Engine } from './engine.js';
 import { checkFailed, destroyed, doubleReturn, foreignBlock, invalidRange, invalidType, notInUse, outOfMemory, pinned, slabDetached, type SlabpoolError } from './errors.js';
 import { engineFactory } from './loader.js';
+import { Lease, setLeaseEnd } from './lease.js';
 import { Magazine } from './magazine.js';
 import type { Backend, PoolArray, PoolConfig, PoolOptions } from './options.js';
 import { hugePagesStats, prefaultStats, type PagesContext } from './pages.js';
@@ -21,6 +22,7 @@ import { PristineMemory, fillZero } from './zero-fill.js';
  *   magazine.ts  the magazine of free views that keeps the hot path in JavaScript
  *   auto-coalesce.ts  when a return must check fragmentation
  *   pin.ts       pins: native code holding a block's memory
+ *   lease.ts     leases: a block given back when disposed
  *   addresses.ts the blocks' absolute addresses, made once
  *   zero-fill.ts which free memory is known to read zeros (getBlockZeroed, getRunZeroed)
  *   pool-check.ts     the pool half of check()
@@ -42,40 +44,6 @@ const REARM_MAGAZINES = 4;
 const HOT_MARK: typeof MARK = MARK;
 /** Above every block index. */
 const NO_BLOCK = 2 ** 31 - 1; // block indices are int32; a small integer to V8 on 64-bit Node
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-let endLease: (pool: MemoryPool<any>, lease: Lease<any>) => void;
-
-/** A leased block, returned to its pool when disposed: `using lease = pool.lease()`. */
-export class Lease<T extends PoolArray = Float64Array> implements Disposable {
-  readonly #pool: MemoryPool<T>;
-  readonly #block: T;
-  #disposed = false;
-
-  /** @internal */
-  constructor(pool: MemoryPool<T>, block: T) {
-    this.#pool = pool;
-    this.#block = block;
-  }
-
-  get block(): T {
-    return this.#block;
-  }
-
-  get disposed(): boolean {
-    return this.#disposed;
-  }
-
-  /**
-   * Returns the block. Idempotent; after the pool is destroyed it does nothing. Throws
-   * ERR_SLABPOOL_PINNED, the lease still live, while the block is pinned (pin.ts).
-   */
-  [Symbol.dispose](): void {
-    if (this.#disposed) return;
-    endLease(this.#pool, this);
-    this.#disposed = true;
-  }
-}
 
 export class MemoryPool<T extends PoolArray = Float64Array> implements Disposable {
   readonly #cfg: PoolConfig;
@@ -153,7 +121,7 @@ export class MemoryPool<T extends PoolArray = Float64Array> implements Disposabl
   #destroyed = false;
 
   static {
-    endLease = (pool, lease) => pool.#endLease(lease);
+    setLeaseEnd((pool, lease) => (pool as MemoryPool<PoolArray>).#endLease(lease));
   }
 
   /**
