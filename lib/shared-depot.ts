@@ -196,8 +196,11 @@ export class Depot {
    * Ends attachment `owner` (state(slot, 0, gen)), its slot already marked ended: its magazine
    * back to the depot, the blocks and runs it holds orphaned (generation 0); returns the blocks
    * given back. Every change is a compareExchange: the attachment's thread may still run
-   * (threadExited() for a live thread) and take or return a block at this moment; whichever
-   * comes first, the block ends up free or orphaned, and the thread's next call throws.
+   * (threadExited() for a live thread) and take or return a block at this moment. A block it
+   * changed first is looked at again, until this pass has changed it: so no block stays cached
+   * or held for the ended attachment, whose every later getBlock and returnBlock compareExchange
+   * then fails (the thread could otherwise go on cycling a block between its magazine and its
+   * hands, cached for an ended attachment that nothing frees).
    */
   end(owner: number): number {
     const cached = owner | CACHED;
@@ -206,12 +209,19 @@ export class Depot {
     const orphan = owner & 0x3fff; // the slot bits alone: generation 0
     let n = 0;
     for (let i = 0; i < this.capacity; i++) {
-      const s = this.stateOf(i);
-      if (s === cached && this.cas(i, cached, FREE)) {
-        this.push(i);
-        n++;
-      } else if (s === held) this.cas(i, held, orphan | HELD);
-      else if (s === run) this.cas(i, run, orphan | RUN);
+      for (;;) {
+        const s = this.stateOf(i);
+        if (s === cached) {
+          if (!this.cas(i, cached, FREE)) continue;
+          this.push(i);
+          n++;
+        } else if (s === held) {
+          if (!this.cas(i, held, orphan | HELD)) continue;
+        } else if (s === run) {
+          if (!this.cas(i, run, orphan | RUN)) continue;
+        }
+        break;
+      }
     }
     return n;
   }

@@ -212,6 +212,56 @@ describe('SharedPool across worker_threads', () => {
     expect(cases).toBeGreaterThan(ops.length * 2);
   }, 60_000);
 
+  it("ends an attachment whose thread changes a block in the middle of threadExited()'s pass: the pass looks again, and the thread's every later call throws", async () => {
+    // This thread's end pass is stopped just before its compareExchange of one block (it replaces
+    // Atomics.compareExchange for the call) while the worker, still running, returns that block
+    // (the pass read it held) or takes it from its magazine (the pass read it cached). A pass that
+    // gave up on that block left it cached or held for the ended attachment: the worker went on
+    // taking and returning it, and nothing would ever free it.
+    for (const race of ['returnBlock', 'getBlock'] as const) {
+      const numBlocks = 128;
+      const pool = new SharedPool({ blockSize: 2, numBlocks, maxThreads: 2 });
+      const ctl = new Int32Array(new SharedArrayBuffer(16));
+      const w = start({ mode: 'onCommand', handle: pool.handle, ctl: ctl.buffer });
+      const { threadId: id, slot, held, top } = await w.next<{ threadId: number; slot: number; held: number; top: number }>();
+      const command = (c: number): { outcome: number; index: number } => {
+        Atomics.store(ctl, 1, 0);
+        Atomics.store(ctl, 0, c);
+        Atomics.notify(ctl, 0);
+        if (c !== 9) Atomics.wait(ctl, 1, 0, 10_000);
+        return { outcome: Atomics.load(ctl, 1), index: Atomics.load(ctl, 2) };
+      };
+      const { states } = regions(numBlocks, 2);
+      const target = race === 'returnBlock' ? held : top;
+      const meta = pool.handle.meta;
+      const real = Atomics.compareExchange;
+      let during: { outcome: number; index: number } | null = null;
+      Atomics.compareExchange = ((ta: Int32Array, index: number, expected: number, replacement: number): number => {
+        if (during === null && ta.buffer === meta && index === states + target && slotOf(expected) === slot) during = command(race === 'returnBlock' ? 1 : 2);
+        return real(ta, index, expected, replacement);
+      }) as typeof Atomics.compareExchange;
+      try {
+        pool.threadExited(id);
+      } finally {
+        Atomics.compareExchange = real;
+      }
+      expect({ race, during }).toEqual({ race, during: { outcome: 1, index: target } }); // the worker's call came first, and completed
+      // Its next call: the block it just returned (now on top of its magazine), or the one it just took.
+      expect({ race, after: command(race === 'returnBlock' ? 2 : 3).outcome }).toEqual({ race, after: 2 });
+      const words = new Int32Array(meta);
+      const left = [...Array(numBlocks).keys()].filter((i) => {
+        const s = words[states + i]!;
+        return slotOf(s) === slot && (kindOf(s) === CACHED || (kindOf(s) === HELD && s >>> 14 !== 0));
+      });
+      expect({ race, left }).toEqual({ race, left: [] });
+      expect(pool.stats()).toMatchObject({ cachedBlocks: 0, orphanedBlocks: race === 'returnBlock' ? 0 : 2 }); // `held`, and the block it took
+      pool.check();
+      command(9);
+      await w.next();
+      await w.worker.terminate();
+    }
+  });
+
   it('frees at reclaim() a block a thread terminated inside returnBlock(index) left cached after threadExited() ended it', async () => {
     // returnBlock(index) of another thread's hand-off, paused before its compareExchange into the
     // magazine (step 3) while threadExited() ends the attachment, then terminated before it looks

@@ -6,7 +6,7 @@ const path = require('node:path');
 const { parentPort, workerData, threadId } = require('node:worker_threads');
 const { SharedPool } = require(path.join(__dirname, '..', 'dist', 'index.js'));
 
-const modes = { handoff, race, hold, lockAndHang, fuzz, busy, attachAndHang, interleave };
+const modes = { handoff, race, hold, lockAndHang, fuzz, busy, attachAndHang, interleave, onCommand };
 
 (async () => {
   try {
@@ -294,6 +294,50 @@ function interleave({ handle, ctl: ctlBuffer, op, step, transit }) {
     Atomics.wait(ctl, 1, 0); // threadExited() runs after the call here
   }
   parentPort.postMessage({ reached, code, held: [...held.keys()], handedOff });
+}
+
+/**
+ * Pool calls on command, synchronously, so that they can run while the main thread is blocked
+ * inside a pool call of its own. Holds block `held`, with block `top` on top of its magazine;
+ * then for each command in ctl[0] (1: returnBlock(held's view), 2: getBlock(), 3: returnBlock of
+ * what the last getBlock gave, 9: stop) puts the index concerned in ctl[2] and the outcome in
+ * ctl[1] (1 done, 2 ERR_SLABPOOL_DESTROYED, 3 anything else, 4 null) and notifies it.
+ */
+function onCommand({ handle, ctl: ctlBuffer }) {
+  const ctl = new Int32Array(ctlBuffer);
+  const pool = SharedPool.attach(handle);
+  const stride = pool.stats().stride;
+  const held = pool.getBlock();
+  const b = pool.getBlock();
+  pool.returnBlock(b);
+  parentPort.postMessage({ ready: true, threadId, slot: pool.slot, held: held.byteOffset / stride, top: b.byteOffset / stride });
+  let last = null;
+  for (;;) {
+    Atomics.wait(ctl, 0, 0);
+    const command = Atomics.exchange(ctl, 0, 0);
+    if (command === 9) break;
+    let outcome = 1;
+    let index = -1;
+    try {
+      if (command === 1) {
+        index = held.byteOffset / stride;
+        pool.returnBlock(held);
+      } else if (command === 2) {
+        last = pool.getBlock();
+        if (last === null) outcome = 4;
+        else index = last.byteOffset / stride;
+      } else if (command === 3) {
+        index = last.byteOffset / stride;
+        pool.returnBlock(last);
+      }
+    } catch (err) {
+      outcome = err.code === 'ERR_SLABPOOL_DESTROYED' ? 2 : 3;
+    }
+    Atomics.store(ctl, 2, index);
+    Atomics.store(ctl, 1, outcome);
+    Atomics.notify(ctl, 1);
+  }
+  parentPort.postMessage({ stopped: true });
 }
 
 /** mulberry32, as test/helpers.ts rng. */
