@@ -234,15 +234,22 @@ export class Depot {
   reclaimSlot(slot: number): number {
     let n = 0;
     for (let i = 0; i < this.capacity; i++) {
-      const s = this.stateOf(i);
-      if (s === FREE || slotOf(s) !== slot) continue;
-      const kind = kindOf(s);
-      if ((kind === HELD || kind === CACHED) && this.cas(i, s, FREE)) {
-        this.push(i);
-        n++;
-      } else if (kind === RUN) {
-        const k = this.runLength(i);
-        if (this.releaseRun(i, s)) n += k;
+      // As in end(): a block changed under this pass (by the ended attachment's thread, still in
+      // the middle of a call) is looked at again.
+      for (;;) {
+        const s = this.stateOf(i);
+        if (s === FREE || slotOf(s) !== slot) break;
+        const kind = kindOf(s);
+        if (kind === HELD || kind === CACHED) {
+          if (!this.cas(i, s, FREE)) continue;
+          this.push(i);
+          n++;
+        } else if (kind === RUN) {
+          const k = this.runLength(i);
+          if (!this.releaseRun(i, s)) continue;
+          n += k;
+        }
+        break;
       }
     }
     return n;
