@@ -108,13 +108,42 @@ describe('npm run bench --json', () => {
     // Plus, with native, its addressOf target.
     const addressTargets = report.targets.filter((t: { name: string }) => t.name.startsWith('native: addressOf'));
     expect(addressTargets.map((t: { limit: string }) => t.limit)).toEqual(BACKENDS.includes('native') ? ['<= 50'] : []);
-    expect(report.targets.length).toBe(BACKENDS.length * 29 + kernelTargets.length + nativeOverJs.length + addressTargets.length);
+    // SharedPool (issue 16): its pair beside a private MemoryPool of each backend, within 2x (a target per backend).
+    const sharedTargets = report.targets.filter((t: { name: string }) => t.name.startsWith('SharedPool '));
+    expect(sharedTargets.map((t: { name: string; limit: string }) => `${t.name}: ${t.limit}`).sort()).toEqual(BACKENDS.map((b) => `SharedPool getBlock+returnBlock / MemoryPool ${b}'s, one thread, timed in turn: <= 2`).sort());
+    for (const b of BACKENDS) expect(sharedTargets.find((t: { name: string }) => t.name.includes(`MemoryPool ${b}'s`)).value).toBe(report.shared.pair[b].ratio);
+    expect(report.targets.length).toBe(BACKENDS.length * 29 + kernelTargets.length + nativeOverJs.length + addressTargets.length + sharedTargets.length);
     // Growth: ns per growth at two slab counts (2,000 and 3,000 in --smoke), and a target per backend on their ratio.
     for (const b of BACKENDS) {
       expect(report.growth[b]).toEqual({ 2000: number, 3000: number });
       expect(report.targets.filter((t: { name: string }) => t.name === `${b}: one growth at 3000 slabs / at 2000`)).toHaveLength(1);
     }
     for (const t of report.targets) expect(t).toEqual({ name: expect.any(String), value: number, limit: expect.any(String), met: expect.any(Boolean) });
+    // SharedPool: ns per pair beside each MemoryPool backend and their ratio; million pairs per
+    // second by one worker and by two (on one SharedPool, and on private pools for reference);
+    // us per message handed off and copied, at three lengths (toy ones in --smoke).
+    const positive = (x: unknown) => {
+      expect(x).toEqual(number);
+      expect(x).toBeGreaterThan(0);
+    };
+    expect(Object.keys(report.shared)).toEqual(['pair', 'threads', 'handOff']);
+    expect(Object.keys(report.shared.pair).sort()).toEqual(['blockLength', ...BACKENDS].sort());
+    expect(report.shared.pair.blockLength).toBe(100);
+    for (const b of BACKENDS) {
+      expect(Object.keys(report.shared.pair[b])).toEqual(['shared', 'memoryPool', 'ratio']);
+      for (const v of Object.values(report.shared.pair[b])) positive(v);
+    }
+    // Bursts of twice the magazine (capacity / 16, at most 64): the magazine refills and flushes.
+    expect(report.shared.threads).toMatchObject({ burst: 128, magazine: 64, numBlocks: 1024 });
+    for (const which of ['shared', 'private']) {
+      expect(Object.keys(report.shared.threads[which])).toEqual(['one', 'two', 'ratio']);
+      for (const v of Object.values(report.shared.threads[which])) positive(v);
+    }
+    expect(Object.keys(report.shared.handOff)).toEqual(['100', '1000', '10000']);
+    for (const row of Object.values(report.shared.handOff)) {
+      expect(Object.keys(row as object)).toEqual(['handOffUs', 'copyUs', 'ratio']);
+      for (const v of Object.values(row as object)) positive(v);
+    }
     expect(report.machine).toMatchObject({ node: process.version, cores: number });
   });
 });
@@ -214,3 +243,4 @@ describe('the demo as a program', () => {
     expect(other.stderr.trim()).toBe('unknown option --fast (options: --iterations N, --backend auto|native|js, --json, --metrics)');
   });
 });
+
