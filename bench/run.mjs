@@ -740,7 +740,7 @@ if (json) {
         ['reference: a private MemoryPool js in each thread', threads.private.one, threads.private.two, `${threads.private.ratio}x`],
       ],
     );
-    out.push('', `Each thread takes ${threads.burst} blocks (twice its magazine of ${threads.magazine}), writing each, then gives them back, over and over: its magazine refills from the depot and flushes to it twice a burst, under the depot lock. ${threads.numBlocks} blocks of 100 doubles; the main thread waits.`);
+    out.push('', `Each thread takes ${threads.burst} blocks (twice its magazine of ${threads.magazine}), writing each, then gives them back, over and over: its magazine refills from the depot and flushes to it twice a burst, under the depot lock. ${threads.numBlocks} blocks of 100 doubles; the main thread waits. The reference row shows what two threads that share nothing gain on this machine at this time (each private pool refills from and flushes to its own engine in these bursts too).`);
     const lengthsShown = Object.keys(handOff);
     table(
       'A block to another worker and back: hand-off beside postMessage of a copy (us per message and its answer, median)',

@@ -221,7 +221,7 @@ export async function sharedHandOff({ length, numBlocks, rounds, budgetMs, warmu
         ns += 4 * (await batch(kind, 4));
         n += 4;
       }
-      calls[kind] = Math.max(3, Math.round((budgetMs * 1e6 * n) / ns));
+      calls[kind] = Math.max(5, Math.round((budgetMs * 1e6 * n) / ns));
     }
     const us = { handOff: [], copy: [] };
     const ratios = [];
