@@ -109,7 +109,7 @@ const churnSpec = smoke
 // private MemoryPool of each backend ('pair', 100 doubles as acquireRelease's first column); two
 // workers on one SharedPool against one ('threads'); a block handed to another worker against a
 // copy sent by postMessage, at three lengths ('handOff'). Each process times its variants in turn,
-// round by round; about 8 s a trial.
+// round by round; about 10 s a trial.
 const sharedRounds = smoke ? 1 : 5;
 const sharedPairSpec = { blockLength: 100, rounds: sharedRounds, budgetMs: smoke ? 2 : 40, warmupMs: smoke ? 2 : 200 };
 const sharedThreadsSpec = { numBlocks: smoke ? 1024 : 4096, rounds: sharedRounds, phaseMs: smoke ? 5 : 60, warmupMs: smoke ? 5 : 200 };
