@@ -2,7 +2,7 @@
 // --smoke runs every case once at toy sizes: it shows that the benchmark works (npm test runs
 // it), and its figures mean nothing.
 // --only runs just the named cases (acquireRelease, typedarrayPoolApi, getRun, construct,
-// steadyState, kernelAfter, fragmented, layouts, churn, addressOf, zeroed, growth) and reports their sections and targets
+// steadyState, kernelAfter, fragmented, layouts, churn, addressOf, zeroed, growth, shared) and reports their sections and targets
 // alone, e.g. `node bench/run.mjs --only kernelAfter` (fragmented also runs acquireRelease's floor,
 // its reference). --large adds the large case (1 GiB pools with the hugePages and prefault options
 // off and on, about 2 minutes), which --check runs too, and `--only large` alone. --build (what npm run bench passes) first compiles lib/ when dist/ is older
@@ -28,7 +28,7 @@ const json = args.includes('--json') || process.env.npm_config_json === 'true';
 const check = args.includes('--check');
 const smoke = args.includes('--smoke');
 const trials = smoke ? 1 : Number(args[args.indexOf('--trials') + 1]) || 5;
-const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf', 'zeroed', 'growth', 'large'];
+const cases = ['acquireRelease', 'typedarrayPoolApi', 'getRun', 'construct', 'steadyState', 'kernelAfter', 'fragmented', 'layouts', 'churn', 'addressOf', 'zeroed', 'growth', 'shared', 'large'];
 // large (1 GiB pools) is too slow for the default run: --large or --check add it (with --only, --large alone does).
 const withLarge = args.includes('--large') || check;
 const only = args.includes('--only')
@@ -105,6 +105,17 @@ const growthSlabs = smoke ? [2000, 3000] : [2000, 50_000];
 const churnSpec = smoke
   ? { operations: 20_000, blocks: 1000, period: 10_000, warmup: 2000 }
   : { operations: 1_000_000, blocks: 10_000, period: 200_000, warmup: 100_000 };
+// shared (issue 16, bench/shared.mjs): SharedPool's getBlock+returnBlock in one thread beside a
+// private MemoryPool of each backend ('pair', 100 doubles as acquireRelease's first column); two
+// workers on one SharedPool against one ('threads'); a block handed to another worker against a
+// copy sent by postMessage, at three lengths ('handOff'). Each process times its variants in turn,
+// round by round; about 10 s a trial.
+const sharedRounds = smoke ? 1 : 5;
+const sharedPairSpec = { blockLength: 100, rounds: sharedRounds, budgetMs: smoke ? 2 : 40, warmupMs: smoke ? 2 : 200 };
+const sharedThreadsSpec = { numBlocks: smoke ? 1024 : 4096, rounds: sharedRounds, phaseMs: smoke ? 5 : 60, warmupMs: smoke ? 5 : 200 };
+// Blocks per pool: twice the two threads' magazines and more; the 1e6-double pool is 64 MB.
+const handOffLengths = smoke ? { 100: 64, 1000: 64, 10000: 16 } : { 100: 1024, 10000: 256, 1000000: 8 };
+const sharedHandOffSpec = { rounds: sharedRounds, budgetMs: smoke ? 2 : 60, warmupMs: smoke ? 2 : 200 };
 /**
  * kernelAfter's variants: each a fresh process that times the warmed-up kernel, runs one
  * operation, and times it again. `target`: the kernel must not be slower after it than before (the
@@ -168,6 +179,9 @@ const allSpecs = [
   ...largeVariants.flatMap(({ variant, backend, hugePages, prefault }) =>
     (backend === 'native' ? ['dense', 'sparse'] : ['sparse']).map((kind) => ({ case: 'large', kind, variant, backend, hugePages, prefault, bytes: largeBytes, latencyBytes, evictBytes, budgetMs: smoke ? 5 : 400 })),
   ),
+  ...backends.map((backend) => ({ case: 'shared', kind: 'pair', backend, ...sharedPairSpec })),
+  { case: 'shared', kind: 'threads', ...sharedThreadsSpec },
+  ...Object.entries(handOffLengths).map(([length, numBlocks]) => ({ case: 'shared', kind: 'handOff', length: Number(length), numBlocks, ...sharedHandOffSpec })),
   ...(backends.includes('native') ? [{ case: 'large', kind: 'pair', variant: 'pair', backend: 'native', bytes: largeBytes, budgetMs: smoke ? 5 : 150, rounds: smoke ? 1 : 5 }] : []),
 ];
 /** fragmented's reference: the floor of acquireRelease, measured in this run. */
@@ -394,6 +408,37 @@ const large = section('large', () => ({
     }),
   ),
 }));
+/**
+ * shared: 'pair', per MemoryPool backend, the SharedPool and MemoryPool figures of the processes
+ * that timed them in turn and the median of each process's own ratio; 'threads', million pairs
+ * per second by one worker and by two on one SharedPool (and on private pools, for reference),
+ * and the median of each process's own ratio; 'handOff', per length, us per message and its answer.
+ */
+const shared = section('shared', () => {
+  const threads = { case: 'shared', kind: 'threads' };
+  const threadRow = (which) => {
+    const field = (f) => median(trialsOf(threads).map((r) => r[which][f]));
+    return { one: round2(field('one')), two: round2(field('two')), ratio: round2(field('ratio')) };
+  };
+  return {
+    pair: {
+      blockLength: sharedPairSpec.blockLength,
+      ...Object.fromEntries(
+        backends.map((backend) => {
+          const spec = { case: 'shared', kind: 'pair', backend };
+          return [backend, { shared: round2(pick(spec, 'shared')), memoryPool: round2(pick(spec, 'pool')), ratio: round2(pick(spec, 'ratio')) }];
+        }),
+      ),
+    },
+    threads: { burst: pick(threads, 'burst'), magazine: pick(threads, 'magazine'), numBlocks: sharedThreadsSpec.numBlocks, shared: threadRow('shared'), private: threadRow('private') },
+    handOff: Object.fromEntries(
+      Object.keys(handOffLengths).map((length) => {
+        const spec = { case: 'shared', kind: 'handOff', length: Number(length) };
+        return [length, { handOffUs: round2(pick(spec, 'handOffUs')), copyUs: round2(pick(spec, 'copyUs')), ratio: round2(pick(spec, 'ratio')) }];
+      }),
+    ),
+  };
+});
 const steadyState = section('steadyState', () =>
   Object.fromEntries(
     [...backends, 'newFloat64Array'].map((variant) => {
@@ -543,6 +588,14 @@ if (kernelAfter) {
   }
 }
 
+// Issue 16: a pair on a SharedPool within 2x of one on a private MemoryPool, in one thread.
+if (shared) {
+  for (const b of backends) {
+    const ratio = shared.pair[b].ratio;
+    target(`SharedPool getBlock+returnBlock / MemoryPool ${b}'s, one thread, timed in turn`, ratio, '<= 2', ratio <= 2);
+  }
+}
+
 const machine = {
   cpu: os.cpus()[0]?.model ?? 'unknown',
   cores: os.cpus().length,
@@ -569,6 +622,7 @@ const report = {
   layouts,
   churn,
   kernelAfter,
+  shared,
   large,
   targets,
   machine,
@@ -670,6 +724,34 @@ if (json) {
   if (kernelAfter) {
     table('Your code after a pool operation (kernel ms, median)', ['operation between the two timings', 'kernel ms before', 'kernel ms after', 'after / before', 'protector invalidated'], Object.values(kernelAfter.variants).map((v) => [v.label, v.before, v.ms, `${v.ratio}x`, v.protectorInvalidated ? 'yes' : 'no']));
     out.push('', `The kernel: ${kernelRounds.toLocaleString('en-US')} rounds of a dot product plus an axpy over two module-level Float64Array(1000), warmed up, timed, then the operation, then timed again in the same process; after / before is the median over ${kernelTrials} fresh ${kernelTrials === 1 ? 'process' : 'processes'} of each process's own ratio.`);
+  }
+  if (shared) {
+    const { pair, threads, handOff } = shared;
+    table(
+      `SharedPool in one thread: getBlock + returnBlock beside a private MemoryPool, ${pair.blockLength} doubles (ns per pair, median; the two timed in turn in one process)`,
+      ['timed beside', 'SharedPool', 'MemoryPool', 'SharedPool / MemoryPool'],
+      backends.map((b) => [`MemoryPool ${b}`, pair[b].shared, pair[b].memoryPool, `${pair[b].ratio}x`]),
+    );
+    table(
+      `SharedPool across threads: one worker, then two at once (million getBlock + returnBlock pairs per second, all workers together, median)`,
+      ['', '1 thread', '2 threads', '2 threads / 1 thread'],
+      [
+        ['one SharedPool for both threads', threads.shared.one, threads.shared.two, `${threads.shared.ratio}x`],
+        ['reference: a private MemoryPool js in each thread', threads.private.one, threads.private.two, `${threads.private.ratio}x`],
+      ],
+    );
+    out.push('', `Each thread takes ${threads.burst} blocks (twice its magazine of ${threads.magazine}), writing each, then gives them back, over and over: its magazine refills from the depot and flushes to it twice a burst, under the depot lock. ${threads.numBlocks} blocks of 100 doubles; the main thread waits. The reference row shows what two threads that share nothing gain on this machine at this time (each private pool refills from and flushes to its own engine in these bursts too).`);
+    const lengthsShown = Object.keys(handOff);
+    table(
+      'A block to another worker and back: hand-off beside postMessage of a copy (us per message and its answer, median)',
+      ['', ...lengthsShown.map((l) => `${Number(l).toLocaleString('en-US')} doubles`)],
+      [
+        ['SharedPool: getBlock, fill, handOff, postMessage(index); blockAt, read, returnBlock', ...lengthsShown.map((l) => handOff[l].handOffUs)],
+        ['plain Float64Array: fill, postMessage(slice()); read the copy', ...lengthsShown.map((l) => handOff[l].copyUs)],
+        ['copy / hand-off', ...lengthsShown.map((l) => `${handOff[l].ratio}x`)],
+      ],
+    );
+    out.push('', 'Ping-pong between the main thread and one worker: the sender sends the next block when the answer (the sum the worker read, checked) arrives; both ways fill and read every element.');
   }
   if (large) {
     const v = large.variants;

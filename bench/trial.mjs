@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { MemoryPool } from 'slabpool';
 import { FirstFit } from './first-fit.mjs';
+import { sharedHandOff, sharedPair, sharedThreads } from './shared.mjs';
 
 const require = createRequire(import.meta.url);
 const spec = JSON.parse(process.argv[2]);
@@ -984,6 +985,9 @@ switch (spec.case) {
     break;
   case 'kernelAfter':
     result = kernelAfter(spec);
+    break;
+  case 'shared':
+    result = spec.kind === 'pair' ? sharedPair(spec) : spec.kind === 'threads' ? await sharedThreads(spec) : await sharedHandOff(spec);
     break;
   case 'large':
     result = spec.kind === 'dense' ? largeDense(spec) : spec.kind === 'pair' ? largePair(spec) : largeSparse(spec);

@@ -108,13 +108,42 @@ describe('npm run bench --json', () => {
     // Plus, with native, its addressOf target.
     const addressTargets = report.targets.filter((t: { name: string }) => t.name.startsWith('native: addressOf'));
     expect(addressTargets.map((t: { limit: string }) => t.limit)).toEqual(BACKENDS.includes('native') ? ['<= 50'] : []);
-    expect(report.targets.length).toBe(BACKENDS.length * 29 + kernelTargets.length + nativeOverJs.length + addressTargets.length);
+    // SharedPool (issue 16): its pair beside a private MemoryPool of each backend, within 2x (a target per backend).
+    const sharedTargets = report.targets.filter((t: { name: string }) => t.name.startsWith('SharedPool '));
+    expect(sharedTargets.map((t: { name: string; limit: string }) => `${t.name}: ${t.limit}`).sort()).toEqual(BACKENDS.map((b) => `SharedPool getBlock+returnBlock / MemoryPool ${b}'s, one thread, timed in turn: <= 2`).sort());
+    for (const b of BACKENDS) expect(sharedTargets.find((t: { name: string }) => t.name.includes(`MemoryPool ${b}'s`)).value).toBe(report.shared.pair[b].ratio);
+    expect(report.targets.length).toBe(BACKENDS.length * 29 + kernelTargets.length + nativeOverJs.length + addressTargets.length + sharedTargets.length);
     // Growth: ns per growth at two slab counts (2,000 and 3,000 in --smoke), and a target per backend on their ratio.
     for (const b of BACKENDS) {
       expect(report.growth[b]).toEqual({ 2000: number, 3000: number });
       expect(report.targets.filter((t: { name: string }) => t.name === `${b}: one growth at 3000 slabs / at 2000`)).toHaveLength(1);
     }
     for (const t of report.targets) expect(t).toEqual({ name: expect.any(String), value: number, limit: expect.any(String), met: expect.any(Boolean) });
+    // SharedPool: ns per pair beside each MemoryPool backend and their ratio; million pairs per
+    // second by one worker and by two (on one SharedPool, and on private pools for reference);
+    // us per message handed off and copied, at three lengths (toy ones in --smoke).
+    const positive = (x: unknown) => {
+      expect(x).toEqual(number);
+      expect(x).toBeGreaterThan(0);
+    };
+    expect(Object.keys(report.shared)).toEqual(['pair', 'threads', 'handOff']);
+    expect(Object.keys(report.shared.pair).sort()).toEqual(['blockLength', ...BACKENDS].sort());
+    expect(report.shared.pair.blockLength).toBe(100);
+    for (const b of BACKENDS) {
+      expect(Object.keys(report.shared.pair[b])).toEqual(['shared', 'memoryPool', 'ratio']);
+      for (const v of Object.values(report.shared.pair[b])) positive(v);
+    }
+    // Bursts of twice the magazine (capacity / 16, at most 64): the magazine refills and flushes.
+    expect(report.shared.threads).toMatchObject({ burst: 128, magazine: 64, numBlocks: 1024 });
+    for (const which of ['shared', 'private']) {
+      expect(Object.keys(report.shared.threads[which])).toEqual(['one', 'two', 'ratio']);
+      for (const v of Object.values(report.shared.threads[which])) positive(v);
+    }
+    expect(Object.keys(report.shared.handOff)).toEqual(['100', '1000', '10000']);
+    for (const row of Object.values(report.shared.handOff)) {
+      expect(Object.keys(row as object)).toEqual(['handOffUs', 'copyUs', 'ratio']);
+      for (const v of Object.values(row as object)) positive(v);
+    }
     expect(report.machine).toMatchObject({ node: process.version, cores: number });
   });
 });
@@ -211,6 +240,92 @@ describe('the demo as a program', () => {
     expect(run.status).toBe(1);
     expect(run.stderr.trim()).toBe('--iterations takes a positive integer');
     const other = node([path.join('examples', 'demo.mjs'), '--fast']);
-    expect(other.stderr.trim()).toBe('unknown option --fast (options: --iterations N, --backend auto|native|js, --json, --metrics)');
+    expect(other.stderr.trim()).toBe('unknown option --fast (options: --iterations N, --backend auto|native|js, --workers N, --json, --metrics)');
+  });
+});
+
+describe('npm start -- --workers N (the swarm evaluated in worker threads, buffers from one SharedPool)', () => {
+  const demo = (...args: string[]) => node([path.join('examples', 'demo.mjs'), ...args]);
+
+  it('finds the best value of the single-thread run, with two hand-offs per evaluation, and ends on its own', () => {
+    const iterations = 150;
+    const single = demo('--iterations', String(iterations), '--json');
+    const run = demo('--iterations', String(iterations), '--workers', '2', '--json');
+    for (const r of [single, run]) {
+      expect(r.signal, r.stderr).toBeNull(); // not killed by the timeout: the workers ended
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const reference = JSON.parse(single.stdout);
+    const summary = JSON.parse(run.stdout);
+    expect(reference.workers).toBeUndefined();
+    expect(summary).toMatchObject({ iterations, particles: 50, sameBest: true });
+    // The same best value as the single-thread program and as the runs beside it in this one.
+    expect(summary.workers.best).toBe(reference.slabpool.best);
+    expect(summary.workers.best).toBe(summary.slabpool.best);
+    expect(summary.workers.best).toBe(summary.newFloat64Array.best);
+    expect(summary.movedAgain).toBe(reference.movedAgain);
+    // What the run implies: 50 particles evaluated at the start and in each iteration, and again
+    // after the swarm's best moved earlier in the iteration (counted by the single-thread run);
+    // each evaluation hands the position to a worker and back.
+    const evaluations = 50 * (iterations + 1) + reference.movedAgain;
+    expect(reference.movedAgain).toBeGreaterThan(0);
+    expect(summary.workers).toEqual({
+      threads: 2,
+      label: 'SharedPool, 2 workers',
+      ms: expect.any(Number),
+      gcEvents: expect.any(Number),
+      rssGrowthBytes: expect.any(Number),
+      best: expect.any(Number),
+      handOffs: 2 * evaluations,
+      evaluations,
+      movedAgain: reference.movedAgain,
+      handOffMs: expect.any(Number),
+      perHandOffUs: expect.any(Number),
+      batches: expect.any(Number),
+      waitMs: expect.any(Number),
+      perBatchUs: expect.any(Number),
+    });
+    // One batch an iteration and one at the start, plus one for each move of the best that sends particles again.
+    expect(summary.workers.batches).toBeGreaterThan(iterations);
+    expect(summary.workers.batches).toBeLessThanOrEqual(iterations + 1 + reference.movedAgain);
+    expect(summary.workers.handOffMs).toBeGreaterThan(0);
+    expect(summary.workers.perHandOffUs).toBeCloseTo((summary.workers.handOffMs * 1e3) / summary.workers.handOffs, 6);
+  });
+
+  it('prints the hand-off count and time in its summary, and a third column with the same best value', () => {
+    const run = demo('--iterations', '100', '--workers', '1', '--backend', 'js');
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^ +slabpool +new Float64Array +SharedPool, 1 worker$/m);
+    const best = /^best value +(\S+) +(\S+) +(\S+)$/m.exec(run.stdout);
+    expect(best?.slice(1)).toEqual([best?.[1], best?.[1], best?.[1]]);
+    const handOffs = /^hand-offs: ([\d,]+), each position to a worker and back for ([\d,]+) evaluations \(50 particles x 101, the start included, and ([\d,]+) moved again after the swarm's best moved\)$/m.exec(run.stdout);
+    expect(handOffs, run.stdout).not.toBeNull();
+    const [count, evaluations, again] = handOffs!.slice(1).map((n) => Number(n.replaceAll(',', '')));
+    expect(evaluations).toBe(50 * 101 + again!);
+    expect(count).toBe(2 * evaluations!);
+    const time = /^hand-off time: ([\d.]+) ms in handOff\(\) and blockAt\(\) over all threads, ([\d.]+) us per hand-off; the main thread waited (\d+) ms for ([\d,]+) batches to come back \(([\d.]+) us each\)$/m.exec(run.stdout);
+    expect(time, run.stdout).not.toBeNull();
+    expect(Number(time![1])).toBeGreaterThan(0);
+    expect(Number(time![2])).toBeCloseTo((Number(time![1]) * 1e3) / count!, 2);
+    expect(run.stdout).toMatch(/^identical best value in all three runs; slabpool was [\d.]+x as fast as new Float64Array$/m);
+  });
+
+  it.each([
+    ['0', '--workers takes a positive integer, not 0'],
+    ['-2', '--workers takes a positive integer, not -2'],
+    ['1.5', '--workers takes a positive integer, not 1.5'],
+    ['two', '--workers takes a positive integer, not two'],
+    ['51', '--workers takes at most 50 (the swarm has 50 particles), not 51'],
+  ])('refuses --workers %s with a message saying what it takes', (value, message) => {
+    const run = demo('--workers', value);
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim()).toBe(message);
+    expect(run.stdout).toBe('');
+  });
+
+  it('refuses --workers without a value', () => {
+    const run = demo('--iterations', '10', '--workers');
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim()).toBe('--workers needs a value');
   });
 });
