@@ -19,7 +19,7 @@ function runProgram(name: string, sources: string[], args: string[]): number {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-core-'));
   const exe = path.join(dir, name);
   try {
-    execFileSync(CXX, [...FLAGS, '-O2', '-g', ...sources, '-o', exe], { stdio: 'pipe' });
+    execFileSync(CXX, [...FLAGS, '-O2', '-g', '-pthread', ...sources, '-o', exe], { stdio: 'pipe' });
     const out = execFileSync(exe, args, { encoding: 'utf8' });
     const match = /^(\d+) passed, (\d+) failed$/m.exec(out);
     expect(match, out).not.toBeNull();
@@ -42,6 +42,12 @@ describe('the native allocator core on its own', () => {
     expect(passed).toBeGreaterThan(25);
   });
 
+  it('native/shared_region.cc passes its unit test program (threads included)', () => {
+    const passed = runProgram('shared_region_test', [native(OS_LAYER), native('shared_region.cc'), test('shared_region_test.cc')], ['4', '20000', '500']);
+    // Scenarios, 3 x 500 two-thread races, and 4 seeds of 4 threads x 20,000 operations, each checked.
+    expect(passed).toBeGreaterThan(100_000);
+  });
+
   it('native/run_index.cc passes its unit test program', () => {
     const passed = runProgram('run_index_test', [native(OS_LAYER), native('run_index.cc'), test('run_index_test.cc')], []);
     // 20 seeds of a 2,000-step walk, plus the scenario checks.
@@ -56,10 +62,10 @@ describe('the native allocator core on its own', () => {
  */
 interface Mutant {
   readonly name: string;
-  readonly file: 'run_index.cc' | 'slab.cc' | 'os_posix.cc';
+  readonly file: 'run_index.cc' | 'slab.cc' | 'os_posix.cc' | 'shared_region.cc';
   readonly find: string;
   readonly replace: string;
-  readonly caughtBy: { readonly run_index_test?: RegExp; readonly slab_test?: RegExp; readonly os_test?: RegExp };
+  readonly caughtBy: { readonly run_index_test?: RegExp; readonly slab_test?: RegExp; readonly os_test?: RegExp; readonly shared_region_test?: RegExp };
   /** Only where the kernel gives transparent huge pages (else skipped, saying so). */
   readonly needsHugePages?: boolean;
 }
@@ -164,12 +170,40 @@ const MUTANTS: readonly Mutant[] = [
     caughtBy: { os_test: /os_test\.cc:\d+: read_back\(p \+ huge, huge, os::ReadBack::kSmaps, &how\) == static_cast<int64_t>\(huge\)/ },
     needsHugePages: true,
   },
+  {
+    name: 'acquire() takes a reference whatever the size asked',
+    file: 'shared_region.cc',
+    find: 'r->bytes != expected_bytes ? Status::kSizeMismatch : Status::kOk',
+    replace: 'r->bytes + expected_bytes == 0 ? Status::kSizeMismatch : Status::kOk', // never true
+    caughtBy: { shared_region_test: /shared_region_test\.cc:\d+: sr::acquire\(a\.token, 4999, 2, &c\) == Status::kSizeMismatch: ok vs size mismatch/ },
+  },
+  {
+    name: 'release() frees a region with one reference left',
+    file: 'shared_region.cc',
+    find: 'if (--(*r)->count == 0) {',
+    replace: 'if (--(*r)->count <= 1) {',
+    caughtBy: { shared_region_test: /shared_region_test\.cc:\d+: sr::release\(a\.id\) == Status::kOk: freed vs ok/ },
+  },
+  {
+    name: "release_owner() drops the references but never frees a region",
+    file: 'shared_region.cc',
+    find: '      if ((*r)->count == 0) {\n        Region* region = *r;',
+    replace: '      if (false) {\n        Region* region = *r;',
+    caughtBy: { shared_region_test: /shared_region_test\.cc:\d+: dropped\.regions == size_t\{1\}: 0 vs 1/ },
+  },
+  {
+    name: 'tokens are the plain counter (a round function of zero: the permutation is the identity)',
+    file: 'shared_region.cc',
+    find: 'return static_cast<uint32_t>((z ^ (z >> 31)) >> 32);',
+    replace: 'return static_cast<uint32_t>(0 * z);',
+    caughtBy: { shared_region_test: /shared_region_test\.cc:\d+: expected bits > 28 && bits < 36/ },
+  },
 ];
 
 const execFileAsync = promisify(execFile);
 
 async function compile(source: string, object: string, include: string[] = []): Promise<void> {
-  await execFileAsync(CXX, [...FLAGS, '-O1', ...include.flatMap((dir) => ['-I', dir]), '-c', source, '-o', object]);
+  await execFileAsync(CXX, [...FLAGS, '-O1', '-pthread', ...include.flatMap((dir) => ['-I', dir]), '-c', source, '-o', object]);
 }
 
 /** Runs a test program; what it counted and printed, a crash or a hang counting as a failure. */
@@ -185,8 +219,8 @@ async function outcome(exe: string, args: string[]): Promise<{ failed: number; r
   }
 }
 
-describe('a bug planted in the run index, its upkeep, slab pins or the OS layer is caught by the native unit tests', () => {
-  it('fails run_index_test, slab_test or os_test on every mutant, for the reason each names', async () => {
+describe('a bug planted in the run index, its upkeep, slab pins, the OS layer or the shared region registry is caught by the native unit tests', () => {
+  it('fails run_index_test, slab_test, os_test or shared_region_test on every mutant, for the reason each names', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'slabpool-mutants-'));
     const obj = (name: string) => path.join(dir, `${name}.o`);
     try {
@@ -198,6 +232,8 @@ describe('a bug planted in the run index, its upkeep, slab pins or the OS layer 
         compile(test('run_index_test.cc'), obj('run_index_test')),
         compile(test('slab_test.cc'), obj('slab_test')),
         compile(test('os_test.cc'), obj('os_test')),
+        compile(native('shared_region.cc'), obj('shared_region')),
+        compile(test('shared_region_test.cc'), obj('shared_region_test')),
       ]);
       for (const [i, mutant] of MUTANTS.entries()) {
         const skip = mutant.needsHugePages ? noHugePages() : null;
@@ -214,9 +250,15 @@ describe('a bug planted in the run index, its upkeep, slab pins or the OS layer 
         const objects = (...names: string[]) => names.map((name) => (name === mutant.file.replace('.cc', '') ? mutated : obj(name)));
         for (const [program, reason] of Object.entries(mutant.caughtBy)) {
           const exe = path.join(dir, `${program}_mutant${i}`);
-          const parts = program === 'run_index_test' ? ['os_posix', 'run_index', 'run_index_test'] : ['os_posix', 'run_index', 'slab', program];
-          await execFileAsync(CXX, [...objects(...parts), '-o', exe]);
-          const { failed, report } = await outcome(exe, program === 'slab_test' ? ['6'] : []);
+          const parts =
+            program === 'run_index_test'
+              ? ['os_posix', 'run_index', 'run_index_test']
+              : program === 'shared_region_test'
+                ? ['os_posix', 'shared_region', 'shared_region_test']
+                : ['os_posix', 'run_index', 'slab', program];
+          await execFileAsync(CXX, [...objects(...parts), '-pthread', '-o', exe]);
+          const args = program === 'slab_test' ? ['6'] : program === 'shared_region_test' ? ['1', '2000', '50'] : [];
+          const { failed, report } = await outcome(exe, args);
           expect(failed, `${mutant.name}: ${program} did not fail\n${report.slice(0, 2000)}`).toBeGreaterThan(0);
           expect(report, `${mutant.name}: ${program}`).toMatch(reason);
         }

@@ -1,15 +1,17 @@
 // The checks the C++ test programs count: EXPECT(cond) and EXPECT_EQ(a, b), each printing where
 // and why it failed; a program ends with expect_summary(), which prints the 'N passed, N failed'
-// line that test/native-core.test.ts reads and returns the exit code.
+// line that test/native-core.test.ts reads and returns the exit code. The counts are atomic, so
+// that threads may check too (shared_region_test).
 #ifndef SLABPOOL_TEST_EXPECT_H_
 #define SLABPOOL_TEST_EXPECT_H_
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 #include <type_traits>
 
-inline int checks = 0;
-inline int failures = 0;
+inline std::atomic<int> checks{0};
+inline std::atomic<int> failures{0};
 
 inline std::string show(const std::string& s) { return '"' + s + '"'; }
 inline std::string show(bool v) { return v ? "true" : "false"; }
@@ -40,7 +42,7 @@ std::enable_if_t<std::is_arithmetic_v<T>, std::string> show(T v) {
   } while (0)
 
 inline int expect_summary() {
-  std::printf("%d passed, %d failed\n", checks - failures, failures);
+  std::printf("%d passed, %d failed\n", checks - failures, failures.load());
   return failures == 0 ? 0 : 1;
 }
 
