@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "slabpool",
-      "sources": ["native/run_index.cc", "native/slab.cc", "native/shared_region.cc", "native/binding.cc"],
+      "sources": ["native/run_index.cc", "native/slab.cc", "native/shared_region.cc", "native/shared_binding.cc", "native/binding.cc"],
       "conditions": [
         ["OS=='win'", { "sources": ["native/os_windows.cc"] }, { "sources": ["native/os_posix.cc"] }]
       ],

@@ -193,6 +193,15 @@ export function depotLockTimeout(slot: number, threadId: number, ms: number): Sl
   );
 }
 
+/** SharedPool.attach() of a native pool whose memory was freed (every attachment closed, every view collected). */
+export function sharedMemoryFreed(): SlabpoolError {
+  return withCode(
+    TypeError,
+    'ERR_SLABPOOL_DESTROYED',
+    "Cannot call attach(): the shared pool's memory was freed, every attachment having closed and every view of its blocks having been collected (a handle alone does not keep a native pool's memory: keep one attachment open until the others have attached)",
+  );
+}
+
 export function closedAttachment(method: string, why = 'closed'): SlabpoolError {
   return withCode(TypeError, 'ERR_SLABPOOL_DESTROYED', `Cannot call ${method}(): this thread's attachment to the shared pool was ${why}`);
 }

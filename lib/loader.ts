@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import bindings = require('bindings');
-import { envBackend } from './env.js';
+import { envBackend, envNativeMemoryV8 } from './env.js';
 import { nativeUnavailable } from './errors.js';
 import type { EngineFactory } from './engine.js';
 import { createJsEngine } from './fallback.js';
-import { isNativeAddon, nativeEngineFactory } from './native.js';
+import { isNativeAddon, nativeEngineFactory, type NativeAddon } from './native.js';
 import type { Backend } from './options.js';
 
 /** One place the loader looked for the native addon, and why it did not load from there. */
@@ -46,6 +46,8 @@ export interface BackendInfo {
 
 interface NativeLoad {
   readonly factory: EngineFactory | undefined;
+  /** The addon the factory is over (SharedPool uses its shared regions). */
+  readonly addon: NativeAddon | undefined;
   readonly target: LoadTarget;
   readonly attempts: readonly LoadAttempt[];
 }
@@ -157,6 +159,7 @@ function loadNative(): NativeLoad {
   const override = overridePath();
   const attempts: LoadAttempt[] = [];
   let factory: EngineFactory | undefined;
+  let loaded: NativeAddon | undefined;
   for (const place of override ? [{ template: [override] }] : PLACES) {
     const file = override ?? path.join(...place.template.map((part) => (options as Record<string, string>)[part] ?? part));
     let error: string | null = null;
@@ -174,7 +177,10 @@ function loadNative(): NativeLoad {
       if (!isNativeAddon(addon)) error = 'not a slabpool addon';
       else if (expectedHash !== null && addon.sourceHash !== expectedHash) {
         error = `stale: built from native sources ${addon.sourceHash}, but native/ is ${expectedHash}`;
-      } else factory = nativeEngineFactory(addon);
+      } else {
+        factory = nativeEngineFactory(addon);
+        loaded = addon;
+      }
     } catch (err) {
       const e = err as Error & { tries?: string[]; code?: string };
       error = e.tries || e.code === 'MODULE_NOT_FOUND' ? 'not found' : String(e.message).split(/\r?\n/)[0]!.trimEnd();
@@ -182,7 +188,7 @@ function loadNative(): NativeLoad {
     attempts.push({ path: file, error });
     if (factory) break;
   }
-  nativeLoad = { factory, target, attempts };
+  nativeLoad = { factory, addon: loaded, target, attempts };
   // Set for a reason (diagnosis, the sanitizer run): that it did not load must not pass unseen.
   if (override && !factory) {
     process.emitWarning(`SLABPOOL_NATIVE_PATH=${override} did not load (${attempts[0]!.error}); no other place is tried`, { code: 'SLABPOOL_NATIVE_PATH' });
@@ -226,6 +232,27 @@ export function engineFactory(requested: 'auto' | Backend, requireAddress = fals
   if (choice === 'native') throw nativeUnavailable(describeAttempts(attempts), "backend 'native'");
   if (requireAddress) throw nativeUnavailable(describeAttempts(attempts), "alignmentScope 'address'");
   return createJsEngine;
+}
+
+/**
+ * The addon for a SharedPool's `backend` option ('auto' follows SLABPOOL_BACKEND, as MemoryPool's
+ * does), or null for the JavaScript engine. Throws ERR_SLABPOOL_NATIVE_UNAVAILABLE when 'native'
+ * (asked, or by the variable) cannot be had: no addon loaded, or external ArrayBuffers are refused
+ * here or not wanted (SLABPOOL_NATIVE_MEMORY=v8), since every thread wraps the blocks in one.
+ */
+export function sharedAddon(requested: 'auto' | Backend): NativeAddon | null {
+  const choice = requested === 'auto' ? environmentChoice() : requested;
+  if (choice === 'js') return null;
+  const { addon, attempts } = loadNative();
+  const reasons = addon ? (envNativeMemoryV8() ? ['SLABPOOL_NATIVE_MEMORY=v8: no external ArrayBuffers, which every thread of a native SharedPool wraps its blocks in'] : []) : describeAttempts(attempts);
+  if (addon && reasons.length === 0) return addon;
+  if (choice === 'native') throw nativeUnavailable(reasons, requested === 'native' ? "a SharedPool's backend 'native'" : 'SLABPOOL_BACKEND=native with a SharedPool');
+  return null;
+}
+
+/** The addon loaded in this process, if any (a native SharedPool's attach()). */
+export function loadedAddon(): NativeAddon | undefined {
+  return loadNative().addon;
 }
 
 /** The backend a pool with this `backend` option runs on; throws as the pool would when 'native' cannot load. */

@@ -41,6 +41,23 @@ export interface NativeAddon {
   /** Hash of the native sources the addon was built from (scripts/source-hash.js). */
   readonly sourceHash: string;
   readonly hugePageSupport: () => HugePageSupport;
+  /**
+   * SharedPool's native memory (native/shared_binding.cc): a new zeroed shared region of `bytes`
+   * at `alignment`, or another thread's reference to one by its token, each as an external
+   * ArrayBuffer of this thread's holding one reference (dropped by its finalizer, or when the
+   * thread ends); a failure as a status string.
+   */
+  readonly sharedRegionCreate: (bytes: number, alignment: number) => SharedRegion | 'no memory' | 'no external buffers';
+  readonly sharedRegionAttach: (token: bigint, bytes: number) => SharedRegion | 'unknown' | 'ended' | 'size mismatch' | 'no memory' | 'no external buffers';
+  /** The process's shared regions (native/shared_region.h Totals): for tests and leak checks. */
+  readonly sharedRegionTotals: () => { regions: number; bytes: number; references: number; created: number; freed: number };
+}
+
+/** A thread's reference to a shared region: its token (for other threads), its address, this thread's buffer over it. */
+export interface SharedRegion {
+  readonly token: bigint;
+  readonly address: bigint;
+  readonly buffer: ArrayBuffer;
 }
 
 export function isNativeAddon(value: unknown): value is NativeAddon {
@@ -48,7 +65,7 @@ export function isNativeAddon(value: unknown): value is NativeAddon {
   return (
     typeof addon?.NativeEngine === 'function' &&
     typeof addon.sourceHash === 'string' &&
-    [addon.acquire, addon.release, addon.acquireRun, addon.releaseRun, addon.hugePageSupport].every((f) => typeof f === 'function')
+    [addon.acquire, addon.release, addon.acquireRun, addon.releaseRun, addon.hugePageSupport, addon.sharedRegionCreate, addon.sharedRegionAttach, addon.sharedRegionTotals].every((f) => typeof f === 'function')
   );
 }
 

@@ -1,5 +1,6 @@
-import { envBackend } from './env.js';
-import { invalidRange, invalidType, nativeUnavailable, outOfMemory } from './errors.js';
+import { invalidRange, invalidType, outOfMemory } from './errors.js';
+import { sharedAddon } from './loader.js';
+import { attachBlocks, makeBlocks, type BlockMemory } from './shared-memory.js';
 import { Depot } from './shared-depot.js';
 import {
   H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_MAGIC, H_SERIAL, H_SLOTS, H_STRIDE, H_TYPE, H_VERSION,
@@ -14,20 +15,17 @@ import { threadId as currentThreadId } from 'node:worker_threads';
  * Making a shared pool's memory, describing it in a handle, and attaching a thread to it.
  *
  * The handle is plain data that the structured clone algorithm copies (postMessage, workerData):
- * the two SharedArrayBuffers (cloned as new references to the same memory, never copied) and the
- * facts attach() cannot read from the metadata (the block shape). Every size is read back from
- * the metadata header, which is the authority; the handle's copies are checked against it.
+ * the metadata's SharedArrayBuffer (cloned as a new reference to the same memory, never copied),
+ * the blocks (js: their SharedArrayBuffer; native: the token of the addon's shared region,
+ * shared-memory.ts) and the facts attach() cannot read from the metadata (the block shape).
+ * Every size is read back from the metadata header, which is the authority; the handle's copies
+ * are checked against it.
  *
- * How the native engine slots in behind the same handle: its handle will say backend 'native'
- * and carry, instead of `blocks`, a registry key of the C++ allocator's shared slab (a
- * process-wide table in the addon, which is loaded once per process and so seen by every
- * worker; each attach() takes a reference and wraps the same memory in its own external
- * ArrayBuffer, as native/binding.cc does for one thread, so alignment stays absolute). The block
- * states and the depot move into C++ too (std::atomic words and a mutex, the same transitions as
- * shared-depot.ts), while the magazine stays in JavaScript as MemoryPool's does, so the hot path
- * does not cross N-API: `meta` stays a SharedArrayBuffer the addon reads through
- * napi_get_arraybuffer_info, or becomes part of the slab. SharedPool picks its engine from
- * handle.backend at attach(); the API and the errors do not change.
+ * The two engines differ only in where the blocks live (shared-memory.ts): the block states, the
+ * depot and its lock are the same JavaScript over the same SharedArrayBuffer of metadata, so
+ * that the hot path (a magazine pop or push and one compareExchange) never crosses N-API. The
+ * native engine's gain is the memory: aligned as an address, with an address native code can be
+ * given (addressOf), from slabpool's OS layer rather than V8's heap.
  */
 
 /** The structured-cloneable descriptor of a shared pool: `pool.handle`, for `SharedPool.attach(handle)`. */
@@ -35,10 +33,12 @@ export interface SharedPoolHandle {
   readonly kind: 'slabpool.SharedPool';
   /** The metadata layout's version (shared-layout.ts); attach() refuses another. */
   readonly version: number;
-  /** The engine behind the memory: 'js' (this file's SharedArrayBuffers) so far. */
-  readonly backend: 'js';
-  /** The blocks: capacity * stride bytes, block i at byte i * stride. */
-  readonly blocks: SharedArrayBuffer;
+  /** Where the blocks live: 'js', a SharedArrayBuffer; 'native', a shared region of the addon (shared-memory.ts). */
+  readonly backend: 'js' | 'native';
+  /** 'js': the blocks, capacity * stride bytes, block i at byte i * stride. Absent for 'native'. */
+  readonly blocks?: SharedArrayBuffer;
+  /** 'native': the token of the addon's shared region that holds the blocks. Absent for 'js'. */
+  readonly region?: bigint;
   /** The metadata: shared-layout.ts. */
   readonly meta: SharedArrayBuffer;
   /** The block type's name: 'Float64Array', ... */
@@ -52,8 +52,8 @@ export const MAX_SHARED_BLOCKS = 2 ** 24;
 const MAX_THREADS = 1024;
 const DEFAULT_THREADS = 64;
 
-/** Validates the options and makes the two SharedArrayBuffers of a new pool; its handle. */
-export function createHandle(options: unknown): SharedPoolHandle {
+/** Validates the options and makes the blocks and the metadata of a new pool: its handle, and this thread's access to the blocks. */
+export function createHandle(options: unknown): { handle: SharedPoolHandle; memory: BlockMemory } {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw invalidType('options', 'object with blockSize and numBlocks', options);
   }
@@ -63,15 +63,10 @@ export function createHandle(options: unknown): SharedPoolHandle {
   }
   const { maxThreads: threadsOption, backend, ...rest } = opts;
   const maxThreads = threadsOption === undefined ? DEFAULT_THREADS : requireInteger('maxThreads', threadsOption, 1, MAX_THREADS);
-  if (backend !== undefined && backend !== 'auto' && backend !== 'js') {
-    const expected = "one of 'auto', 'js'";
+  if (backend !== undefined && backend !== 'auto' && backend !== 'js' && backend !== 'native') {
+    const expected = "one of 'auto', 'native', 'js'";
     if (typeof backend !== 'string') throw invalidType('backend', expected, backend);
-    throw invalidRange('backend', expected, backend, backend === 'native' ? 'the shared pool has no native engine yet' : undefined);
-  }
-  // 'auto' follows SLABPOOL_BACKEND, as MemoryPool's does: a value it does not know is refused,
-  // and 'native' (the addon or an error, the variable's meaning) cannot be had here yet.
-  if ((backend === undefined || backend === 'auto') && envBackend() === 'native') {
-    throw nativeUnavailable(['a SharedPool has only its JavaScript engine so far (its native engine is to come)'], 'SLABPOOL_BACKEND=native with a SharedPool');
+    throw invalidRange('backend', expected, backend);
   }
   // The MemoryPool options' own validation; the options a shared pool does not have are pinned off.
   const cfg = validateOptions({ ...rest, backend: 'js', detach: false, hugePages: false, prefault: false });
@@ -82,13 +77,9 @@ export function createHandle(options: unknown): SharedPoolHandle {
   const capacity = cfg.slabBlocks;
   const m = magazineSize(capacity);
   const layout = regions(capacity, maxThreads);
-  let blocks: SharedArrayBuffer;
+  // 'auto' follows SLABPOOL_BACKEND, as MemoryPool's does (loader.ts sharedAddon): the addon when it loads.
+  const addon = sharedAddon((backend ?? 'auto') as 'auto' | 'native' | 'js');
   let meta: SharedArrayBuffer;
-  try {
-    blocks = new SharedArrayBuffer(capacity * cfg.stride);
-  } catch {
-    throw outOfMemory(`the blocks of a shared pool of ${capacity} blocks`, capacity * cfg.stride);
-  }
   try {
     meta = new SharedArrayBuffer(layout.words * 4);
   } catch {
@@ -104,16 +95,12 @@ export function createHandle(options: unknown): SharedPoolHandle {
   w[H_ALIGNMENT] = cfg.alignment;
   w[H_MAGAZINE] = m;
   new Depot(w).init();
+  const memory = makeBlocks(addon, capacity * cfg.stride, cfg.alignment, `the blocks of a shared pool of ${capacity} blocks`);
   Atomics.store(w, H_MAGIC, MAGIC); // last: a handle is valid only once everything above is written
-  return Object.freeze({
-    kind: 'slabpool.SharedPool',
-    version: VERSION,
-    backend: 'js',
-    blocks,
-    meta,
-    type: cfg.type.name,
-    blockShape: Object.freeze(cfg.blockShape.slice()),
-  } as const);
+  const common = { kind: 'slabpool.SharedPool', version: VERSION, meta, type: cfg.type.name, blockShape: Object.freeze(cfg.blockShape.slice()) } as const;
+  const handle: SharedPoolHandle =
+    memory.token === null ? Object.freeze({ ...common, backend: 'js', blocks: memory.buffer as SharedArrayBuffer }) : Object.freeze({ ...common, backend: 'native', region: memory.token });
+  return { handle, memory };
 }
 
 /**
@@ -161,11 +148,11 @@ export function validateHandle(handle: unknown): SharedPoolHandle {
   if (typeof handle !== 'object' || handle === null || Array.isArray(handle)) throw invalidType('handle', HANDLE, handle);
   const h = handle as Partial<Record<keyof SharedPoolHandle, unknown>>;
   if (h.kind !== 'slabpool.SharedPool') throw invalidType('handle', HANDLE, handle);
-  if (h.backend !== 'js') throw invalidRange('handle', "a handle of backend 'js'", handle, `its backend is ${String(h.backend)}`);
+  if (h.backend !== 'js' && h.backend !== 'native') throw invalidRange('handle', "a handle of backend 'js' or 'native'", handle, `its backend is ${String(h.backend)}`);
   if (h.version !== VERSION) throw invalidRange('handle', `a handle of layout version ${VERSION}`, handle, `it has version ${String(h.version)}: made by another slabpool version`);
-  if (!(h.blocks instanceof SharedArrayBuffer) || !(h.meta instanceof SharedArrayBuffer)) {
-    throw invalidType('handle', `${HANDLE} with SharedArrayBuffers blocks and meta`, handle);
-  }
+  if (!(h.meta instanceof SharedArrayBuffer)) throw invalidType('handle', `${HANDLE} with a SharedArrayBuffer meta`, handle);
+  if (h.backend === 'js' && !(h.blocks instanceof SharedArrayBuffer)) throw invalidType('handle', `${HANDLE} of backend 'js', with a SharedArrayBuffer blocks`, handle);
+  if (h.backend === 'native' && typeof h.region !== 'bigint') throw invalidType('handle', `${HANDLE} of backend 'native', with a bigint region`, handle);
   const meta = h.meta;
   const broken = (why: string) => invalidRange('handle', HANDLE, handle, why);
   if (meta.byteLength < 64 || meta.byteLength % 4 !== 0) throw broken('its meta buffer is not a shared pool\'s metadata');
@@ -178,8 +165,15 @@ export function validateHandle(handle: unknown): SharedPoolHandle {
   if (!Array.isArray(shape) || shape.reduce((a: number, b: unknown) => a * (typeof b === 'number' ? b : NaN), 1) !== w[H_BLOCK_LENGTH]) {
     throw broken('its blockShape differs from the metadata\'s block length');
   }
-  if (meta.byteLength !== regions(capacity, w[H_SLOTS]!).words * 4 || h.blocks.byteLength !== capacity * w[H_STRIDE]!) {
+  if (meta.byteLength !== regions(capacity, w[H_SLOTS]!).words * 4 || (h.blocks instanceof SharedArrayBuffer && h.blocks.byteLength !== capacity * w[H_STRIDE]!)) {
     throw broken('its buffers are not the sizes its metadata gives');
   }
   return handle as SharedPoolHandle;
+}
+
+/** This thread's access to the blocks of a validated handle (for native, a reference of its own: shared-memory.ts attachBlocks, which throws). */
+export function attachMemory(handle: SharedPoolHandle): BlockMemory {
+  if (handle.backend === 'js') return { buffer: handle.blocks!, address: null, token: null };
+  const w = new Int32Array(handle.meta);
+  return attachBlocks(handle, handle.region!, w[H_CAPACITY]! * w[H_STRIDE]!);
 }

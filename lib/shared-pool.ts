@@ -2,7 +2,8 @@ import { threadId as currentThreadId } from 'node:worker_threads';
 import { checkFailed, closedAttachment, foreignBlock, invalidRange, invalidType, notHeldHere, notInUse } from './errors.js';
 import type { PoolArray, PoolArrayConstructor } from './options.js';
 import { Depot, describeState, refusal } from './shared-depot.js';
-import { claimSlot, createHandle, validateHandle, type SharedPoolHandle } from './shared-handle.js';
+import { attachMemory, claimSlot, createHandle, validateHandle, type SharedPoolHandle } from './shared-handle.js';
+import type { BlockMemory } from './shared-memory.js';
 import {
   CACHED, C_ACQUIRES, C_CLAIMS, C_FAILURES, C_HANDOFFS, C_RETURNS, F_RECLAIMED, HELD, H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_STRIDE, H_TYPE,
   RUN, RUN_BODY, RUN_TRANSIT, SLOT_ENDED, SLOT_LIVE, S_STATE, S_THREAD, TRANSIT, batchOf, counterOf, genOfSlot, kindOf, recordOf, slotKind, slotOf, state,
@@ -58,7 +59,12 @@ export interface SharedPoolOptions<T extends PoolArray = Float64Array> {
   readonly grow?: boolean;
   /** numBlocks when given (grow is false). */
   readonly maxBlocks?: number;
-  /** 'auto' or 'js': the shared pool has only the JavaScript engine so far; 'native' is refused. @default 'auto' */
+  /**
+   * Where the blocks live: 'native', a shared region of the addon (aligned as addresses; addressOf
+   * gives them); 'js', a SharedArrayBuffer; 'auto', native when the addon loads, as MemoryPool's
+   * (SLABPOOL_BACKEND=js or native decides). Block states, depot and magazines are the same
+   * JavaScript on both (shared-memory.ts). @default 'auto'
+   */
   readonly backend?: 'auto' | 'js' | 'native';
   /**
    * Attachments open at once (the creating one included), from 1 to 1024: each takes a 64-byte
@@ -74,6 +80,10 @@ let attaching: SharedPoolHandle | null = null;
 
 export class SharedPool<T extends PoolArray = Float64Array> implements Disposable {
   readonly #handle: SharedPoolHandle;
+  /** This thread's buffer over the blocks (shared-memory.ts): the SharedArrayBuffer (js) or an external ArrayBuffer of this thread's (native). */
+  readonly #blocks: ArrayBuffer;
+  /** The blocks' absolute address (native); null (js). */
+  readonly #address: bigint | null;
   readonly #type: PoolArrayConstructor;
   readonly #typeName: string;
   readonly #blockShape: readonly number[];
@@ -112,17 +122,23 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   /**
    * A new shared pool of `numBlocks` blocks, attached in this thread. Throws a TypeError or
    * RangeError with code ERR_SLABPOOL_INVALID_ARG for a bad option (naming it, what was expected
-   * and what was received), ERR_SLABPOOL_OUT_OF_MEMORY when the SharedArrayBuffers cannot be had.
+   * and what was received), ERR_SLABPOOL_OUT_OF_MEMORY when the memory cannot be had,
+   * ERR_SLABPOOL_NATIVE_UNAVAILABLE for backend 'native' (or SLABPOOL_BACKEND=native) without a
+   * loadable addon.
    */
   constructor(options: SharedPoolOptions<T>) {
     let handle: SharedPoolHandle;
+    let memory: BlockMemory;
     if (attaching !== null) {
       handle = attaching;
       attaching = null;
+      memory = attachMemory(handle);
     } else {
-      handle = createHandle(options);
+      ({ handle, memory } = createHandle(options));
     }
     this.#handle = handle;
+    this.#blocks = memory.buffer as ArrayBuffer;
+    this.#address = memory.address;
     this.#words = new Int32Array(handle.meta);
     this.#f64 = new Float64Array(handle.meta, 0, handle.meta.byteLength >>> 3);
     const w = this.#words;
@@ -195,8 +211,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     return this.#alignment;
   }
 
-  get backend(): 'js' {
-    return 'js';
+  /** 'native': the blocks in a shared region of the addon (absolute alignment, addressOf); 'js': in a SharedArrayBuffer. */
+  get backend(): 'js' | 'native' {
+    return this.#handle.backend;
   }
 
   /** This attachment's thread slot (0 .. maxThreads - 1): the slot stats and errors name. */
@@ -361,10 +378,11 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   /**
-   * The absolute address of a block or run this thread holds: always null here, since the
-   * JavaScript engine cannot know it (stats().alignmentScope is 'buffer'); the native engine will
-   * give it. Throws as MemoryPool.addressOf: ERR_SLABPOOL_FOREIGN_BLOCK for a view this attachment
-   * did not make, ERR_SLABPOOL_INVALID_ARG for one this thread does not hold.
+   * The absolute address of a block or run this thread holds (a multiple of `alignment`), for
+   * native code: the same in every thread. Null on the JavaScript engine, which cannot know it
+   * (stats().alignmentScope is 'buffer'). Throws as MemoryPool.addressOf:
+   * ERR_SLABPOOL_FOREIGN_BLOCK for a view this attachment did not make, ERR_SLABPOOL_INVALID_ARG
+   * for one this thread does not hold.
    */
   addressOf(block: T): bigint | null {
     this.#live('addressOf');
@@ -372,7 +390,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const run = own < 0;
     const i = run ? -own - 1 : own;
     const s = this.#depot.stateOf(i);
-    if (s === (run ? this.#runState : this.#heldState)) return null;
+    if (s === (run ? this.#runState : this.#heldState)) return this.#address === null ? null : this.#address + BigInt(i * this.#stride);
     const what = run ? `the run view at block ${i}` : `block ${i}`;
     if (s === 0 || kindOf(s) === CACHED || (run && kindOf(s) !== RUN && kindOf(s) !== RUN_TRANSIT)) throw notInUse('block', what);
     throw notHeldHere('block', what, slotOf(s) === this.#slot ? 'handed off by this thread' : `${describeState(s)}, another attachment`);
@@ -489,7 +507,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
       blockLength: this.#blockLength,
       blockBytes: this.#blockLength * this.#type.BYTES_PER_ELEMENT,
       stride: this.#stride,
-      reservedBytes: this.#handle.blocks.byteLength,
+      backend: this.#handle.backend,
+      reservedBytes: this.#blocks.byteLength,
       metadataBytes: this.#handle.meta.byteLength,
       magazineSize: this.#magazine.length,
     });
@@ -686,7 +705,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
   }
 
   #makeView(i: number): T {
-    const view = new this.#type(this.#handle.blocks as unknown as ArrayBuffer, i * this.#stride, this.#blockLength) as T;
+    const view = new this.#type(this.#blocks, i * this.#stride, this.#blockLength) as T;
     this.#views[i] = view;
     return view;
   }
@@ -695,7 +714,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const length = k * this.#blockLength;
     const cached = this.#runs.get(start);
     if (cached !== undefined && cached.length === length) return cached;
-    const view = new this.#type(this.#handle.blocks as unknown as ArrayBuffer, start * this.#stride, length) as T;
+    const view = new this.#type(this.#blocks, start * this.#stride, length) as T;
     this.#runs.set(start, view);
     return view;
   }

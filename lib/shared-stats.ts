@@ -32,13 +32,14 @@ import {
  * value it really had, but not all from the same instant.
  */
 export interface SharedPoolStats {
-  readonly backend: 'js';
-  /** 'buffer': offsets within the blocks' SharedArrayBuffer are aligned; absolute addresses are not known. */
-  readonly alignmentScope: 'buffer';
+  /** Where the blocks live: 'native', a shared region of the addon; 'js', a SharedArrayBuffer. */
+  readonly backend: 'js' | 'native';
+  /** 'address' (native): every block's address is a multiple of alignment. 'buffer' (js): offsets within the blocks' SharedArrayBuffer are aligned; absolute addresses are not known. */
+  readonly alignmentScope: 'address' | 'buffer';
   readonly alignment: number;
   readonly type: string;
-  /** 'shared': one SharedArrayBuffer for the blocks and one for the metadata, allocated by V8. */
-  readonly memory: 'shared';
+  /** The blocks' memory: 'shared', a SharedArrayBuffer allocated by V8 (js); 'native', a region from slabpool's OS layer (native). The metadata is a SharedArrayBuffer either way. */
+  readonly memory: 'shared' | 'native';
   readonly blockLength: number;
   readonly blockBytes: number;
   readonly stride: number;
@@ -92,6 +93,7 @@ export interface SharedPoolStats {
 
 /** What scan() needs besides the depot: the configuration. */
 export interface StatsContext {
+  readonly backend: 'js' | 'native';
   readonly alignment: number;
   readonly type: string;
   readonly blockLength: number;
@@ -156,11 +158,11 @@ export function scan(depot: Depot, f64: Float64Array, c: StatsContext): SharedPo
   const free = depotBlocks + cached;
   const inUse = capacity - free;
   return {
-    backend: 'js',
-    alignmentScope: 'buffer',
+    backend: c.backend,
+    alignmentScope: c.backend === 'native' ? 'address' : 'buffer',
     alignment: c.alignment,
     type: c.type,
-    memory: 'shared',
+    memory: c.backend === 'native' ? 'native' : 'shared',
     blockLength: c.blockLength,
     blockBytes: c.blockBytes,
     stride: c.stride,

@@ -1,5 +1,6 @@
 // The N-API surface of slabpool, and nothing else: an Engine object implementing the contract of
-// lib/engine.ts over slabpool::Allocator (slab.h). Arguments are checked here again even though
+// lib/engine.ts over slabpool::Allocator (slab.h); SharedPool's shared regions are in
+// shared_binding.cc. Arguments are checked here again even though
 // lib/ validated them: a native method must never trust its caller. Every refusal throws an Error
 // with code ERR_SLABPOOL_INTERNAL and a message starting "slabpool internal error: ", as the TS
 // engine's do (lib/errors.ts internalError()).
@@ -36,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "shared_binding.h"
 #include "slab.h"
 
 #ifndef SLABPOOL_SOURCE_HASH
@@ -650,6 +652,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("committedSlabBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 return Napi::Number::New(info.Env(), static_cast<double>(slabpool::slab_memory_committed_bytes()));
               }));
+  slabpool::ExportSharedRegions(env, exports);  // SharedPool's native memory (shared_binding.cc)
   return exports;
 }
 

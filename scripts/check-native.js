@@ -71,7 +71,7 @@ function asan() {
   const build = run(cxx, [
     '-std=c++17', '-shared', '-fPIC', '-Wall', '-Wextra', '-Werror', ...SANITIZE,
     '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED', `-DSLABPOOL_SOURCE_HASH="${sourceHash()}"`,
-    `-I${headers}`, `-I${include}`, ...CORE, 'native/binding.cc', '-o', addon,
+    `-I${headers}`, `-I${include}`, ...CORE, 'native/shared_binding.cc', 'native/binding.cc', '-o', addon,
   ]);
   if (build.status !== 0) fail('could not build the instrumented addon', build.output);
 

@@ -1,8 +1,8 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SharedPool, type PoolArray, type PoolArrayConstructor } from '../lib/index.js';
-import { fuzzSettings, rng } from './helpers.js';
-import { start, type Started } from './shared-workers.js';
+import { BACKENDS, fuzzSettings, rng } from './helpers.js';
+import { rawBlocks, start, type Started } from './shared-workers.js';
 
 /*
  * The concurrent fuzz of SharedPool: 2 to 4 workers (test/shared-worker.cjs, mode 'fuzz') doing
@@ -35,8 +35,9 @@ describe('SharedPool concurrent fuzz', () => {
       const blockSize = 1 + Math.floor(random() * 8);
       const numBlocks = 32 + Math.floor(random() * 200);
       const alignment = [8, 64, 256][Math.floor(random() * 3)]!;
-      const where = `round ${round} (seed ${seed}): ${workers} workers, ${type.name} blocks of ${blockSize}, ${numBlocks} blocks, alignment ${alignment}`;
-      const pool = new SharedPool<PoolArray>({ blockSize, numBlocks, type, alignment });
+      const backend = BACKENDS[round % BACKENDS.length]!; // both engines, in turn
+      const where = `round ${round} (seed ${seed}): ${backend}, ${workers} workers, ${type.name} blocks of ${blockSize}, ${numBlocks} blocks, alignment ${alignment}`;
+      const pool = new SharedPool<PoolArray>({ backend, blockSize, numBlocks, type, alignment });
       // A port to every other worker: ports[i][j] is worker i's end of the channel to worker j.
       const ports: MessagePort[][] = Array.from({ length: workers }, () => []);
       for (let i = 0; i < workers; i++) {
@@ -58,6 +59,7 @@ describe('SharedPool concurrent fuzz', () => {
       const owner = new Map<number, number>();
       let ownedBlocks = 0;
       const stride = stats.stride;
+      const raw = rawBlocks(pool);
       for (const [w, report] of reports.entries()) {
         for (const { index, k, stamp } of report.owned) {
           for (let j = index; j < index + k; j++) {
@@ -66,8 +68,8 @@ describe('SharedPool concurrent fuzz', () => {
           }
           ownedBlocks += k;
           // This thread reads the owner's stamp through a view of its own: the same memory.
-          const raw = Array.from(new type(pool.handle.blocks as unknown as ArrayBuffer, index * stride, k * blockSize) as ArrayLike<number>);
-          expect(raw.every((x) => x === stamp), `${where}: block ${index} does not read worker ${w}'s stamp here`).toBe(true);
+          const read = Array.from(new type(raw, index * stride, k * blockSize) as ArrayLike<number>);
+          expect(read.every((x) => x === stamp), `${where}: block ${index} does not read worker ${w}'s stamp here`).toBe(true);
         }
         for (const [name, n] of Object.entries(report.counts)) totals[name] = (totals[name] ?? 0) + n;
       }

@@ -1,7 +1,7 @@
 import { threadId } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SharedPool, type SharedPoolHandle } from '../lib/index.js';
-import { MISSING, WRONG_VALUES, thrownBy, type ExpectedError } from './helpers.js';
+import { BACKENDS, MISSING, WRONG_VALUES, rng, thrownBy, type ExpectedError } from './helpers.js';
 
 /*
  * SharedPool's API in one thread: options and their errors, the handle and attach(), blocks and
@@ -36,8 +36,8 @@ describe('SharedPool options', () => {
     rejects(() => new SharedPool({ blockSize: 4, numBlocks: 2 ** 24 + 1 }), arg('RangeError', /^Expected integer from 1 to 16777216 for numBlocks but received 16777217 of type number \(a shared pool keeps 16 bytes of metadata per block\)$/));
     rejects(() => new SharedPool({ blockSize: 4, numBlocks: 8, grow: true }), arg('RangeError', /^Expected false for grow but received true of type boolean \(a shared pool's capacity is fixed/));
     rejects(() => new SharedPool({ blockSize: 4, numBlocks: 8, maxBlocks: 9 }), arg('RangeError', /^Expected numBlocks \(8\) when grow is false for maxBlocks but received 9 of type number/));
-    rejects(() => new SharedPool({ blockSize: 4, numBlocks: 8, backend: 'native' }), arg('RangeError', /^Expected one of 'auto', 'js' for backend but received 'native' of type string \(the shared pool has no native engine yet\)$/));
-    rejects(() => new SharedPool({ blockSize: 4, numBlocks: 8, backend: 1 as never }), arg('TypeError', /^Expected one of 'auto', 'js' for backend but received 1 of type number$/));
+    rejects(() => new SharedPool({ blockSize: 4, numBlocks: 8, backend: 'fast' as never }), arg('RangeError', /^Expected one of 'auto', 'native', 'js' for backend but received 'fast' of type string$/));
+    rejects(() => new SharedPool({ blockSize: 4, numBlocks: 8, backend: 1 as never }), arg('TypeError', /^Expected one of 'auto', 'native', 'js' for backend but received 1 of type number$/));
     rejects(() => new SharedPool({ blockSize: 4, numBlocks: 8, type: Array as never }), arg('TypeError', /^Expected one of Float64Array, .* for type but received function Array$/));
   });
 
@@ -47,34 +47,47 @@ describe('SharedPool options', () => {
     rejects(() => new SharedPool({ blockSize: 1, numBlocks: 4, maxThreads: value as number }), arg(expected, /^Expected integer from 1 to 1024 for maxThreads but received /));
   });
 
-  it("follows SLABPOOL_BACKEND with backend 'auto': refuses a value it does not know, and 'native' (no native engine yet), as MemoryPool's are refused", () => {
-    const saved = process.env.SLABPOOL_BACKEND;
+  it("follows SLABPOOL_BACKEND with backend 'auto', as MemoryPool's does: refuses a value it does not know; 'native' and 'js' choose", () => {
+    const saved = { backend: process.env.SLABPOOL_BACKEND, memory: process.env.SLABPOOL_NATIVE_MEMORY };
     try {
       process.env.SLABPOOL_BACKEND = 'fast';
       expect(() => new SharedPool({ blockSize: 4, numBlocks: 4 })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_SLABPOOL_INVALID_ARG', message: expect.stringContaining('SLABPOOL_BACKEND') }));
-      process.env.SLABPOOL_BACKEND = 'native';
-      expect(() => new SharedPool({ blockSize: 4, numBlocks: 4, backend: 'auto' })).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE', message: expect.stringContaining('SLABPOOL_BACKEND=native with a SharedPool') }));
-      const explicit = new SharedPool({ blockSize: 4, numBlocks: 4, backend: 'js' }); // the option wins over the variable
-      expect(explicit.backend).toBe('js');
-      explicit.close();
       process.env.SLABPOOL_BACKEND = 'js';
       const js = new SharedPool({ blockSize: 4, numBlocks: 4 });
       expect(js.backend).toBe('js');
       js.close();
+      process.env.SLABPOOL_BACKEND = 'native';
+      if (BACKENDS.includes('native')) {
+        const native = new SharedPool({ blockSize: 4, numBlocks: 4, backend: 'auto' });
+        expect(native.backend).toBe('native');
+        native.close();
+        // Native memory in V8-owned buffers (a diagnosis setting) leaves no way to share it: refused, naming why.
+        process.env.SLABPOOL_NATIVE_MEMORY = 'v8';
+        expect(() => new SharedPool({ blockSize: 4, numBlocks: 4 })).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE', message: expect.stringMatching(/SLABPOOL_BACKEND=native with a SharedPool[^]*SLABPOOL_NATIVE_MEMORY=v8/) }));
+        expect(() => new SharedPool({ blockSize: 4, numBlocks: 4, backend: 'native' })).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE', message: expect.stringContaining("a SharedPool's backend 'native'") }));
+        delete process.env.SLABPOOL_NATIVE_MEMORY;
+      } else {
+        expect(() => new SharedPool({ blockSize: 4, numBlocks: 4 })).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_NATIVE_UNAVAILABLE' }));
+      }
+      const explicit = new SharedPool({ blockSize: 4, numBlocks: 4, backend: 'js' }); // the option wins over the variable
+      expect(explicit.backend).toBe('js');
+      explicit.close();
     } finally {
-      if (saved === undefined) delete process.env.SLABPOOL_BACKEND;
-      else process.env.SLABPOOL_BACKEND = saved;
+      for (const [key, value] of [['SLABPOOL_BACKEND', saved.backend], ['SLABPOOL_NATIVE_MEMORY', saved.memory]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
     }
   });
 
-  it('has the properties of its options, blocks aligned within a SharedArrayBuffer', () => {
-    const pool = new SharedPool({ blockSize: [3, 5], numBlocks: 40, type: Int32Array, alignment: 128 });
+  it.each(BACKENDS)('has the properties of its options, blocks aligned (%s: as addresses, or within a SharedArrayBuffer)', (backend) => {
+    const pool = new SharedPool({ backend, blockSize: [3, 5], numBlocks: 40, type: Int32Array, alignment: 128 });
     expect({ blockLength: pool.blockLength, blockShape: pool.blockShape, numBlocks: pool.numBlocks, alignment: pool.alignment, backend: pool.backend, slot: pool.slot, closed: pool.closed }).toEqual({
       blockLength: 15,
       blockShape: [3, 5],
       numBlocks: 40,
       alignment: 128,
-      backend: 'js',
+      backend,
       slot: 0,
       closed: false,
     });
@@ -84,23 +97,33 @@ describe('SharedPool options', () => {
     for (const b of blocks) {
       expect(b).toBeInstanceOf(Int32Array);
       expect(b.length).toBe(15);
-      expect(b.buffer).toBeInstanceOf(SharedArrayBuffer);
       expect(b.byteOffset % 128).toBe(0);
-      expect(pool.addressOf(b)).toBeNull();
+      if (backend === 'js') {
+        expect(b.buffer).toBeInstanceOf(SharedArrayBuffer);
+        expect(pool.addressOf(b)).toBeNull();
+      } else {
+        // This thread's external ArrayBuffer over the shared region: the address is a multiple of the alignment.
+        expect(b.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+        expect(pool.addressOf(b)! % 128n).toBe(0n);
+        expect(pool.addressOf(b)! - pool.addressOf(blocks[0]!)!).toBe(BigInt(b.byteOffset - blocks[0]!.byteOffset));
+      }
     }
-    expect(pool.stats()).toMatchObject({ type: 'Int32Array', stride: 128, blockBytes: 60, capacityBlocks: 40, inUseBlocks: 40, freeBlocks: 0, acquires: 40, failures: 1, magazineSize: 2, memory: 'shared', alignmentScope: 'buffer' });
+    expect(pool.stats()).toMatchObject({ backend, type: 'Int32Array', stride: 128, blockBytes: 60, capacityBlocks: 40, inUseBlocks: 40, freeBlocks: 0, acquires: 40, failures: 1, magazineSize: 2, memory: backend === 'js' ? 'shared' : 'native', alignmentScope: backend === 'js' ? 'buffer' : 'address' });
     for (const b of blocks) pool.returnBlock(b);
     pool.check();
     expect(pool.stats()).toMatchObject({ inUseBlocks: 0, freeBlocks: 40, returns: 40, largestFreeRun: 40 - pool.stats().cachedBlocks });
   });
 });
 
-describe('SharedPool handle and attach', () => {
+describe.each(BACKENDS)('SharedPool handle and attach (%s)', (backend) => {
   it('is frozen plain data that structuredClone copies as references to the same memory', () => {
-    const pool = new SharedPool({ blockSize: 8, numBlocks: 16 });
+    const pool = new SharedPool({ backend, blockSize: 8, numBlocks: 16 });
     const handle = pool.handle;
     expect(Object.isFrozen(handle)).toBe(true);
-    expect(handle).toMatchObject({ kind: 'slabpool.SharedPool', version: 2, backend: 'js', type: 'Float64Array', blockShape: [8] });
+    expect(handle).toMatchObject({ kind: 'slabpool.SharedPool', version: 2, backend, type: 'Float64Array', blockShape: [8] });
+    // The blocks: their SharedArrayBuffer (js), or the token of the addon's shared region (native).
+    if (backend === 'js') expect({ blocks: handle.blocks instanceof SharedArrayBuffer, region: handle.region }).toEqual({ blocks: true, region: undefined });
+    else expect({ blocks: handle.blocks, region: typeof handle.region }).toEqual({ blocks: undefined, region: 'bigint' });
     const other = SharedPool.attach(structuredClone(handle));
     expect(other.slot).toBe(1);
     const block = pool.getBlock()!;
@@ -113,7 +136,7 @@ describe('SharedPool handle and attach', () => {
   });
 
   it('refuses anything that is not an intact handle, naming handle', () => {
-    const pool = new SharedPool({ blockSize: 8, numBlocks: 16 });
+    const pool = new SharedPool({ backend, blockSize: 8, numBlocks: 16 });
     const h = pool.handle;
     rejects(() => SharedPool.attach(null as never), arg('TypeError', /^Expected SharedPool handle \(pool\.handle from the thread that made the pool\) for handle but received null$/));
     rejects(() => SharedPool.attach({} as never), arg('TypeError', /for handle but received an instance of Object$/));
@@ -121,13 +144,24 @@ describe('SharedPool handle and attach', () => {
     rejects(() => SharedPool.attach({ ...h, type: 'Int32Array' } as never), arg('RangeError', /\(its type Int32Array differs from the metadata's\)$/));
     rejects(() => SharedPool.attach({ ...h, blockShape: [9] } as never), arg('RangeError', /\(its blockShape differs from the metadata's block length\)$/));
     rejects(() => SharedPool.attach({ ...h, meta: new SharedArrayBuffer(h.meta.byteLength) } as never), arg('RangeError', /\(its meta buffer is not a shared pool's metadata\)$/));
-    rejects(() => SharedPool.attach({ ...h, blocks: new SharedArrayBuffer(64) } as never), arg('RangeError', /\(its buffers are not the sizes its metadata gives\)$/));
-    rejects(() => SharedPool.attach({ ...h, blocks: new ArrayBuffer(64) } as never), arg('TypeError', /with SharedArrayBuffers blocks and meta for handle/));
+    if (backend === 'js') {
+      rejects(() => SharedPool.attach({ ...h, blocks: new SharedArrayBuffer(64) } as never), arg('RangeError', /\(its buffers are not the sizes its metadata gives\)$/));
+      rejects(() => SharedPool.attach({ ...h, blocks: new ArrayBuffer(64) } as never), arg('TypeError', /of backend 'js', with a SharedArrayBuffer blocks for handle/));
+    } else {
+      rejects(() => SharedPool.attach({ ...h, region: Number(h.region) } as never), arg('TypeError', /of backend 'native', with a bigint region for handle/));
+      // A token this process's addon never gave (another process's, another copy of the addon's).
+      rejects(() => SharedPool.attach({ ...h, region: h.region! ^ 1n } as never), arg('RangeError', /\(its memory is unknown to this process's addon: the handle comes from another process, or from another copy of slabpool loaded from another path\)$/));
+      // Another live pool's region with this pool's metadata: the sizes differ.
+      const other = new SharedPool({ backend, blockSize: 9, numBlocks: 16 });
+      rejects(() => SharedPool.attach({ ...h, region: other.handle.region } as never), arg('RangeError', /\(its memory is not the size its metadata gives\)$/));
+      other.close();
+    }
+    rejects(() => SharedPool.attach({ ...h, backend: 'gpu' } as never), arg('RangeError', /^Expected a handle of backend 'js' or 'native' for handle but received an instance of Object \(its backend is gpu\)$/));
     expect(pool.stats().threads).toBe(1);
   });
 
   it('takes a thread slot per attachment, up to maxThreads; a closed one is not reused while it holds blocks', () => {
-    const pool = new SharedPool({ blockSize: 1, numBlocks: 8, maxThreads: 2 });
+    const pool = new SharedPool({ backend, blockSize: 1, numBlocks: 8, maxThreads: 2 });
     const second = SharedPool.attach(pool.handle);
     refused([pool], () => SharedPool.attach(pool.handle), arg('RangeError', /^Expected a pool with a free thread slot \(maxThreads is 2\) for handle but received an instance of Object \(every slot is attached or holds blocks/));
     const kept = second.getBlock()!;
@@ -140,9 +174,9 @@ describe('SharedPool handle and attach', () => {
   });
 });
 
-describe('SharedPool blocks', () => {
+describe.each(BACKENDS)('SharedPool blocks (%s)', (backend) => {
   it('refuses bad returns with typed errors, leaving the pool unchanged', () => {
-    const pool = new SharedPool({ blockSize: 4, numBlocks: 32 });
+    const pool = new SharedPool({ backend, blockSize: 4, numBlocks: 32 });
     const other = SharedPool.attach(pool.handle);
     const a = pool.getBlock()!;
     const b = pool.getBlock()!;
@@ -166,7 +200,7 @@ describe('SharedPool blocks', () => {
   });
 
   it('hands off and claims: the sender can no longer return it, exactly one claim wins, a transit block may be returned by index elsewhere', () => {
-    const pool = new SharedPool({ blockSize: 2, numBlocks: 16 });
+    const pool = new SharedPool({ backend, blockSize: 2, numBlocks: 16 });
     const b = SharedPool.attach(pool.handle);
     const c = SharedPool.attach(pool.handle);
     const all = [pool, b, c];
@@ -189,7 +223,7 @@ describe('SharedPool blocks', () => {
   });
 
   it('gets runs, returns them by view or index, refuses an index inside one, and hands them off', () => {
-    const pool = new SharedPool({ blockSize: 3, numBlocks: 32 });
+    const pool = new SharedPool({ backend, blockSize: 3, numBlocks: 32 });
     const other = SharedPool.attach(pool.handle);
     const both = [pool, other];
     refused(both, () => pool.getRun(0), arg('RangeError', /^Expected integer from 1 to 32 for count but received 0 of type number$/));
@@ -222,7 +256,7 @@ describe('SharedPool blocks', () => {
   });
 
   it('closes: the magazine goes back, held blocks are orphaned, every later call throws ERR_SLABPOOL_DESTROYED', () => {
-    const pool = new SharedPool({ blockSize: 1, numBlocks: 64 });
+    const pool = new SharedPool({ backend, blockSize: 1, numBlocks: 64 });
     const other = SharedPool.attach(pool.handle);
     const held = other.getBlock()!;
     other.returnBlock(other.getBlock()!);
@@ -238,7 +272,7 @@ describe('SharedPool blocks', () => {
   });
 
   it('check() finds broken metadata', () => {
-    const pool = new SharedPool({ blockSize: 1, numBlocks: 16 });
+    const pool = new SharedPool({ backend, blockSize: 1, numBlocks: 16 });
     const words = new Int32Array(pool.handle.meta);
     const states = 16 + 64 * 16; // header and 64 slot records, in words (shared-layout.ts)
     words[states + 15] = (7 << 14) | (5 << 4) | 2; // block 15 held by slot 5 (generation 7 << 14 | slot << 4 | kind: shared-layout.ts), which never attached
@@ -252,7 +286,7 @@ describe('SharedPool blocks', () => {
   });
 
   it("check() finds a block in this attachment's magazine that is not marked free there", () => {
-    const pool = new SharedPool({ blockSize: 1, numBlocks: 64 }); // magazines of 4, refills of 2
+    const pool = new SharedPool({ backend, blockSize: 1, numBlocks: 64 }); // magazines of 4, refills of 2
     const b = pool.getBlock()!; // block 0; block 1 waits in the magazine
     expect(pool.indexOf(b)).toBe(0);
     const words = new Int32Array(pool.handle.meta);
@@ -262,3 +296,71 @@ describe('SharedPool blocks', () => {
 });
 
 export type { SharedPoolHandle };
+
+describe.runIf(BACKENDS.includes('native'))('SharedPool: the two engines side by side', () => {
+  it('gives the same blocks, states and figures on js and native for the same seeded operations (two attachments, hand-offs, runs, wrong returns)', () => {
+    for (const seed of [1, 2, 3]) {
+      const random = rng(seed);
+      const sides = (['js', 'native'] as const).map((backend) => {
+        const pool = new SharedPool({ backend, blockSize: 3, numBlocks: 96, alignment: 64 });
+        return { pool, other: SharedPool.attach(pool.handle), held: [[], []] as Float64Array[][], log: [] as string[] };
+      });
+      for (let op = 0; op < 3000; op++) {
+        const r = random();
+        const who = random() < 0.5 ? 0 : 1;
+        const pick = random();
+        for (const side of sides) {
+          const at = who === 0 ? side.pool : side.other;
+          const mine = side.held[who]!;
+          const j = Math.floor(pick * mine.length);
+          try {
+            if (r < 0.4) {
+              const b = at.getBlock();
+              if (b !== null) {
+                b.fill(op);
+                mine.push(b);
+              }
+              side.log.push(b === null ? 'null' : `get ${at.indexOf(b)}`);
+            } else if (r < 0.5) {
+              const run = at.getRun(1 + Math.floor(pick * 5));
+              if (run !== null) mine.push(run);
+              side.log.push(run === null ? 'null' : `run ${at.indexOf(run)}`);
+            } else if (r < 0.85 && mine.length > 0) {
+              const [b] = mine.splice(j, 1);
+              at.returnBlock(b!);
+              side.log.push('ret');
+            } else if (r < 0.95 && mine.length > 0) {
+              // Hand-off to the other attachment, which claims it.
+              const [b] = mine.splice(j, 1);
+              const there = (who === 0 ? side.other : side.pool).blockAt(at.handOff(b!));
+              side.held[1 - who]!.push(there);
+              side.log.push(`hand ${there[0]}`);
+            } else if (mine.length > 0) {
+              at.returnBlock(mine[j]!);
+              at.returnBlock(mine[j]!); // a second return: refused
+              side.log.push('double accepted');
+            }
+          } catch (err) {
+            side.log.push((err as { code?: string }).code ?? String(err));
+            if (r >= 0.95) mine.splice(j, 1); // its first return went through
+          }
+        }
+      }
+      const [js, native] = sides;
+      expect(native!.log).toEqual(js!.log);
+      const figures = (p: SharedPool) => {
+        const { backend: _b, memory: _m, alignmentScope: _a, ...rest } = p.stats();
+        return rest;
+      };
+      expect(figures(native!.pool)).toEqual(figures(js!.pool));
+      // Every metadata word: block states, depot stack, slot records and their counters.
+      expect([...new Int32Array(native!.pool.handle.meta)]).toEqual([...new Int32Array(js!.pool.handle.meta)]);
+      // And every block's contents, read through each pool's own views.
+      expect(native!.held.map((h) => h.map((b) => [...b]))).toEqual(js!.held.map((h) => h.map((b) => [...b])));
+      for (const side of sides) {
+        side.pool.check();
+        side.other.check();
+      }
+    }
+  });
+});

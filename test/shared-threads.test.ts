@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { SharedPool } from '../lib/index.js';
 import { CACHED, HELD, RUN, TRANSIT, kindOf, regions, slotOf } from '../lib/shared-layout.js';
 import { LOCK_TIMEOUT_MS, TAKEOVER_MS } from '../lib/shared-lock.js';
-import { fuzzSettings, thrownBy } from './helpers.js';
-import { start } from './shared-workers.js';
+import { BACKENDS, fuzzSettings, thrownBy } from './helpers.js';
+import { rawBlocks, start } from './shared-workers.js';
 
 /*
  * SharedPool across real worker_threads: zero-copy hand-off along a chain of threads, the race of
@@ -14,9 +14,9 @@ import { start } from './shared-workers.js';
 
 const { full } = fuzzSettings(1, 1, 1);
 
-describe('SharedPool across worker_threads', () => {
+describe.each(BACKENDS)('SharedPool across worker_threads (%s)', (backend) => {
   it('hands a block from thread to thread without copying: each reads what the last wrote, in the same memory', async () => {
-    const pool = new SharedPool({ blockSize: 100_000, numBlocks: 8 });
+    const pool = new SharedPool({ backend, blockSize: 100_000, numBlocks: 8 });
     const toA = new MessageChannel();
     const aToB = new MessageChannel();
     const a = start({ mode: 'handoff', handle: pool.handle, value: 2.5, inbox: toA.port2, outbox: aToB.port1, last: false }, [toA.port2, aToB.port1]);
@@ -24,20 +24,22 @@ describe('SharedPool across worker_threads', () => {
 
     const block = pool.getBlock()!;
     block.fill(1.5);
+    const address = String(pool.addressOf(block)); // 'null' on js; on native, the same in every thread
     const index = pool.handOff(block);
     toA.port1.postMessage({ index });
     const reply = await b.next<{ index: number; trail: { first: number; uniform: boolean; length: number; slot: number }[] }>();
     expect(reply.index).toBe(index);
     expect(reply.trail).toEqual([
-      { first: 1.5, uniform: true, length: 100_000, slot: expect.any(Number) },
-      { first: 2.5, uniform: true, length: 100_000, slot: expect.any(Number) },
+      { first: 1.5, uniform: true, length: 100_000, slot: expect.any(Number), address },
+      { first: 2.5, uniform: true, length: 100_000, slot: expect.any(Number), address },
     ]);
+    expect(address === 'null').toBe(backend === 'js');
     // Three attachments, three slots: the workers took 1 and 2, in whichever order they attached.
     expect(reply.trail.map((t) => t.slot).sort()).toEqual([1, 2]);
     // The view this thread handed off reads what the last thread wrote: one memory, no copy.
     expect(block[0]).toBe(3.5);
     expect(block[99_999]).toBe(3.5);
-    expect(block.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(block.buffer instanceof SharedArrayBuffer).toBe(backend === 'js'); // native: an external ArrayBuffer of this thread's over the region
     const back = pool.blockAt(reply.index);
     expect(back).toBe(block); // this thread's own view of the block, claimed back
     expect(pool.stats()).toMatchObject({ inUseBlocks: 1, inTransitBlocks: 0, handOffs: 3, claims: 3, acquires: 1, threads: 3 });
@@ -52,7 +54,7 @@ describe('SharedPool across worker_threads', () => {
   it('lets exactly one of two racing threads return (or claim) a block handed off to both, in every round', async () => {
     const rounds = full ? 100_000 : 2_000;
     // This thread hands off one block per round before the race starts, so that neither racer is its sender.
-    const pool = new SharedPool({ blockSize: 4, numBlocks: rounds });
+    const pool = new SharedPool({ backend, blockSize: 4, numBlocks: rounds });
     const indices = new Int32Array(new SharedArrayBuffer(4 * rounds));
     for (let r = 0; r < rounds; r++) indices[r] = pool.handOff(pool.getBlock()!);
     const ctl = new SharedArrayBuffer(64);
@@ -68,13 +70,13 @@ describe('SharedPool across worker_threads', () => {
   });
 
   it("returns a terminated worker's magazine to the depot, reports its held blocks, and reclaims them on request", async () => {
-    const pool = new SharedPool({ blockSize: 16, numBlocks: 256, maxThreads: 2 });
+    const pool = new SharedPool({ backend, blockSize: 16, numBlocks: 256, maxThreads: 2 });
     const w = start({ mode: 'hold', handle: pool.handle, take: 12, give: 5 });
     const ready = await w.next<{ threadId: number; slot: number; held: number[] }>();
     // M = 16, batches of 8: two refills gave 16, 12 were taken, 5 came back: 9 cached, 7 held.
     expect(pool.stats()).toMatchObject({ cachedBlocks: 9, inUseBlocks: 7, orphanedBlocks: 0, threads: 2 });
     for (const [k, index] of ready.held.entries()) {
-      const raw = new Float64Array(pool.handle.blocks, index * pool.stats().stride, 16);
+      const raw = new Float64Array(rawBlocks(pool), index * pool.stats().stride, 16);
       expect([...raw]).toEqual(new Array(16).fill(k + 1));
     }
     expect(thrownBy(() => pool.reclaim(ready.threadId))).toMatchObject({ name: 'RangeError', code: 'ERR_SLABPOOL_INVALID_ARG', message: expect.stringMatching(/^Expected the threadId of a thread whose attachments ended for threadId but received \d+ of type number \(it is attached/) });
@@ -94,7 +96,7 @@ describe('SharedPool across worker_threads', () => {
   });
 
   it('ends the attachment of a thread still running when threadExited() is called for it: its every later call throws, changing nothing', async () => {
-    const pool = new SharedPool({ blockSize: 16, numBlocks: 256 });
+    const pool = new SharedPool({ backend, blockSize: 16, numBlocks: 256 });
     const w = start({ mode: 'hold', handle: pool.handle, take: 12, give: 5 });
     const ready = await w.next<{ threadId: number }>();
     expect(pool.threadExited(ready.threadId)).toBe(9); // its magazine, taken while it runs
@@ -118,7 +120,7 @@ describe('SharedPool across worker_threads', () => {
     // it live again, the new attachment's, would let the old one take them, two owners.
     // Two of them: the first calls getBlock, the second close() (which must neither flush the
     // new attachment's magazine nor end its slot).
-    const pool = new SharedPool({ blockSize: 4, numBlocks: 256, maxThreads: 3 });
+    const pool = new SharedPool({ backend, blockSize: 4, numBlocks: 256, maxThreads: 3 });
     const old = [start({ mode: 'hold', handle: pool.handle, take: 4, give: 4 }), start({ mode: 'hold', handle: pool.handle, take: 4, give: 4 })];
     const was = await Promise.all(old.map((w) => w.next<{ threadId: number; slot: number }>()));
     for (const { threadId: id } of was) expect(pool.threadExited(id)).toBe(8); // a batch of 8 each, all back in the magazine
@@ -140,7 +142,7 @@ describe('SharedPool across worker_threads', () => {
 
   it('never takes the depot lock from under a thread still running when threadExited() is called for it: no block handed out twice, every block accounted for', async () => {
     for (let round = 0; round < 3; round++) {
-      const pool = new SharedPool({ blockSize: 2, numBlocks: 20_000 });
+      const pool = new SharedPool({ backend, blockSize: 2, numBlocks: 20_000 });
       const w = start({ mode: 'busy', handle: pool.handle });
       const { threadId: id } = await w.next<{ threadId: number }>();
       await new Promise((resolve) => setTimeout(resolve, 20 + 10 * round));
@@ -172,7 +174,7 @@ describe('SharedPool across worker_threads', () => {
     let cases = 0;
     for (const op of ops) {
       for (let step = 1; ; step++) {
-        const pool = new SharedPool({ blockSize: 2, numBlocks, maxThreads: 2 });
+        const pool = new SharedPool({ backend, blockSize: 2, numBlocks, maxThreads: 2 });
         const transit = pool.handOff(pool.getBlock()!);
         const ctl = new Int32Array(new SharedArrayBuffer(8));
         const w = start({ mode: 'interleave', handle: pool.handle, ctl: ctl.buffer, op, step, transit });
@@ -220,7 +222,7 @@ describe('SharedPool across worker_threads', () => {
     // taking and returning it, and nothing would ever free it.
     for (const race of ['returnBlock', 'getBlock'] as const) {
       const numBlocks = 128;
-      const pool = new SharedPool({ blockSize: 2, numBlocks, maxThreads: 2 });
+      const pool = new SharedPool({ backend, blockSize: 2, numBlocks, maxThreads: 2 });
       const ctl = new Int32Array(new SharedArrayBuffer(16));
       const w = start({ mode: 'onCommand', handle: pool.handle, ctl: ctl.buffer });
       const { threadId: id, slot, held, top } = await w.next<{ threadId: number; slot: number; held: number; top: number }>();
@@ -268,7 +270,7 @@ describe('SharedPool across worker_threads', () => {
     // at the slot (step 4) and puts the block back in transit: the block is cached for an ended
     // attachment, which only reclaim() can see to.
     const numBlocks = 128;
-    const pool = new SharedPool({ blockSize: 2, numBlocks, maxThreads: 2 });
+    const pool = new SharedPool({ backend, blockSize: 2, numBlocks, maxThreads: 2 });
     const transit = pool.handOff(pool.getBlock()!);
     const ctl = new Int32Array(new SharedArrayBuffer(8));
     const w = start({ mode: 'interleave', handle: pool.handle, ctl: ctl.buffer, op: 'returnTransit', step: [3, 4], transit });
@@ -293,7 +295,7 @@ describe('SharedPool across worker_threads', () => {
   });
 
   it('survives a worker terminated in the middle of the fuzz: its magazine comes back, its blocks are orphaned and reclaimed, every block accounted for', async () => {
-    const pool = new SharedPool({ blockSize: 4, numBlocks: 200 });
+    const pool = new SharedPool({ backend, blockSize: 4, numBlocks: 200 });
     const ports: MessagePort[][] = [[], [], []];
     for (let i = 0; i < 3; i++) {
       for (let j = i + 1; j < 3; j++) {
@@ -350,7 +352,10 @@ describe('SharedPool across worker_threads', () => {
     expect(pool.stats()).toMatchObject({ inUseBlocks: 0, orphanedBlocks: 0, inTransitBlocks: 0, freeBlocks: 200, threads: 1, reclaimed: orphaned });
     console.log(`shared pool: a worker terminated mid-fuzz left ${cached} cached, ${orphaned} held and ${claimed} in-transit blocks, all recovered`);
   });
+});
 
+// The depot lock is the same code over the same metadata on both engines: its take-overs and time-outs run once.
+describe('SharedPool depot lock across worker_threads', () => {
   it('gives up on a depot lock a terminated worker left held, after LOCK_TIMEOUT_MS with no progress, with a coded error and nothing changed: the thread can then run threadExited()', async () => {
     const pool = new SharedPool({ blockSize: 4, numBlocks: 64 });
     const w = start({ mode: 'lockAndHang', handle: pool.handle });

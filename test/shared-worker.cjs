@@ -30,7 +30,7 @@ async function handoff({ handle, value, inbox, outbox, last }) {
       break;
     }
     const view = pool.blockAt(msg.index);
-    const read = { first: view[0], uniform: view.every((x) => x === view[0]), length: view.length, slot: pool.slot };
+    const read = { first: view[0], uniform: view.every((x) => x === view[0]), length: view.length, slot: pool.slot, address: String(pool.addressOf(view)) };
     view.fill(value);
     (last ? parentPort : outbox).postMessage({ index: pool.handOff(view), trail: [...(msg.trail ?? []), read] });
   }

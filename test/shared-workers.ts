@@ -1,5 +1,8 @@
 import * as path from 'node:path';
 import { Worker, type TransferListItem } from 'node:worker_threads';
+import type { SharedPool } from '../lib/index.js';
+import { loadedAddon } from '../lib/loader.js';
+import type { PoolArray } from '../lib/options.js';
 
 /*
  * Starting the workers of test/shared-worker.cjs (which runs the package from dist/, as npm test
@@ -48,4 +51,17 @@ export function start(workerData: Record<string, unknown>, transferList: Transfe
       return new Promise<M>((resolve, reject) => waiting.push({ resolve: resolve as (m: unknown) => void, reject }));
     },
   };
+}
+
+/**
+ * The whole of a shared pool's block memory as a buffer of this thread's, to read what other
+ * threads wrote (a test's view, outside the pool's bookkeeping): the SharedArrayBuffer (js), or a
+ * reference of its own to the addon's shared region (native).
+ */
+export function rawBlocks(pool: SharedPool<PoolArray>): ArrayBuffer {
+  const handle = pool.handle;
+  if (handle.backend === 'js') return handle.blocks as unknown as ArrayBuffer;
+  const region = loadedAddon()!.sharedRegionAttach(handle.region!, pool.numBlocks * pool.stats().stride);
+  if (typeof region !== 'object') throw new Error(`the shared region did not attach: ${region}`);
+  return region.buffer;
 }
