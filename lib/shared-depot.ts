@@ -259,7 +259,7 @@ export class Depot {
    * Rebuilds the stack from the state words, after a thread died holding the lock (its depot
    * operation may be half done): the stack becomes exactly the FREE blocks, and run blocks of a
    * run that was never completed (no RUN or RUN_TRANSIT word before them covering them) become
-   * FREE. CACHED blocks of the dead thread are left to flushSlot.
+   * FREE. CACHED blocks of the dead thread are left to end().
    */
   repair(): void {
     const { words, capacity, r } = this;

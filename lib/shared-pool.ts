@@ -42,7 +42,7 @@ import { POOL_TYPES, requireInteger } from './validate.js';
  *     (blockAt moves a block between threads without counting; a thread terminated inside a
  *     call may have counted it or not)
  *   this attachment's magazine: distinct indices, each CACHED for its slot, at most M of them
- *   no block CACHED for an ended slot (a return racing threadExited() takes its block back: #cache)
+ *   no block CACHED or HELD for an ended attachment's generation (Depot.end; #cacheFrom and blockAt undo a race with it)
  */
 
 /** Options of `new SharedPool(options)`: the MemoryPool options that apply (options.ts explains them), and maxThreads. */
@@ -411,8 +411,8 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     lock(w, this.#slot);
     try {
       // Unless threadExited() ended this attachment already (its slot may be another's since):
-      // every block marked cached for this slot, not only the magazine's (a pass over the
-      // states, as threadExited()'s flush, rather than trusting this thread's count).
+      // the slot marked ended, then Depot.end: every block cached for this attachment back to
+      // the depot (a pass over the states, not only the magazine's), those it holds orphaned.
       if (Atomics.load(w, this.#slotStateAt) === this.#liveWord) {
         Atomics.store(w, this.#slotStateAt, this.#liveWord - SLOT_LIVE + SLOT_ENDED);
         this.#depot.end(this.#owner);
@@ -610,7 +610,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     return true;
   }
 
-  /** The bottom (oldest) `count` magazine entries back to the depot; false if this attachment was ended (flushSlot then gave back all). */
+  /** The bottom (oldest) `count` magazine entries back to the depot; false if this attachment was ended (Depot.end then gave back all). */
   #flush(count: number): boolean {
     const w = this.#words;
     lock(w, this.#slot);
