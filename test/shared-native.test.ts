@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadedAddon } from '../lib/loader.js';
 import { BACKENDS } from './helpers.js';
 
 /*
@@ -113,6 +114,28 @@ describe.runIf(BACKENDS.includes('native'))('SharedPool native memory: a shared 
       terminated: { regions: 1, references: 1, freed: 0 },
       allGone: { regions: 0, references: 0, freed: 1 },
     });
+  });
+});
+
+describe.runIf(BACKENDS.includes('native'))("the addon's shared-region functions (native/shared_binding.cc)", () => {
+  it('refuse arguments outside their contract with ERR_SLABPOOL_INTERNAL, and tell a token they do not know or a size that differs', () => {
+    const addon = loadedAddon()!;
+    const internal = (fn: () => unknown, what: RegExp) => expect(fn).toThrow(expect.objectContaining({ code: 'ERR_SLABPOOL_INTERNAL', message: expect.stringMatching(what) }));
+    for (const bytes of [0, -1, 1.5, NaN, 2 ** 32 + 1, '64' as never]) internal(() => addon.sharedRegionCreate(bytes, 64), /^slabpool internal error: sharedRegionCreate: bytes must be/);
+    for (const alignment of [0, 4, 24, 8192, 64.5, null as never]) internal(() => addon.sharedRegionCreate(64, alignment), /^slabpool internal error: sharedRegionCreate: /);
+    internal(() => addon.sharedRegionAttach(1 as never, 64), /token must be a bigint$/);
+    const before = addon.sharedRegionTotals();
+    const region = addon.sharedRegionCreate(4096, 64);
+    if (typeof region !== 'object') throw new Error(`no region: ${region}`);
+    expect(region.address % 64n).toBe(0n);
+    internal(() => addon.sharedRegionAttach(region.token, 0), /bytes must be/);
+    expect([addon.sharedRegionAttach(region.token, 4095), addon.sharedRegionAttach(region.token ^ 1n, 4096), addon.sharedRegionAttach(-1n, 4096), addon.sharedRegionAttach(2n ** 64n, 4096)]).toEqual(['size mismatch', 'unknown', 'unknown', 'unknown']);
+    const again = addon.sharedRegionAttach(region.token, 4096);
+    if (typeof again !== 'object') throw new Error(`no second reference: ${again}`);
+    expect({ address: again.address, token: again.token, bytes: again.buffer.byteLength }).toEqual({ address: region.address, token: region.token, bytes: 4096 });
+    new Uint8Array(region.buffer)[100] = 42;
+    expect(new Uint8Array(again.buffer)[100]).toBe(42); // two buffers, one memory
+    expect(addon.sharedRegionTotals()).toMatchObject({ regions: before.regions + 1, references: before.references + 2 });
   });
 });
 
