@@ -8,7 +8,7 @@ import {
   CACHED, C_ACQUIRES, C_CLAIMS, C_FAILURES, C_HANDOFFS, C_RETURNS, F_RECLAIMED, HELD, H_ALIGNMENT, H_BLOCK_LENGTH, H_CAPACITY, H_MAGAZINE, H_STRIDE, H_TYPE,
   RUN, RUN_BODY, RUN_TRANSIT, SLOT_ENDED, SLOT_LIVE, S_STATE, S_THREAD, TRANSIT, batchOf, counterOf, genOfSlot, kindOf, recordOf, slotKind, slotOf, state,
 } from './shared-layout.js';
-import { lock, unlock } from './shared-lock.js';
+import { holder, lock, unlock } from './shared-lock.js';
 import { scan, type SharedPoolStats } from './shared-stats.js';
 import { POOL_TYPES, requireInteger } from './validate.js';
 
@@ -262,7 +262,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     // index its offset names), taken back with one compareExchange from held to cached (which
     // fails once this attachment ended: Depot.end leaves no block held for it). ArrayBuffer.isView
     // first, so that no getter of an arbitrary object runs.
-    if (ArrayBuffer.isView(block)) {
+    if (ArrayBuffer.isView(block) && this.#closed === null) {
       const i = block.byteOffset / this.#stride;
       if (this.#views[i] === block && this.#cacheHeld(i)) return;
     }
@@ -447,13 +447,20 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     const id = this.#otherThread(threadId);
     const w = this.#words;
     const slots = this.#slotsOf(id, SLOT_LIVE);
-    if (slots.length === 0) return 0;
+    // A thread terminated inside its close() left its slot ended, and may have left the depot lock
+    // held with its end pass half done: that lock is taken over too, and the pass finished.
+    const ended = this.#slotsOf(id, SLOT_ENDED);
+    if (slots.length === 0 && !ended.includes(holder(w))) return 0;
     // A lock one of its slots holds is taken over only once it has shown no progress for
     // TAKEOVER_MS (shared-lock.ts): never from a thread that is in fact still running.
-    const tookOver = lock(w, this.#slot, (holderSlot) => slots.includes(holderSlot));
+    const tookOver = lock(w, this.#slot, (holderSlot) => slots.includes(holderSlot) || ended.includes(holderSlot));
     let n = 0;
     try {
-      if (tookOver) this.#depot.repair();
+      if (tookOver) {
+        this.#depot.repair();
+        // Depot.end again for its ended slots (a no-op where it had finished): a close() cut short.
+        for (const slot of this.#slotsOf(id, SLOT_ENDED)) n += this.#depot.end(state(slot, 0, genOfSlot(Atomics.load(w, recordOf(slot) + S_STATE))));
+      }
       // Looked up again under the lock: one of them may have closed meanwhile.
       for (const slot of this.#slotsOf(id, SLOT_LIVE)) {
         const at = recordOf(slot) + S_STATE;

@@ -297,6 +297,26 @@ describe.each(BACKENDS)('SharedPool blocks (%s)', (backend) => {
 
 export type { SharedPoolHandle };
 
+describe('SharedPool: an attachment that closed', () => {
+  it("refuses every call even once its slot's generation came round again (131,071 attachments later): no block of the new attachment's taken", () => {
+    // js: the native engine's references of 131,071 attachments wait for the garbage collector.
+    const pool = new SharedPool({ backend: 'js', blockSize: 4, numBlocks: 32, maxThreads: 2 });
+    const a = SharedPool.attach(pool.handle);
+    const old = a.getBlock()!;
+    const index = a.indexOf(old);
+    a.returnBlock(old);
+    a.close();
+    for (let n = 0; n < 0x1ffff - 1; n++) SharedPool.attach(pool.handle).close();
+    const b = SharedPool.attach(pool.handle);
+    const mine = b.getBlock()!;
+    expect(b.indexOf(mine)).toBe(index); // the block the old attachment still has a view of, cached for the same slot and generation
+    expect(thrownBy(() => a.returnBlock(old))).toMatchObject({ code: 'ERR_SLABPOOL_DESTROYED' });
+    b.returnBlock(mine);
+    b.close();
+    pool.check();
+  });
+});
+
 describe.runIf(BACKENDS.includes('native'))('SharedPool: the two engines side by side', () => {
   it('gives the same blocks, states and figures on js and native for the same seeded operations (two attachments, hand-offs, runs, wrong returns)', () => {
     for (const seed of [1, 2, 3]) {

@@ -389,6 +389,23 @@ describe('SharedPool depot lock across worker_threads', () => {
     pool.check();
   }, 30_000);
 
+  it('takes over the depot lock of a worker terminated inside close(), and finishes its end pass: the pool is usable again', async () => {
+    // Its slot already ended, threadExited() found no attachment of it and returned 0 without
+    // taking the lock over: every call needing the lock then timed out, in every thread, for good.
+    const pool = new SharedPool({ blockSize: 4, numBlocks: 64 });
+    const w = start({ mode: 'closeAndHang', handle: pool.handle });
+    const { threadId: id } = await w.next<{ threadId: number; held: number }>();
+    await w.worker.terminate();
+    const t0 = performance.now();
+    expect(pool.threadExited(id)).toBe(1); // its magazine: the block it returned
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(TAKEOVER_MS - 50);
+    pool.check();
+    expect(pool.stats()).toMatchObject({ cachedBlocks: 0, orphanedBlocks: 1, inUseBlocks: 1, threads: 1 });
+    expect(pool.getRun(32)).not.toBeNull(); // the depot works again
+    expect(pool.reclaim(id)).toBe(1);
+    expect(pool.threadExited(id)).toBe(0); // nothing more of it: no wait
+  }, 20_000);
+
   it('takes over the depot lock of a worker terminated inside a depot operation, and rebuilds the depot', async () => {
     const pool = new SharedPool({ blockSize: 4, numBlocks: 64 });
     const w = start({ mode: 'lockAndHang', handle: pool.handle });

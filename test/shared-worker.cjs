@@ -6,7 +6,7 @@ const path = require('node:path');
 const { parentPort, workerData, threadId } = require('node:worker_threads');
 const { SharedPool } = require(path.join(__dirname, '..', 'dist', 'index.js'));
 
-const modes = { handoff, race, hold, lockAndHang, fuzz, busy, attachAndHang, interleave, onCommand };
+const modes = { handoff, race, hold, lockAndHang, fuzz, busy, attachAndHang, interleave, onCommand, closeAndHang };
 
 (async () => {
   try {
@@ -177,6 +177,25 @@ function attachAndHang({ handle }) {
   const layout = require(path.join(__dirname, '..', 'dist', 'shared-layout.js'));
   require(path.join(__dirname, '..', 'dist', 'shared-lock.js')).lock(words, Atomics.load(words, layout.H_SLOTS));
   parentPort.postMessage({ ready: true, threadId });
+  for (;;);
+}
+
+/**
+ * Dies inside close(), as worker.terminate() can make a thread do: holds a block, has others in
+ * its magazine, then does close()'s first steps (takes the depot lock, marks its slot ended) and
+ * spins before the end pass, until terminated.
+ */
+function closeAndHang({ handle }) {
+  const pool = SharedPool.attach(handle);
+  const held = pool.getBlock();
+  pool.returnBlock(pool.getBlock());
+  const stride = pool.stats().stride;
+  const words = new Int32Array(handle.meta);
+  const layout = require(path.join(__dirname, '..', 'dist', 'shared-layout.js'));
+  require(path.join(__dirname, '..', 'dist', 'shared-lock.js')).lock(words, pool.slot);
+  const at = layout.recordOf(pool.slot) + layout.S_STATE;
+  Atomics.store(words, at, Atomics.load(words, at) - layout.SLOT_LIVE + layout.SLOT_ENDED);
+  parentPort.postMessage({ ready: true, threadId, held: held.byteOffset / stride });
   for (;;);
 }
 
