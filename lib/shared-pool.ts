@@ -317,8 +317,9 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    * transit and returns its index, a number to send with postMessage; the receiver calls
    * `pool.blockAt(index)` and holds it from then on (or `returnBlock(index)` to free it). From
    * here this thread must not use its view: a returnBlock of it is refused. Throws
-   * ERR_SLABPOOL_DOUBLE_RETURN for a block this thread no longer holds, ERR_SLABPOOL_INVALID_ARG
-   * for a free one, ERR_SLABPOOL_FOREIGN_BLOCK for a view this attachment did not make.
+   * ERR_SLABPOOL_DOUBLE_RETURN (RangeError) for a block this thread does not hold (free,
+   * handed off already, or another thread's), ERR_SLABPOOL_FOREIGN_BLOCK for a view this
+   * attachment did not make, ERR_SLABPOOL_DESTROYED once the attachment ended.
    */
   handOff(block: T): number {
     this.#live('handOff');
@@ -382,7 +383,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
    * native code: the same in every thread. Null on the JavaScript engine, which cannot know it
    * (stats().alignmentScope is 'buffer'). Throws as MemoryPool.addressOf:
    * ERR_SLABPOOL_FOREIGN_BLOCK for a view this attachment did not make, ERR_SLABPOOL_INVALID_ARG
-   * for one this thread does not hold.
+   * for a free block, ERR_SLABPOOL_DOUBLE_RETURN for one handed off or another thread's.
    */
   addressOf(block: T): bigint | null {
     this.#live('addressOf');
@@ -697,7 +698,7 @@ export class SharedPool<T extends PoolArray = Float64Array> implements Disposabl
     if (!isArrayOf(block, this.#typeName)) throw invalidType(name, expected, block);
     const i = this.#viewIndex(block as T);
     if (i === null) {
-      throw foreignBlock(name, block, 'it was not made by this attachment: a view received through postMessage is another view of the memory; send handOff(block) and call blockAt(index)');
+      throw foreignBlock(name, block, "it was not made by this attachment: to give a block to another thread, send handOff(block)'s index and call blockAt(index) there (a view sent with postMessage arrives as a copy on the native engine, as another view on js)");
     }
     return i;
   }
