@@ -346,8 +346,10 @@ describe.each(BACKENDS)('lifecycles on the %s backend', (backend) => {
     expect(out).toMatchObject(backend === 'native' && !process.env.SLABPOOL_NATIVE_MEMORY ? { peak: slab, after: 0, ranges: 0 } : { peak: 0, after: 0, ranges: 0 });
     // Bounded, against 10 GB allocated in all: the fallback's slabs are V8's ArrayBuffers, freed
     // when V8 collects them, so its figure depends on where in the collector's cycle the loop ends
-    // (44 to 75 MB over runs of one build for 1 MiB pools); native's are freed at destroy().
-    if (!sanitized) expect(out.rssGrowthMB as number).toBeLessThan(backend === 'js' ? 128 : 64);
+    // (44 to 75 MB over runs of one build for 1 MiB pools on Node 20; 153 MB once on Node 26 with
+    // the machine's other core busy, V8's background sweeping starved); native's are freed at
+    // destroy(). Either way a small fraction of the 10 GB: the loop does not accumulate.
+    if (!sanitized) expect(out.rssGrowthMB as number).toBeLessThan(backend === 'js' ? 256 : 64);
   });
 
   it('dropping pools without destroy() in a synchronous loop: native memory is held until the loop yields, destroy() keeps it flat (the README rule)', () => {
